@@ -1,0 +1,441 @@
+"""The App: a queue of dispatches and the loop that runs them, one commit per dispatch.
+
+Every dispatch passes through ``_step``: look it up in the replay cache or execute
+it, let the joins it feeds compute what goes on, then commit the record, the
+join-state changes and the queue changes together before anything downstream runs.
+Targets of a depth-first join go to the head of the queue (they run next, as a nested
+call would); targets of a ``q`` join go to its tail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from retap.dispatch import Dispatch, NodeId, Outcome, lead_dispatch_id
+from retap.errors import CodecError, Interrupted, JoinError, RetapError
+from retap.joins import JoinState
+from retap.middleware import Middleware, call_hooks
+from retap.store.base import AuditRecord, DispatchRecord, Effects, Owner, RunLog, Store
+from retap.store.memory import MemoryStore
+from retap.task import Task
+from retap.workflow import Workflow
+
+__all__ = ["READY", "RUN", "STOP", "TERMINATE", "App", "RunResult", "new_run_id"]
+
+READY, RUN, STOP, TERMINATE = 0, 1, 2, 3
+STATE_NAMES = {READY: "READY", RUN: "RUN", STOP: "STOP", TERMINATE: "TERMINATE"}
+_MISS = object()
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id: ``20261128-013045-3fa2c1``."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class RunResult:
+    """How a run (or a resume or replay of it) ended."""
+
+    run: str
+    status: str  # done | failed | interrupted
+    store: Store
+    signal: str | None = None
+    executed: int = 0
+    cached: int = 0
+    failures: list[tuple[NodeId, str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "done":
+            return 0
+        if self.status == "failed":
+            return 1
+        return 143 if self.signal == "SIGTERM" else 130
+
+    def audits(self) -> list[AuditRecord]:
+        """Every recorded dispatch of the run, in recording order."""
+        return self.store.audits(self.run)
+
+    def values(self, node: NodeId) -> list[Any]:
+        """Results of ``node``'s done dispatches, in recording order."""
+        return [a.value for a in self.audits() if a.node == node and a.status == "done"]
+
+
+class App:
+    """Runs a workflow, recording every dispatch in ``store`` (in memory by default)."""
+
+    def __init__(self, workflow: Workflow, store: Store | None = None, *,
+                 run_id: str | None = None, middleware: Iterable[Middleware] = (),
+                 on_error: str = "stop",
+                 notify: Callable[[str], None] | None = None) -> None:
+        if on_error not in ("stop", "continue"):
+            raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
+        self.workflow = workflow
+        self.store = store if store is not None else MemoryStore()
+        self.run_id = run_id or new_run_id()
+        self.middleware = list(middleware)
+        self.on_error = on_error
+        self.notify = notify or _to_stderr
+        self.state = READY
+        self.stop_signal: str | None = None
+        self.queue: deque[Dispatch] = deque()
+        self.queued: set[str] = set()
+        self.states: dict[NodeId, JoinState] = {
+            j.id: s for j in workflow.joins if (s := j.new_state()) is not None}
+        self.log: RunLog | None = None
+        self.cache: Mapping[str, Any] | None = None
+        self.rerun_nodes: set[NodeId] = set()
+        self.halt_before_execute = False
+        self.failures: list[tuple[Dispatch, Outcome]] = []
+        self.executed = 0
+        self.cached_hits = 0
+        self._fresh: set[str] = set()
+        self._dirty = False
+        self._in_task = False
+        self._joins_from = workflow.joins_from()
+        self._gates = [j for j in workflow.joins if j.kind == "gate"]
+        for node in workflow.nodes.values():
+            node.task._app = self
+
+    # -- control --------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self.state in (STOP, TERMINATE)
+
+    def stop(self, signal_name: str | None = None) -> None:
+        """Finish the current dispatch, then stop; the queue is kept for resume."""
+        if signal_name and self.stop_signal is None:
+            self.stop_signal = signal_name
+        if self.state == RUN:
+            self.state = STOP
+
+    def terminate(self) -> None:
+        """Stop at the next checkpoint inside the running task (``check_terminate``)."""
+        self.state = TERMINATE
+
+    def info(self) -> str:
+        return f"state: {self.state} ({STATE_NAMES[self.state]}) queue: {len(self.queue)}"
+
+    # -- running --------------------------------------------------------------------------
+
+    def attach(self, log: RunLog, queue: Iterable[Dispatch] = (),
+               states: Mapping[NodeId, JoinState] | None = None) -> None:
+        """Continue a claimed run: its log, its saved queue and join states (resume)."""
+        self.log = log
+        self.run_id = log.run
+        self.queue = deque(queue)
+        self.queued = {d.id for d in self.queue}
+        if states is not None:
+            self.states.update(states)
+
+    def run(self) -> RunResult:
+        """Run until the queue drains, a task fails (on_error=stop) or a stop is asked."""
+        if self.state != READY:
+            raise RuntimeError(f"the app is not ready ({self.info()})")
+        if self.log is None:
+            self._start()
+        previous = self._install_signals()
+        self.state = RUN
+        call_hooks(self.middleware, "before_run", self)
+        try:
+            self._loop()
+        except BaseException:
+            self._abandon()
+            raise
+        finally:
+            self._restore_signals(previous)
+            self.state = READY
+        status = self._status()
+        if self._dirty:
+            self._save_state()
+        assert self.log is not None
+        self.log.finish(status)
+        call_hooks(self.middleware, "after_run", self, status)
+        failures = [(d.node, self.workflow.nodes[d.node].name, o.error or {})
+                    for d, o in self.failures]
+        return RunResult(self.run_id, status, self.store, self.stop_signal, self.executed,
+                         self.cached_hits, failures)
+
+    def _loop(self) -> None:
+        while self.state == RUN:
+            if self.queue:
+                self._step(self.queue[0])
+            elif not self._drain_gates():
+                break
+
+    def _abandon(self) -> None:
+        """The loop broke on an unexpected error: leave the run interrupted if we still can."""
+        try:
+            assert self.log is not None
+            self.log.finish("interrupted")
+        except Exception:
+            pass  # the store itself may be what failed; the run then reads as interrupted
+
+    def _start(self) -> None:
+        spec = self.workflow.spec(strict=self.store.durable)
+        self.log = self.store.create_run(self.run_id, spec, Owner.current(), self.workflow)
+        self.enqueue_leads()
+
+    def enqueue_leads(self, commit: bool = True) -> None:
+        """Queue every lead dispatch; ``commit=False`` when replaying from the cache."""
+        leads = [Dispatch(lead_dispatch_id(node, k), node, inputs)
+                 for node, k, inputs in self.workflow.leads()]
+        if not commit:
+            self._dirty = True
+        self._commit_effects(Effects(back=self._new(leads, set())))
+
+    def _status(self) -> str:
+        if self.stop_signal:
+            return "interrupted"
+        if self.failures:
+            return "failed"
+        return "interrupted" if self.queue else "done"
+
+    def _step(self, d: Dispatch) -> None:
+        node = self.workflow.nodes[d.node]
+        outcome = self._lookup(d)
+        if outcome is None:
+            if self.halt_before_execute:
+                self.state = STOP
+                return
+            if self._dirty:
+                self._save_state()
+            outcome = self._execute(node.task, d)
+        call_hooks(self.middleware, "after_dispatch", self, d, outcome)
+        effects = Effects()
+        if outcome.status == "done":
+            try:
+                effects = self._pass_on(d, outcome.value)
+            except JoinError as exc:  # recorded as a failure of the dispatch that fed it
+                outcome = Outcome("failed", error=_error(exc), attempts=outcome.attempts,
+                                  started=outcome.started, finished=outcome.finished)
+        self._commit(node.task, d, outcome, effects)
+        call_hooks(self.middleware, "after_commit", self, d, outcome)
+
+    def _lookup(self, d: Dispatch) -> Outcome | None:
+        """The recorded result of ``d`` when replaying and it is done, else None."""
+        if self.cache is None:
+            return None
+        if self.rerun_nodes and (d.node in self.rerun_nodes
+                                 or any(s in self._fresh for s in d.sources)):
+            return None
+        value = self.cache.get(d.id, _MISS)
+        if value is _MISS:
+            return None
+        return Outcome("done", value, attempts=0, cached=True)
+
+    def _execute(self, task: Task, d: Dispatch) -> Outcome:
+        info = type(task).__retap__
+        assert self.log is not None
+        call_hooks(self.middleware, "before_dispatch", self, d)
+        if not task.idempotent:
+            self.log.mark_running(d, info.name, info.code_version)
+        else:
+            self.log.flush_if_due()
+        started, attempts = time.time(), 0
+        while True:
+            attempts += 1
+            try:
+                value = self._call(task, d.inputs)
+            except Interrupted as exc:
+                return Outcome("interrupted", error=_error(exc), attempts=attempts,
+                               started=started, finished=time.time())
+            except Exception as exc:
+                if attempts <= task.retries and not self.stopping:
+                    self._backoff(task.retry_delay * 2 ** (attempts - 1))
+                    continue
+                return Outcome("failed", error=_error(exc), attempts=attempts,
+                               started=started, finished=time.time())
+            return Outcome("done", value, attempts=attempts, started=started,
+                           finished=time.time())
+
+    def _call(self, task: Task, inputs: tuple[Any, ...]) -> Any:
+        self._in_task = True
+        try:
+            return task.process(*inputs)
+        except KeyboardInterrupt:
+            raise Interrupted("SIGINT") from None
+        finally:
+            self._in_task = False
+
+    def _backoff(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+
+    def _pass_on(self, d: Dispatch, value: Any) -> Effects:
+        """Feed ``value`` to every join ``d``'s node is a source of; collect what goes on."""
+        effects = Effects(removed=d)
+        touched: list[tuple[NodeId, JoinState]] = []
+        seen: set[str] = set()
+        try:
+            for join, slot in self._joins_from.get(d.node, ()):
+                state = self.states.get(join.id)
+                if state is not None:
+                    touched.append((join.id, state))
+                out = effects.back if join.enq else effects.front
+                out.extend(self._new(join.receive(state, slot, d.id, value), seen))
+        except JoinError:
+            for _, state in touched:
+                state.undo(state.changes)
+                state.changes.clear()
+            raise
+        for join_id, state in touched:
+            effects.joins.extend((join_id, change) for change in state.changes)
+            state.changes.clear()
+        return effects
+
+    def _new(self, dispatches: Iterable[Dispatch], seen: set[str]) -> list[Dispatch]:
+        """Drop dispatches already queued (or already passed on here): no id is queued twice."""
+        fresh = []
+        for x in dispatches:
+            if x.id not in self.queued and x.id not in seen:
+                seen.add(x.id)
+                fresh.append(x)
+        return fresh
+
+    def _commit(self, task: Task, d: Dispatch, outcome: Outcome, effects: Effects) -> None:
+        if outcome.cached:
+            self.cached_hits += 1
+            self._dirty = True  # the state is saved whole before the next real write
+        else:
+            outcome, effects = self._record(task, d, outcome, effects)
+        if outcome.status == "done":
+            self.queue.popleft()
+            self.queued.discard(d.id)
+            self._apply(effects)
+        elif outcome.status == "failed":
+            self.queue.popleft()
+            self.queued.discard(d.id)
+            self.failures.append((d, outcome))
+            if self.on_error == "stop":
+                self.state = STOP
+        else:
+            self.stop(self.stop_signal or "SIGINT")
+
+    def _record(self, task: Task, d: Dispatch, outcome: Outcome,
+                effects: Effects) -> tuple[Outcome, Effects]:
+        """Commit ``d``'s record with its effects; a result the store cannot encode fails it."""
+        assert self.log is not None
+        if self._dirty:
+            self._save_state()
+        self.executed += 1
+        if self.rerun_nodes:
+            self._fresh.add(d.id)
+        info = type(task).__retap__
+        try:
+            self.log.commit_dispatch(self._as_record(info.name, info.code_version, d, outcome),
+                                     effects)
+        except CodecError as exc:
+            self._undo(effects)
+            error = {"type": "CodecError", "traceback": "",
+                     "message": f"task {info.name} returned a value the store cannot keep: "
+                                f"{exc.message}"}
+            outcome = Outcome("failed", error=error, attempts=outcome.attempts,
+                              started=outcome.started, finished=outcome.finished)
+            effects = Effects()
+            self.log.commit_dispatch(self._as_record(info.name, info.code_version, d, outcome),
+                                     effects)
+        return outcome, effects
+
+    @staticmethod
+    def _as_record(task: str, version: str, d: Dispatch, outcome: Outcome) -> DispatchRecord:
+        return DispatchRecord(d.id, d.node, task, d.sources, outcome.status, outcome.value,
+                              outcome.error, outcome.attempts, outcome.started, outcome.finished,
+                              version, d.inputs, d.ref)
+
+    def _undo(self, effects: Effects) -> None:
+        """Take back the join-state changes of effects that could not be committed."""
+        for join_id, change in reversed(effects.joins):
+            self.states[join_id].undo([change])
+
+    def _apply(self, effects: Effects) -> None:
+        if effects.front:
+            self.queue.extendleft(reversed(effects.front))
+            self.queued.update(x.id for x in effects.front)
+        if effects.back:
+            self.queue.extend(effects.back)
+            self.queued.update(x.id for x in effects.back)
+
+    def _commit_effects(self, effects: Effects) -> None:
+        assert self.log is not None
+        if self._dirty:
+            pass  # replaying from the cache: the whole state is saved before the next write
+        else:
+            self.log.commit_effects(effects)
+        self._apply(effects)
+
+    def _drain_gates(self) -> bool:
+        """The queue is dry: release the first gate holding results. False when none does."""
+        seen: set[str] = set()
+        for gate in self._gates:
+            state = self.states[gate.id]
+            released = self._new(gate.drain(state), seen)
+            if state.changes:
+                joins = [(gate.id, change) for change in state.changes]
+                state.changes.clear()
+                effects = Effects(joins=joins)
+                (effects.back if gate.enq else effects.front).extend(released)
+                self._commit_effects(effects)
+                return True
+        return False
+
+    def _save_state(self) -> None:
+        assert self.log is not None
+        self.log.save_state(self.queue, self.states)
+        self._dirty = False
+
+    # -- signals --------------------------------------------------------------------------
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {sig: signal.signal(sig, self._on_signal)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _restore_signals(self, previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        first = self.stop_signal is None
+        self.stop(name)
+        if first:
+            self.notify(f"{name}: stopping after the current dispatch "
+                        "(send it again to abort the dispatch)")
+        elif self._in_task:
+            raise Interrupted(name)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    """An exception as JSON: type, message, traceback (from the task's own frames)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR) \
+            and tb.tb_next is not None:
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    message = exc.message if isinstance(exc, RetapError) else str(exc)
+    return {"type": type(exc).__name__, "message": message or type(exc).__name__,
+            "traceback": text}
+
+
+def _to_stderr(message: str) -> None:
+    print(f"retap: {message}", file=sys.stderr, flush=True)
+

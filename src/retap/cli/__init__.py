@@ -1,0 +1,11 @@
+"""The ``retap`` command: one small module per subcommand over the public API."""
+
+from retap.cli import (  # noqa: F401 - registers the subcommands
+    cmd_inspect,
+    cmd_list,
+    cmd_recover,
+    cmd_run,
+)
+from retap.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,106 @@
+"""``retap runs``, ``retap show RUN`` and ``retap audit RUN``: read a store, never write."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from retap.cli.main import main, open_cli_store, store_option
+from retap.render import (
+    audit_dot,
+    audit_json,
+    audit_mermaid,
+    audit_trail,
+    iso,
+    jsonable,
+    runs_json,
+    runs_table,
+    short,
+)
+from retap.store.base import Store
+
+
+@main.command("runs")
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="as JSON")
+@click.pass_context
+def runs_cmd(ctx: click.Context, store: str | None, as_json: bool) -> None:
+    """The runs in the store, newest first."""
+    runs = open_cli_store(ctx, store).runs()
+    if as_json:
+        click.echo(json.dumps(runs_json(runs), indent=2))
+    else:
+        click.echo(runs_table(runs), nl=False)
+
+
+@main.command("show")
+@click.argument("run")
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="as JSON")
+@click.pass_context
+def show_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool) -> None:
+    """A run's status, counts, failed dispatches (inputs, configs, traceback) and queue."""
+    report = show_report(open_cli_store(ctx, store), run)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo(show_text(report), nl=False)
+
+
+def show_report(store: Store, run: str) -> dict[str, Any]:
+    """What ``show`` tells, as the JSON the contract fixes."""
+    info = store.run_info(run)
+    configs = {n["id"]: n.get("config", {}) for n in info.spec.get("nodes", [])}
+    failed = [{"dispatch": a.id, "node": a.node, "task": a.task,
+               "configs": jsonable(configs.get(a.node, {})),
+               "inputs": jsonable(list(a.inputs)),
+               "error": (a.error or {}).get("message", ""),
+               "traceback": (a.error or {}).get("traceback", "")}
+              for a in store.dispatches(run, ["failed"])]
+    queue = [{"dispatch": d.id, "node": d.node, "inputs": jsonable(list(d.inputs))}
+             for d in store.queue(run)]
+    return {"run": info.run, "status": info.effective_status, "created": iso(info.created),
+            "counts": store.counts(run), "failed": failed, "queue": queue}
+
+
+def show_text(report: dict[str, Any]) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items()) or "none"
+    lines = [f"run {report['run']}: {report['status']}",
+             f"  created {report['created']}; dispatches: {counts}"]
+    for f in report["failed"]:
+        lines += [f"failed dispatch {f['dispatch'][:12]}: "
+                  f"node {f['node']} ({f['task']})",
+                  f"  configs: {json.dumps(f['configs'], ensure_ascii=False)}",
+                  f"  inputs:  {json.dumps(f['inputs'], ensure_ascii=False)}",
+                  f"  error:   {f['error']}"]
+        if f["traceback"]:
+            lines += ["  traceback:"] + ["    " + t for t in f["traceback"].rstrip().splitlines()]
+    if report["queue"]:
+        lines.append(f"queue ({len(report['queue'])}):")
+        lines += [f"  {q['dispatch'][:12]} node {q['node']} inputs {short(q['inputs'])}"
+                  for q in report["queue"][:50]]
+        if len(report["queue"]) > 50:
+            lines.append(f"  ... and {len(report['queue']) - 50} more")
+    return "\n".join(lines) + "\n"
+
+
+@main.command("audit")
+@click.argument("run")
+@store_option
+@click.option("--json", "fmt", flag_value="json", help="as JSON, in recording order")
+@click.option("--dot", "fmt", flag_value="dot", help="as a Graphviz digraph")
+@click.option("--mermaid", "fmt", flag_value="mermaid", help="as a Mermaid graph")
+@click.pass_context
+def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None) -> None:
+    """The provenance of every value of RUN: which dispatch fed which."""
+    audits = open_cli_store(ctx, store).audits(run)
+    if fmt == "json":
+        click.echo(json.dumps(audit_json(audits), indent=2, ensure_ascii=False))
+    elif fmt == "dot":
+        click.echo(audit_dot(audits), nl=False)
+    elif fmt == "mermaid":
+        click.echo(audit_mermaid(audits), nl=False)
+    else:
+        click.echo(audit_trail(audits), nl=False)

@@ -1,0 +1,63 @@
+"""``retap resume RUN`` and ``retap replay RUN``: continue a failed or interrupted run."""
+
+from __future__ import annotations
+
+import click
+
+from retap.app import RunResult
+from retap.cli.main import echo_err, main, open_cli_store, store_location, store_option
+from retap.recovery import parse_set, replay, resume
+
+
+def _common(fn):  # type: ignore[no-untyped-def]
+    fn = click.option("--quiet", "-q", is_flag=True, help="no status lines on stderr")(fn)
+    fn = click.option("--on-error", type=click.Choice(["stop", "continue"]), default="stop",
+                      show_default=True, help="on a failed task: stop, or keep running "
+                                              "independent branches")(fn)
+    fn = click.option("--rerun-changed", is_flag=True,
+                      help="re-run done dispatches whose task code changed, and everything "
+                           "downstream of them")(fn)
+    fn = click.option("--rerun-inflight", is_flag=True,
+                      help="re-run dispatches of non-idempotent tasks that were running when "
+                           "the run stopped")(fn)
+    fn = click.option("--set", "settings", multiple=True, metavar="NODE.KEY=VALUE",
+                      help="change a node's config before continuing")(fn)
+    fn = store_option(fn)
+    return click.argument("run")(fn)
+
+
+@main.command("resume")
+@_common
+@click.pass_context
+def resume_cmd(ctx: click.Context, run: str, store: str | None, settings: tuple[str, ...],
+               rerun_inflight: bool, rerun_changed: bool, on_error: str, quiet: bool) -> None:
+    """Continue RUN from its saved queue and join states; done work is not re-run."""
+    _continue(ctx, "resume", run, store, settings, rerun_inflight, rerun_changed, on_error, quiet)
+
+
+@main.command("replay")
+@_common
+@click.pass_context
+def replay_cmd(ctx: click.Context, run: str, store: str | None, settings: tuple[str, ...],
+               rerun_inflight: bool, rerun_changed: bool, on_error: str, quiet: bool) -> None:
+    """Run RUN again from its spec, taking done dispatches' results from the store."""
+    _continue(ctx, "replay", run, store, settings, rerun_inflight, rerun_changed, on_error, quiet)
+
+
+def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
+              settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
+              on_error: str, quiet: bool) -> None:
+    the_store = open_cli_store(ctx, store)
+    parsed = [parse_set(s) for s in settings]
+    say = (lambda m: None) if quiet else echo_err
+    action = resume if verb == "resume" else replay
+    result: RunResult = action(the_store, run, settings=parsed, rerun_inflight=rerun_inflight,
+                               rerun_changed=rerun_changed, on_error=on_error, notify=say)
+    if result.executed == 0 and result.cached == 0 and result.status == "done":
+        say(f"run {run} is already done; nothing to {verb}")
+        ctx.exit(0)
+    if not quiet:
+        from retap.cli.cmd_run import report
+
+        report(result, store_location(ctx, store))
+    ctx.exit(result.exit_code)

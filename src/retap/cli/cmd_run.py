@@ -1,0 +1,82 @@
+"""``retap run``: run a workflow given in Tap's syntax or as a file, recording it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from retap.app import App, RunResult
+from retap.cli.main import echo_err, main, open_cli_store, store_location, store_option
+from retap.discovery import Registry
+from retap.errors import UsageError
+from retap.help import task_help
+from retap.store import DEFAULT_STORE
+from retap.store.sqlite import DURABILITY
+from retap.syntax import HelpRequested, is_break, parse_workflow
+from retap.workfile import WORKFLOW_SUFFIXES, read_workflow_file
+from retap.workflow import Workflow
+
+_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@main.command("run", context_settings=_SETTINGS)
+@store_option
+@click.option("--run-id", metavar="ID", help="id for the new run (default: time + random)")
+@click.option("--on-error", type=click.Choice(["stop", "continue"]), default="stop",
+              show_default=True, help="on a failed task: stop the run, or keep running "
+                                      "independent branches")
+@click.option("--durability", type=click.Choice(DURABILITY), default="normal", show_default=True,
+              help="normal: survives kill -9; power: also power loss (fsync each commit); "
+                   "batch: group commits (a crash re-runs the last batch)")
+@click.option("--codec", type=click.Choice(["json", "pickle"]), default="json",
+              show_default=True, help="how values are stored; pickle is signed with "
+                                      "$RETAP_PICKLE_KEY")
+@click.option("--quiet", "-q", is_flag=True, help="no progress or status lines on stderr")
+@click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="-- WORKFLOW... | FILE")
+@click.pass_context
+def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error: str,
+            durability: str, codec: str, quiet: bool, words: tuple[str, ...]) -> None:
+    """Run a workflow: `retap run -- load 'goodnight moon' --: dump`, or `retap run FILE.yaml`."""
+    try:
+        workflow = build_workflow(list(words), quiet)
+    except HelpRequested as request:
+        click.echo(task_help(request.task), nl=False)
+        return
+    the_store = open_cli_store(ctx, store, durability=durability, codec=codec)
+    app = App(workflow, the_store, run_id=run_id, on_error=on_error,
+              notify=(lambda m: None) if quiet else echo_err)
+    result = app.run()
+    if not quiet:
+        report(result, store_location(ctx, store))
+    ctx.exit(result.exit_code)
+
+
+def build_workflow(words: list[str], quiet: bool = False) -> Workflow:
+    """The workflow from the command line: a workflow file, or Tap's workflow syntax."""
+    registry = Registry()
+    if words and not is_break(words[0]) and words[0].endswith(WORKFLOW_SUFFIXES) \
+            and Path(words[0]).is_file():
+        if len(words) > 1:
+            raise UsageError(f"unexpected words after the workflow file {words[0]}: "
+                             f"{' '.join(words[1:])}")
+        return read_workflow_file(words[0], registry)
+    workflow, warnings = parse_workflow(words, registry)
+    if not quiet:
+        for warning in warnings:
+            echo_err(f"warning: {warning}")
+    return workflow
+
+
+def report(result: RunResult, location: str) -> None:
+    """The run's id, status and what to do next, on stderr."""
+    store = "" if location == DEFAULT_STORE else f" --store {location}"
+    counts = f"{result.executed} executed" + (f", {result.cached} cached" if result.cached
+                                              else "")
+    how = f" by {result.signal}" if result.status == "interrupted" and result.signal else ""
+    echo_err(f"run {result.run}: {result.status}{how} ({counts})")
+    for node, task, error in result.failures:
+        echo_err(f"  node {node} ({task}) failed: {error.get('type')}: {error.get('message')}")
+    if result.status != "done" and result.store.durable:
+        echo_err(f"  inspect: retap show {result.run}{store}   "
+                 f"continue: retap resume {result.run}{store}")

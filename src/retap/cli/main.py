@@ -1,0 +1,59 @@
+"""The command group, its shared ``--store`` option, and how errors leave the process."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from retap.errors import RetapError
+from retap.store import DEFAULT_STORE, Store, open_store
+
+__all__ = ["echo_err", "main", "open_cli_store", "store_option"]
+
+F = Callable[..., Any]
+
+
+class _Group(click.Group):
+    """Turns a RetapError into one line on stderr and its exit code: no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RetapError as exc:
+            echo_err(f"error: {exc.message}")
+            ctx.exit(exc.exit_code)
+
+
+def store_option(fn: F) -> F:
+    """``--store`` on a subcommand; it also works before the subcommand."""
+    return click.option("--store", "store", metavar="PATH_OR_URL", default=None,
+                        help=f"the audit store (env RETAP_STORE; default {DEFAULT_STORE}; "
+                             "`:memory:` keeps nothing)")(fn)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="retap")
+@store_option
+@click.pass_context
+def main(ctx: click.Context, store: str | None) -> None:
+    """retap: configurable, file-based tasks and workflows whose runs are recorded,
+    recoverable and replayable."""
+    ctx.obj = {"store": store}
+
+
+def store_location(ctx: click.Context, store: str | None) -> str:
+    """The store named after the subcommand, else before it, else $RETAP_STORE, else default."""
+    root = ctx.find_root().obj or {}
+    return store or root.get("store") or os.environ.get("RETAP_STORE") or DEFAULT_STORE
+
+
+def open_cli_store(ctx: click.Context, store: str | None, **options: Any) -> Store:
+    return open_store(store_location(ctx, store), **options)
+
+
+def echo_err(message: str) -> None:
+    print(f"retap: {message}", file=sys.stderr, flush=True)

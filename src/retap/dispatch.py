@@ -1,0 +1,69 @@
+"""Dispatches and their deterministic ids.
+
+A dispatch is one call of one node with concrete inputs. Its id is a hash of its
+lineage, never of time or of values: ``H("lead", node, k)`` for the k-th lead input
+set of a node, ``H("join", join, target, source ids, part)`` for what a join passes
+on. A replay therefore meets the same ids as the run it replays, and a dispatch the
+store has as done is never executed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Dispatch", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
+
+NodeId = int | str
+
+
+def _digest(parts: list[Any]) -> str:
+    text = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def lead_dispatch_id(node: NodeId, k: int) -> str:
+    """Id of the k-th lead dispatch of ``node``."""
+    return _digest(["lead", node, k])
+
+
+def join_dispatch_id(join: NodeId, target: NodeId, sources: tuple[str, ...] | list[str],
+                     part: Any) -> str:
+    """Id of what ``join`` passes to ``target`` from the ``sources`` dispatches."""
+    return _digest(["join", join, target, list(sources), part])
+
+
+class Dispatch:
+    """One call of one node: its id, node, inputs and the audit ids of its sources.
+
+    ``ref`` is private to the store that queued it (e.g. the digests of its inputs).
+    """
+
+    __slots__ = ("id", "inputs", "node", "ref", "sources")
+
+    def __init__(self, id: str, node: NodeId, inputs: tuple[Any, ...],
+                 sources: tuple[str, ...] = (), ref: Any = None) -> None:
+        self.id = id
+        self.node = node
+        self.inputs = inputs
+        self.sources = sources
+        self.ref = ref
+
+    def __repr__(self) -> str:
+        return f"Dispatch({self.id[:12]}, node={self.node!r}, inputs={self.inputs!r})"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What executing (or looking up) one dispatch produced."""
+
+    status: str  # "done" | "failed" | "interrupted"
+    value: Any = None
+    error: dict[str, Any] | None = None
+    attempts: int = 1
+    started: float = 0.0
+    finished: float = 0.0
+    cached: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,254 @@
+"""The error tree: every failure retap reports, each carrying the input it is about.
+
+RetapError                      base; ``exit_code`` is what the CLI exits with
+├── UsageError                  bad usage or input, nothing was run (exit 2)
+│   ├── WorkflowSyntaxError     a word of the workflow syntax is malformed
+│   ├── WorkflowFileError       a workflow file cannot be read or is malformed
+│   ├── UnknownTask             no task by that name
+│   ├── UnknownConfig           a task has no config by that name
+│   ├── ConfigValueError        a config value does not validate
+│   ├── TaskDefinitionError     a task class or function is declared wrongly
+│   ├── TaskImportError         a retapfile or task module failed to import
+│   ├── InputArityError         a lead node gets the wrong number of inputs
+│   ├── SpecError               a workflow cannot be (de)serialised as a spec
+│   ├── UnknownRun              no run by that id in the store
+│   ├── RunBusy                 another live process owns the run
+│   ├── InflightNotIdempotent   resume would re-run a non-idempotent dispatch
+│   └── StoreError              the store cannot be opened or used
+│       ├── StoreVersionError   the store was written by a newer retap
+│       ├── StoreCorrupt        the store file is damaged or not a store
+│       └── StoreWriteError     a write failed mid-run (disk full, I/O): exit 1, resumable
+├── CodecError                  a value cannot be encoded or decoded safely
+├── JoinError                   a join cannot pass a result on (bad switch index, ...)
+└── Interrupted                 the run was stopped by a signal (exit 130 / 143)
+
+Every error has ``to_dict()`` so a failure can be recorded as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "CodecError",
+    "ConfigValueError",
+    "InflightNotIdempotent",
+    "InputArityError",
+    "Interrupted",
+    "JoinError",
+    "RetapError",
+    "RunBusy",
+    "SpecError",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreVersionError",
+    "StoreWriteError",
+    "TaskDefinitionError",
+    "TaskImportError",
+    "UnknownConfig",
+    "UnknownRun",
+    "UnknownTask",
+    "UsageError",
+    "WorkflowFileError",
+    "WorkflowSyntaxError",
+]
+
+
+class RetapError(Exception):
+    """Base of every error retap raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-safe data: its type, message and offending inputs."""
+        return {"type": type(self).__name__, "message": self.message,
+                "details": {k: _jsonable(v) for k, v in self.details.items()}}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+def _names(known: Iterable[str], limit: int = 12) -> str:
+    known = sorted(known)
+    shown = ", ".join(known[:limit])
+    return shown + (", ..." if len(known) > limit else "")
+
+
+class UsageError(RetapError):
+    """Bad usage or input: nothing was run."""
+
+    exit_code = 2
+
+
+class WorkflowSyntaxError(UsageError):
+    """A word of the command-line workflow syntax is malformed."""
+
+    def __init__(self, word: str, position: int, reason: str) -> None:
+        super().__init__(f"workflow syntax: {reason} at word {position + 1} {word!r}",
+                         word=word, position=position, reason=reason)
+        self.word, self.position, self.reason = word, position, reason
+
+
+class WorkflowFileError(UsageError):
+    """A workflow file cannot be read or does not describe a workflow."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"workflow file {path}: {reason}", path=path, reason=reason)
+        self.path, self.reason = path, reason
+
+
+class UnknownTask(UsageError):
+    """No task is known by that name."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        known = list(known)
+        hint = f" (known: {_names(known)})" if known else ""
+        super().__init__(f"unknown task {name!r}{hint}", name=name, known=known)
+        self.name, self.known = name, known
+
+
+class UnknownConfig(UsageError):
+    """A task has no config by that name."""
+
+    def __init__(self, task: str, key: str, known: Iterable[str] = ()) -> None:
+        known = list(known)
+        hint = f" (configs: {', '.join('--' + k for k in known)})" if known else " (it has none)"
+        super().__init__(f"task {task!r} has no config {key!r}{hint}",
+                         task=task, key=key, known=known)
+        self.task, self.key, self.known = task, key, known
+
+
+class ConfigValueError(UsageError):
+    """A config value does not validate against the config's type."""
+
+    def __init__(self, task: str, key: str, value: Any, expected: str) -> None:
+        super().__init__(f"task {task!r} config {key!r}: bad value {value!r}, expected {expected}",
+                         task=task, key=key, value=value, expected=expected)
+        self.task, self.key, self.value, self.expected = task, key, value, expected
+
+
+class TaskDefinitionError(UsageError):
+    """A task class or function is declared wrongly; raised when it is defined."""
+
+    def __init__(self, task: str, reason: str) -> None:
+        super().__init__(f"task {task}: {reason}", task=task, reason=reason)
+        self.task, self.reason = task, reason
+
+
+class TaskImportError(UsageError):
+    """A retapfile or a task module could not be imported."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"cannot load tasks from {source}: {reason}", source=source,
+                         reason=reason)
+        self.source, self.reason = source, reason
+
+
+class InputArityError(UsageError):
+    """A lead node is given a number of inputs its task cannot take."""
+
+    def __init__(self, node: Any, task: str, usage: str, got: int) -> None:
+        super().__init__(f"node {node} ({task}) got {got} input(s); usage: {usage}",
+                         node=node, task=task, usage=usage, got=got)
+        self.node, self.task, self.usage, self.got = node, task, usage, got
+
+
+class SpecError(UsageError):
+    """A workflow part cannot be written to, or rebuilt from, a spec."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}", what=what, reason=reason)
+        self.what, self.reason = what, reason
+
+
+class UnknownRun(UsageError):
+    """No run with that id is in the store."""
+
+    def __init__(self, run: str, store: str = "") -> None:
+        where = f" in {store}" if store else ""
+        super().__init__(f"no run {run!r}{where} (see `retap runs`)", run=run, store=store)
+        self.run, self.store = run, store
+
+
+class RunBusy(UsageError):
+    """Another live process owns the run, so it cannot be taken over."""
+
+    def __init__(self, run: str, owner: str) -> None:
+        super().__init__(f"run {run} is being run by {owner}; not taking it over",
+                         run=run, owner=owner)
+        self.run, self.owner = run, owner
+
+
+class InflightNotIdempotent(UsageError):
+    """Resume would re-run dispatches that were in flight and are not idempotent."""
+
+    def __init__(self, run: str, dispatches: list[tuple[str, Any, str]]) -> None:
+        named = ", ".join(f"{d[:12]} (node {n}, {t})" for d, n, t in dispatches)
+        super().__init__(f"run {run}: dispatches {named} were running when the run stopped and "
+                         "their tasks are not idempotent; check their side effects, then "
+                         "resume with --rerun-inflight", run=run,
+                         dispatches=[d for d, _, _ in dispatches])
+        self.run, self.dispatches = run, dispatches
+
+
+class StoreError(UsageError):
+    """The store cannot be opened or used."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"store {store}: {reason}", store=store, reason=reason)
+        self.store, self.reason = store, reason
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer version of retap."""
+
+    def __init__(self, store: str, found: int, supported: int) -> None:
+        super().__init__(store, f"schema version {found} is newer than this retap supports "
+                                f"({supported}); upgrade retap to use it")
+        self.found, self.supported = found, supported
+
+
+class StoreCorrupt(StoreError):
+    """The store file is damaged, truncated, or not a retap store at all."""
+
+
+class StoreWriteError(StoreError):
+    """A write failed mid-run (disk full, I/O error); what was committed is kept."""
+
+    exit_code = 1
+
+
+class CodecError(RetapError):
+    """A value cannot be encoded or decoded with the store's codec."""
+
+    def __init__(self, reason: str, type_name: str = "") -> None:
+        super().__init__(reason, type=type_name)
+        self.reason, self.type_name = reason, type_name
+
+
+class JoinError(RetapError):
+    """A join cannot pass a result on, e.g. a switch index out of range."""
+
+    def __init__(self, join: Any, reason: str) -> None:
+        super().__init__(f"join {join}: {reason}", join=join, reason=reason)
+        self.join, self.reason = join, reason
+
+
+class Interrupted(RetapError):
+    """The run was stopped by a signal; it is resumable."""
+
+    def __init__(self, signal_name: str = "SIGINT") -> None:
+        super().__init__(f"interrupted by {signal_name}", signal=signal_name)
+        self.signal_name = signal_name
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130

@@ -1,0 +1,168 @@
+"""Resume and replay: the two ways a failed or interrupted run continues in place.
+
+``resume`` restores the saved queue and join states (failed and in-flight dispatches
+first) and continues: O(pending + join state). ``replay`` rebuilds a clean workflow
+from the stored spec, enqueues the leads again and runs with the store as a
+dispatch-level cache: a done dispatch is not called, its recorded result flows
+through the joins, so their state is rebuilt. Both go through the store's atomic
+claim, so two of them cannot run one run at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from retap.app import App, RunResult
+from retap.configs import coerce_text, validate_one
+from retap.dispatch import NodeId
+from retap.errors import InflightNotIdempotent, RunBusy, UnknownConfig, UsageError
+from retap.middleware import Middleware
+from retap.store.base import Owner, RunInfo, Store
+from retap.workflow import Workflow
+
+__all__ = ["CodeChange", "Recovery", "parse_set", "replay", "resume"]
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    """A node whose task code changed since some of its dispatches were done."""
+
+    node: NodeId
+    task: str
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        return f"node {self.node} ({self.task}): code {self.old} -> {self.new}"
+
+
+@dataclass
+class Recovery:
+    """What a resume or replay is about to do, before it runs."""
+
+    info: RunInfo
+    workflow: Workflow
+    changes: list[CodeChange]
+
+    @property
+    def already_done(self) -> bool:
+        return self.info.effective_status == "done"
+
+
+def parse_set(text: str) -> tuple[NodeId, str, str]:
+    """``NODE.KEY=VALUE`` -> (node, key, value); a node of digits is an index."""
+    target, eq, value = text.partition("=")
+    node, dot, key = target.rpartition(".")
+    if not eq or not dot or not node or not key:
+        raise UsageError(f"--set expects NODE.KEY=VALUE, got {text!r}")
+    return (int(node) if node.isdigit() else node), key.replace("-", "_"), value
+
+
+def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] = ()
+            ) -> Recovery:
+    """Rebuild the run's workflow from its spec, apply ``--set``s, and list code changes."""
+    info = store.run_info(run)
+    if info.effective_status == "running" and info.owner is not None:
+        raise RunBusy(run, str(info.owner))
+    workflow = info.workflow if info.workflow is not None else Workflow.from_spec(info.spec)
+    for node, key, value in settings:
+        _set_config(workflow, node, key, value)
+    current = {n: type(workflow.nodes[n].task).__retap__.code_version for n in workflow.nodes}
+    changes = [CodeChange(node, task, version, current[node])
+               for node, task, version in store.versions(run)
+               if node in current and version != current[node]]
+    return Recovery(info, workflow, changes)
+
+
+def _set_config(workflow: Workflow, node: NodeId, key: str, value: Any) -> None:
+    if node not in workflow.nodes:
+        raise UsageError(f"--set: no node {node!r} in the run (nodes: "
+                         f"{', '.join(map(str, workflow.nodes))})")
+    task = workflow.nodes[node].task
+    info = type(task).__retap__
+    spec = info.configs.get(key)
+    if spec is None:
+        raise UnknownConfig(info.name, key, info.configs)
+    if isinstance(value, str):
+        value = coerce_text(info.name, spec, [value])
+    task._config[key] = validate_one(info.name, spec, value)
+
+
+def _warn_changes(recovery: Recovery, rerun_changed: bool,
+                  notify: Callable[[str], None] | None) -> None:
+    if not recovery.changes or notify is None:
+        return
+    how = "re-running them and what depends on them" if rerun_changed else \
+        "reusing their recorded results (--rerun-changed re-runs them)"
+    notify(f"warning: task code changed since these dispatches ran; {how}:")
+    for change in recovery.changes:
+        notify(f"  {change}")
+
+
+def resume(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]] = (),
+           rerun_inflight: bool = False, rerun_changed: bool = False,
+           middleware: Iterable[Middleware] = (), on_error: str = "stop",
+           notify: Callable[[str], None] | None = None) -> RunResult:
+    """Continue ``run`` from its saved queue and join states."""
+    recovery = prepare(store, run, list(settings))
+    _warn_changes(recovery, rerun_changed, notify)
+    if rerun_changed and recovery.changes:
+        return _replay(store, recovery, rerun_inflight, True, middleware, on_error, notify)
+    if recovery.already_done:
+        return RunResult(run, "done", store)
+    _check_inflight(store, recovery, rerun_inflight)
+    app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
+              notify=notify)
+    log = store.claim_run(run, Owner.current())
+    if recovery.info.workflow is None:
+        log.update_spec(recovery.workflow.spec())
+    app.attach(log, store.queue(run), store.join_states(run, recovery.workflow.joins))
+    return app.run()
+
+
+def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]] = (),
+           rerun_inflight: bool = False, rerun_changed: bool = False,
+           middleware: Iterable[Middleware] = (), on_error: str = "stop",
+           notify: Callable[[str], None] | None = None,
+           halt_before_execute: bool = False) -> RunResult:
+    """Run ``run`` again from a clean workflow, answering done dispatches from the store."""
+    recovery = prepare(store, run, list(settings))
+    _warn_changes(recovery, rerun_changed, notify)
+    if recovery.already_done and not (rerun_changed and recovery.changes):
+        return RunResult(run, "done", store)
+    return _replay(store, recovery, rerun_inflight, rerun_changed, middleware, on_error, notify,
+                   halt_before_execute)
+
+
+def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_changed: bool,
+            middleware: Iterable[Middleware], on_error: str,
+            notify: Callable[[str], None] | None, halt: bool = False) -> RunResult:
+    run = recovery.info.run
+    _check_inflight(store, recovery, rerun_inflight)
+    app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
+              notify=notify)
+    log = store.claim_run(run, Owner.current())
+    if recovery.info.workflow is None:
+        log.update_spec(recovery.workflow.spec())
+    app.attach(log)
+    app.cache = log.cached()
+    if rerun_changed:
+        app.rerun_nodes = {c.node for c in recovery.changes}
+    app.halt_before_execute = halt
+    app.enqueue_leads(commit=False)
+    return app.run()
+
+
+def _check_inflight(store: Store, recovery: Recovery, rerun_inflight: bool) -> None:
+    """Dispatches left running by a dead process re-run only if idempotent, or when asked."""
+    if rerun_inflight:
+        return
+    risky = []
+    for record in store.dispatches(recovery.info.run, ["running"]):
+        node = recovery.workflow.nodes.get(record.node)
+        if node is not None and not node.task.idempotent:
+            risky.append((record.id, record.node, record.task))
+    if risky:
+        raise InflightNotIdempotent(recovery.info.run, risky)

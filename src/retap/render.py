@@ -1,0 +1,130 @@
+"""Runs and audits as text, JSON, Graphviz dot and Mermaid.
+
+The audit is a DAG: every dispatch names the dispatches whose results were its
+inputs (its sources). The text trail draws it from the lead dispatches down, in the
+spirit of Tap's audit dump; a dispatch with several sources is drawn under its first
+and referred to (``^``) under the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from retap.store.base import AuditRecord, RunInfo
+
+__all__ = ["audit_dot", "audit_json", "audit_mermaid", "audit_trail", "iso", "jsonable",
+           "runs_json", "runs_table"]
+
+
+def jsonable(value: Any) -> Any:
+    """A value as JSON data: tuples and sets become lists, bytes text, others their str."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((jsonable(v) for v in value), key=repr)
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else json.dumps(jsonable(k)): jsonable(v)
+                for k, v in value.items()}
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return base64.b64encode(value).decode()
+    return str(value)
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(jsonable(value), ensure_ascii=False)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def runs_json(runs: Iterable[RunInfo]) -> list[dict[str, Any]]:
+    return [{"run": r.run, "status": r.effective_status, "created": iso(r.created),
+             "dispatches": r.dispatches} for r in runs]
+
+
+def runs_table(runs: Iterable[RunInfo]) -> str:
+    rows = [(r["run"], r["status"], r["created"], str(r["dispatches"])) for r in runs_json(runs)]
+    if not rows:
+        return "no runs in this store\n"
+    head = ("RUN", "STATUS", "CREATED", "DISPATCHES")
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(4)]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                   + "\n" for row in [head, *rows])
+
+
+def audit_json(audits: Iterable[AuditRecord]) -> list[dict[str, Any]]:
+    return [{"id": a.id, "node": a.node, "task": a.task, "sources": list(a.sources),
+             "status": a.status, "value": jsonable(a.value), "attempts": a.attempts}
+            for a in audits]
+
+
+def _label(a: AuditRecord) -> str:
+    if a.status == "done":
+        return short(a.value)
+    message = (a.error or {}).get("message", "")
+    return f"{a.status.upper()}" + (f": {short(message)}" if message else "")
+
+
+def audit_trail(audits: list[AuditRecord]) -> str:
+    """The provenance DAG as an indented trail, leads first."""
+    if not audits:
+        return "no dispatches recorded\n"
+    by_id = {a.id: a for a in audits}
+    children: dict[str, list[AuditRecord]] = {}
+    for a in audits:
+        for source in a.sources:
+            children.setdefault(source, []).append(a)
+    lines: list[str] = []
+    roots = [a for a in audits if not any(s in by_id for s in a.sources)]
+    stack: list[tuple[AuditRecord, str, str, str | None]] = [
+        (a, "", "", None) for a in reversed(roots)]
+    while stack:
+        a, lead, rest, parent = stack.pop()
+        home = next((s for s in a.sources if s in by_id), None)
+        mark = "x" if a.status in ("failed", "interrupted") else "o"
+        if parent is not None and home != parent:
+            lines.append(f"{lead}{mark}-[{a.node} {a.task}] ^ {a.id[:12]}")
+            continue
+        lines.append(f"{lead}{mark}-[{a.node} {a.task}] {_label(a)}")
+        kids = children.get(a.id, [])
+        for i in reversed(range(len(kids))):
+            last = i == len(kids) - 1
+            stack.append((kids[i], rest + ("`-" if last else "|-"),
+                          rest + ("  " if last else "| "), a.id))
+    return "\n".join(lines) + "\n"
+
+
+def audit_dot(audits: list[AuditRecord]) -> str:
+    lines = ["digraph audit {", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
+    for a in audits:
+        label = f"{a.node} {a.task}\\n{_label(a)}".replace('"', '\\"')
+        color = ', color="red"' if a.status != "done" else ""
+        lines.append(f'  "{a.id}" [label="{label}"{color}];')
+    known = {a.id for a in audits}
+    for a in audits:
+        lines.extend(f'  "{s}" -> "{a.id}";' for s in a.sources if s in known)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def audit_mermaid(audits: list[AuditRecord]) -> str:
+    lines = ["graph TD"]
+    for a in audits:
+        label = f"{a.node} {a.task}: {_label(a)}".replace('"', "#quot;")
+        lines.append(f'  d{a.id[:16]}["{label}"]')
+    known = {a.id for a in audits}
+    for a in audits:
+        lines.extend(f"  d{s[:16]} --> d{a.id[:16]}" for s in a.sources if s in known)
+    return "\n".join(lines) + "\n"

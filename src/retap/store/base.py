@@ -1,0 +1,249 @@
+"""The store interface: where runs, dispatch records, values, join state and queues live.
+
+The App talks to a store only through ``Store`` (runs as a whole) and ``RunLog``
+(one claimed run). Each method states its contract. Implementations: ``MemoryStore``
+(``:memory:``, nothing survives the process) and ``SQLiteStore`` (the default file).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from retap.dispatch import Dispatch, NodeId
+from retap.joins import Join, JoinState
+
+__all__ = ["AuditRecord", "DispatchRecord", "Effects", "Owner", "RunInfo", "RunLog", "Store"]
+
+STATUSES = ("queued", "running", "done", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that runs a run: a lease other processes respect while it is alive."""
+
+    host: str
+    pid: int
+    started: float  # process start time, so a recycled pid is not taken for the owner
+
+    @classmethod
+    def current(cls) -> Owner:
+        return cls(socket.gethostname(), os.getpid(), process_start(os.getpid()))
+
+    def alive(self) -> bool:
+        """True when this owner's process is still running (checked on this host only)."""
+        if self.host != socket.gethostname():
+            return True  # cannot see another host's processes: assume alive
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _zombie(self.pid) is False and (
+            not self.started or abs(process_start(self.pid) - self.started) < 1.0)
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+def process_start(pid: int) -> float:
+    """A process's start time in seconds since boot (0.0 where /proc is missing)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _zombie(pid: int) -> bool | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return None
+
+
+@dataclass(slots=True)
+class DispatchRecord:
+    """What one attempt at a dispatch left: written by ``RunLog.commit_dispatch``."""
+
+    id: str
+    node: NodeId
+    task: str
+    sources: tuple[str, ...]
+    status: str
+    value: Any = None
+    error: dict[str, Any] | None = None
+    attempts: int = 1
+    started: float = 0.0
+    finished: float = 0.0
+    code_version: str = ""
+    inputs: tuple[Any, ...] = ()
+    ref: Any = None
+
+
+@dataclass(slots=True)
+class Effects:
+    """What committing one dispatch changes besides its record.
+
+    ``removed`` leaves the queue; ``front`` go to the head of the queue in order (they run
+    next: depth-first), ``back`` to its tail (enqueued); ``joins`` are join-state changes as
+    ``(join id, change)`` with the change as logged by ``JoinState``.
+    """
+
+    removed: Dispatch | None = None
+    front: list[Dispatch] = field(default_factory=list)
+    back: list[Dispatch] = field(default_factory=list)
+    joins: list[tuple[NodeId, tuple[Any, ...]]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    """One dispatch as the audit shows it: its latest attempt."""
+
+    id: str
+    node: NodeId
+    task: str
+    sources: tuple[str, ...]
+    status: str
+    value: Any
+    attempts: int
+    seq: int
+    error: dict[str, Any] | None = None
+    code_version: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    inputs: tuple[Any, ...] = ()
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """A run as the store knows it."""
+
+    run: str
+    status: str
+    created: float
+    spec: dict[str, Any]
+    owner: Owner | None
+    dispatches: int = 0
+    workflow: Any = None  # the live Workflow, kept only by in-memory stores
+
+    @property
+    def effective_status(self) -> str:
+        """``running`` only while the owner lives; a dead owner's run is ``interrupted``."""
+        if self.status == "running" and (self.owner is None or not self.owner.alive()):
+            return "interrupted"
+        return self.status
+
+
+class Store(ABC):
+    """All runs in one place."""
+
+    location: str = ""
+    durable: bool = True  # False: nothing survives the process (specs may hold live objects)
+
+    @abstractmethod
+    def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
+                   workflow: Any = None) -> RunLog:
+        """Record a new run owned by ``owner`` and return its log.
+
+        Raises ``UsageError`` when a run with that id exists.
+        """
+
+    @abstractmethod
+    def claim_run(self, run: str, owner: Owner) -> RunLog:
+        """Take an existing run over for ``owner``, atomically.
+
+        Succeeds when the run is not ``running`` or its owner is dead; raises ``RunBusy``
+        when a live owner holds it, ``UnknownRun`` when there is no such run. Two claims
+        at once: exactly one succeeds.
+        """
+
+    @abstractmethod
+    def run_info(self, run: str) -> RunInfo:
+        """The run's record; raises ``UnknownRun`` on a miss."""
+
+    @abstractmethod
+    def runs(self) -> list[RunInfo]:
+        """Every run, newest first (an empty list when there are none)."""
+
+    @abstractmethod
+    def audits(self, run: str) -> list[AuditRecord]:
+        """Every dispatch recorded for ``run`` (latest attempt), in recording order."""
+
+    @abstractmethod
+    def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
+        """The run's dispatches with these statuses, in recording order, inputs included."""
+
+    @abstractmethod
+    def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
+        """``(node, task, code version)`` of every distinct version among done dispatches."""
+
+    @abstractmethod
+    def counts(self, run: str) -> dict[str, int]:
+        """Dispatches of ``run`` by status, e.g. ``{"done": 3, "failed": 1}``."""
+
+    @abstractmethod
+    def queue(self, run: str) -> list[Dispatch]:
+        """The run's pending dispatches: failed and interrupted first, then in queue order."""
+
+    @abstractmethod
+    def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
+        """The saved state of each stateful join, values filled in from the audit."""
+
+    def close(self) -> None:
+        """Release connections; the store may not be used afterwards."""
+
+
+class RunLog(ABC):
+    """The writes of one claimed run. Only the owner of the run holds one."""
+
+    run: str
+
+    @abstractmethod
+    def commit_dispatch(self, record: DispatchRecord, effects: Effects) -> None:
+        """One transaction: the record, the join-state and queue changes it caused.
+
+        A ``done`` record's dispatch leaves the queue (``effects.removed``); a ``failed`` or
+        ``interrupted`` one stays queued for resume. Once this returns the change survives
+        the process being killed (in ``batch`` durability: once the batch is flushed).
+        """
+
+    @abstractmethod
+    def commit_effects(self, effects: Effects) -> None:
+        """One transaction of queue and join-state changes without a dispatch record
+        (leads enqueued, a gate released on drain)."""
+
+    @abstractmethod
+    def mark_running(self, dispatch: Dispatch, task: str, code_version: str) -> None:
+        """Record, durably, that ``dispatch`` is about to execute (non-idempotent tasks)."""
+
+    def flush_if_due(self) -> None:
+        """Commit a pending group of commits if it has waited long enough (``batch``)."""
+
+    @abstractmethod
+    def save_state(self, queue: Iterable[Dispatch], states: Mapping[NodeId, JoinState]) -> None:
+        """Replace the run's whole queue and join state with these, in one transaction."""
+
+    @abstractmethod
+    def cached(self) -> Mapping[str, Any]:
+        """Replay lookup: done dispatch id -> its recorded result value."""
+
+    @abstractmethod
+    def finish(self, status: str) -> None:
+        """Flush pending writes, set the run's status and release the lease."""
+
+    @abstractmethod
+    def update_spec(self, spec: dict[str, Any]) -> None:
+        """Replace the run's stored spec (``resume --set`` changes configs)."""
+
+
+def now() -> float:
+    return time.time()

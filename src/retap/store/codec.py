@@ -1,0 +1,161 @@
+"""Value codecs: how results and inputs become bytes in a store.
+
+The default, ``json``, is JSON with tagged extensions for tuples, sets, bytes, dates
+and times, paths and decimals; decoding it can never run code. ``pickle`` is only
+used when asked for, and every pickled value is signed with an HMAC key from
+``$RETAP_PICKLE_KEY``: a value whose signature does not match is refused, not loaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import hashlib
+import hmac
+import json
+import os
+import pickle
+from abc import ABC, abstractmethod
+from pathlib import Path, PurePath
+from typing import Any
+
+from retap.errors import CodecError, UsageError
+
+__all__ = ["Codec", "JsonCodec", "PickleCodec", "codec_named", "digest"]
+
+TAG = "$"
+PICKLE_KEY_ENV = "RETAP_PICKLE_KEY"
+
+
+def digest(codec: str, data: bytes) -> str:
+    """The content address of an encoded value."""
+    return hashlib.blake2b(data, digest_size=16, person=codec.encode()[:16]).hexdigest()
+
+
+class Codec(ABC):
+    name: str
+
+    @abstractmethod
+    def encode(self, value: Any) -> bytes:
+        """Bytes for ``value``; CodecError naming the type when it cannot be encoded."""
+
+    @abstractmethod
+    def decode(self, data: bytes) -> Any:
+        """The value back; CodecError when the bytes are not this codec's."""
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class JsonCodec(Codec):
+    """JSON, with ``{"$": tag, "v": ...}`` objects for the types JSON lacks."""
+
+    name = "json"
+
+    def encode(self, value: Any) -> bytes:
+        return json.dumps(_to_json(value), separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=True).encode()
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            return json.loads(data, object_hook=_from_json)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CodecError(f"stored value is not valid retap JSON: {exc}") from None
+
+
+def _to_json(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list:
+        return [_to_json(v) for v in value]
+    if kind is dict:
+        if TAG not in value and all(type(k) is str for k in value):
+            return {k: _to_json(v) for k, v in value.items()}
+        return {TAG: "dict", "v": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
+    encoder = _ENCODERS.get(kind) or next(
+        (f for t, f in _ENCODERS.items() if isinstance(value, t)), None)
+    if encoder is None:
+        raise CodecError(f"cannot encode a value of type {kind.__module__}.{kind.__qualname__} "
+                         "with the json codec (use JSON types, tuples, sets, bytes, dates, "
+                         "paths or decimals, or --codec pickle)", kind.__qualname__)
+    tag, payload = encoder(value)
+    return {TAG: tag, "v": payload}
+
+
+_ENCODERS: dict[type, Any] = {
+    tuple: lambda v: ("tuple", [_to_json(x) for x in v]),
+    set: lambda v: ("set", sorted((_to_json(x) for x in v), key=repr)),
+    frozenset: lambda v: ("frozenset", sorted((_to_json(x) for x in v), key=repr)),
+    bytes: lambda v: ("bytes", base64.b64encode(v).decode()),
+    bytearray: lambda v: ("bytes", base64.b64encode(bytes(v)).decode()),
+    dt.datetime: lambda v: ("datetime", v.isoformat()),
+    dt.date: lambda v: ("date", v.isoformat()),
+    dt.time: lambda v: ("time", v.isoformat()),
+    dt.timedelta: lambda v: ("timedelta", v.total_seconds()),
+    decimal.Decimal: lambda v: ("decimal", str(v)),
+    PurePath: lambda v: ("path", str(v)),
+}
+
+_DECODERS: dict[str, Any] = {
+    "tuple": tuple,
+    "set": set,
+    "frozenset": frozenset,
+    "dict": lambda items: {_hashable(k): v for k, v in items},
+    "bytes": base64.b64decode,
+    "datetime": dt.datetime.fromisoformat,
+    "date": dt.date.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "timedelta": lambda s: dt.timedelta(seconds=s),
+    "decimal": decimal.Decimal,
+    "path": Path,
+}
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+
+
+def _from_json(obj: dict[str, Any]) -> Any:
+    tag = obj.get(TAG)
+    if tag is None or len(obj) != 2 or "v" not in obj:
+        return obj
+    return _DECODERS[tag](obj["v"])
+
+
+class PickleCodec(Codec):
+    """Pickle, signed: the HMAC-SHA256 of the pickle is stored in front of it."""
+
+    name = "pickle"
+
+    def __init__(self, key: bytes | None = None) -> None:
+        key = key if key is not None else os.environ.get(PICKLE_KEY_ENV, "").encode()
+        if not key:
+            raise UsageError(f"the pickle codec needs a signing key: set ${PICKLE_KEY_ENV}")
+        self.key = key
+
+    def encode(self, value: Any) -> bytes:
+        try:
+            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise CodecError(f"cannot pickle a value of type {type(value).__qualname__}: {exc}",
+                             type(value).__qualname__) from None
+        return hmac.new(self.key, payload, hashlib.sha256).digest() + payload
+
+    def decode(self, data: bytes) -> Any:
+        signature, payload = data[:32], data[32:]
+        expected = hmac.new(self.key, payload, hashlib.sha256).digest()
+        if not hmac.compare_digest(signature, expected):
+            raise CodecError("a pickled value's signature does not match: the store was "
+                             "changed outside retap or the key differs; refusing to unpickle it")
+        return pickle.loads(payload)
+
+
+def codec_named(name: str) -> Codec:
+    """The codec called ``name`` (``json`` or ``pickle``)."""
+    if name == "json":
+        return JsonCodec()
+    if name == "pickle":
+        return PickleCodec()
+    raise UsageError(f"unknown codec {name!r} (known: json, pickle)")

@@ -1,0 +1,194 @@
+"""The in-memory store (``--store :memory:``): the same contract, nothing survives the process.
+
+Values are kept as the objects themselves, so it also serves workflows whose parts
+have no import path (lambdas, local classes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from retap.dispatch import Dispatch, NodeId
+from retap.errors import RunBusy, UnknownRun, UsageError
+from retap.joins import Join, JoinState
+from retap.store.base import (
+    AuditRecord,
+    DispatchRecord,
+    Effects,
+    Owner,
+    RunInfo,
+    RunLog,
+    Store,
+    now,
+)
+
+__all__ = ["MemoryStore"]
+
+RETRY_FIRST = ("failed", "interrupted", "running")
+
+
+@dataclass
+class _Run:
+    info: RunInfo
+    records: dict[str, DispatchRecord] = field(default_factory=dict)
+    seqs: dict[str, int] = field(default_factory=dict)
+    queue: dict[str, tuple[int, Dispatch]] = field(default_factory=dict)
+    joins: dict[NodeId, dict[str, Any]] = field(default_factory=dict)
+    front: int = 0
+    back: int = 0
+    seq: int = 0
+
+
+class MemoryStore(Store):
+    """Runs kept in dicts for the life of the process."""
+
+    durable = False
+
+    def __init__(self) -> None:
+        self.location = ":memory:"
+        self._runs: dict[str, _Run] = {}
+
+    def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
+                   workflow: Any = None) -> RunLog:
+        if run in self._runs:
+            raise UsageError(f"run {run!r} already exists in {self.location}", run=run)
+        info = RunInfo(run, "running", now(), spec, owner, workflow=workflow)
+        self._runs[run] = _Run(info)
+        return _MemoryRunLog(self._runs[run])
+
+    def claim_run(self, run: str, owner: Owner) -> RunLog:
+        state = self._get(run)
+        if state.info.effective_status == "running" and state.info.owner != owner:
+            raise RunBusy(run, str(state.info.owner))
+        state.info.owner, state.info.status = owner, "running"
+        return _MemoryRunLog(state)
+
+    def run_info(self, run: str) -> RunInfo:
+        state = self._get(run)
+        state.info.dispatches = len(state.records)
+        return state.info
+
+    def runs(self) -> list[RunInfo]:
+        return sorted((self.run_info(r) for r in self._runs), key=lambda i: -i.created)
+
+    def audits(self, run: str) -> list[AuditRecord]:
+        state = self._get(run)
+        order = sorted(state.records, key=state.seqs.__getitem__)
+        return [_audit(state.records[i], state.seqs[i]) for i in order]
+
+    def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
+        wanted = set(statuses)
+        state = self._get(run)
+        return [_audit(state.records[i], state.seqs[i]) for i in sorted(
+            state.records, key=state.seqs.__getitem__) if state.records[i].status in wanted]
+
+    def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
+        found = {(r.node, r.task, r.code_version) for r in self._get(run).records.values()
+                 if r.status == "done"}
+        return sorted(found, key=repr)
+
+    def counts(self, run: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self._get(run).records.values():
+            counts[record.status] = counts.get(record.status, 0) + 1
+        return counts
+
+    def queue(self, run: str) -> list[Dispatch]:
+        state = self._get(run)
+
+        def key(item: tuple[int, Dispatch]) -> tuple[bool, int]:
+            record = state.records.get(item[1].id)
+            return (record is None or record.status not in RETRY_FIRST, item[0])
+
+        return [d for _, d in sorted(state.queue.values(), key=key)]
+
+    def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
+        state = self._get(run)
+        states = {}
+        for join in joins:
+            fresh = join.new_state()
+            if fresh is None:
+                continue
+            saved = state.joins.get(join.id, {"slots": {}, "count": 0})
+            for slot, ids in saved["slots"].items():
+                fresh.slots[slot].extend((aid, state.records[aid].value) for aid in ids)
+            fresh.count = saved["count"]
+            states[join.id] = fresh
+        return states
+
+    def _get(self, run: str) -> _Run:
+        try:
+            return self._runs[run]
+        except KeyError:
+            raise UnknownRun(run, self.location) from None
+
+
+class _MemoryRunLog(RunLog):
+    def __init__(self, state: _Run) -> None:
+        self.state = state
+        self.run = state.info.run
+        self.state.front = min((p for p, _ in state.queue.values()), default=0)
+        self.state.back = max((p for p, _ in state.queue.values()), default=0)
+
+    def commit_dispatch(self, record: DispatchRecord, effects: Effects) -> None:
+        state = self.state
+        previous = state.records.get(record.id)
+        if previous is not None:
+            record.attempts += previous.attempts
+        state.records[record.id] = record
+        state.seq += 1
+        state.seqs[record.id] = state.seq
+        self.commit_effects(effects)
+
+    def commit_effects(self, effects: Effects) -> None:
+        state = self.state
+        if effects.removed is not None:
+            state.queue.pop(effects.removed.id, None)
+        for i, d in enumerate(effects.front):
+            state.queue[d.id] = (state.front - len(effects.front) + i, d)
+        state.front -= len(effects.front)
+        for d in effects.back:
+            state.back += 1
+            state.queue[d.id] = (state.back, d)
+        for join, change in effects.joins:
+            saved = state.joins.setdefault(join, {"slots": {}, "count": 0})
+            if change[0] == "add":
+                saved["slots"].setdefault(change[1], []).append(change[2])
+            elif change[0] == "take":
+                saved["slots"][change[1]].remove(change[2])
+            else:
+                saved["count"] = change[1]
+
+    def mark_running(self, dispatch: Dispatch, task: str, code_version: str) -> None:
+        previous = self.state.records.get(dispatch.id)
+        self.state.records[dispatch.id] = DispatchRecord(
+            dispatch.id, dispatch.node, task, dispatch.sources, "running",
+            attempts=previous.attempts if previous else 0, started=now(),
+            code_version=code_version, inputs=dispatch.inputs)
+        self.state.seq += 1
+        self.state.seqs.setdefault(dispatch.id, self.state.seq)
+
+    def save_state(self, queue: Iterable[Dispatch], states: Mapping[NodeId, JoinState]) -> None:
+        state = self.state
+        state.queue = {d.id: (i, d) for i, d in enumerate(queue)}
+        state.front, state.back = 0, len(state.queue)
+        state.joins = {jid: {"slots": {i: [aid for aid, _ in fifo]
+                                       for i, fifo in enumerate(js.slots)},
+                             "count": js.count} for jid, js in states.items()}
+
+    def cached(self) -> Mapping[str, Any]:
+        return {i: r.value for i, r in self.state.records.items() if r.status == "done"}
+
+    def finish(self, status: str) -> None:
+        self.state.info.status = status
+
+    def update_spec(self, spec: dict[str, Any]) -> None:
+        self.state.info.spec = spec
+
+
+def _audit(record: DispatchRecord, seq: int) -> AuditRecord:
+    return AuditRecord(record.id, record.node, record.task, record.sources, record.status,
+                       record.value, record.attempts, seq, record.error, record.code_version,
+                       record.started, record.finished, record.inputs)

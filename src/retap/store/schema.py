@@ -1,0 +1,78 @@
+"""The store schema: one ordered list of migrations, the single source of schema truth.
+
+``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``; the version lives in
+``PRAGMA user_version``. A store whose version is above ``len(MIGRATIONS)`` was
+written by a newer retap and is refused.
+"""
+
+from __future__ import annotations
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION"]
+
+APPLICATION_ID = 0x72746170  # "rtap": marks a SQLite file as a retap store
+
+MIGRATIONS: list[str] = [
+    # 1: runs, dispatches (the audit), values by digest, the queue and join state.
+    """
+    CREATE TABLE runs (
+        run TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        codec TEXT NOT NULL,
+        spec BLOB NOT NULL,
+        owner_host TEXT,
+        owner_pid INTEGER,
+        owner_started REAL
+    );
+    CREATE TABLE "values" (
+        digest TEXT PRIMARY KEY,
+        codec TEXT NOT NULL,
+        data BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE dispatches (
+        run TEXT NOT NULL,
+        id TEXT NOT NULL,
+        node TEXT NOT NULL,
+        task TEXT NOT NULL,
+        sources TEXT NOT NULL,
+        inputs TEXT,
+        status TEXT NOT NULL,
+        result TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        started REAL,
+        finished REAL,
+        code_version TEXT,
+        PRIMARY KEY (run, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX dispatches_by_seq ON dispatches (run, seq);
+    CREATE TABLE queue (
+        run TEXT NOT NULL,
+        id TEXT NOT NULL,
+        pos INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        sources TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        PRIMARY KEY (run, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX queue_by_pos ON queue (run, pos);
+    CREATE TABLE join_entries (
+        run TEXT NOT NULL,
+        join_id TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        audit TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (run, join_id, slot, audit)
+    ) WITHOUT ROWID;
+    CREATE TABLE join_counts (
+        run TEXT NOT NULL,
+        join_id TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (run, join_id)
+    ) WITHOUT ROWID;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,330 @@
+"""Tasks: the ``Task`` base class, the ``@task`` decorator, and what a task declares.
+
+A task is a unit of work with typed configs and a ``process(*inputs)`` method that
+returns one result. Declarations are checked when the class is defined, so a config
+without a type or a misspelt setting fails at import with a hint, not mid-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+import sys
+import textwrap
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any, ClassVar
+
+from retap import configs as _config
+from retap.configs import MISSING, ConfigSpec
+from retap.errors import Interrupted, TaskDefinitionError
+
+__all__ = ["Task", "TaskInfo", "snake_case", "task"]
+
+# Task-level settings: plain class attributes (or class keywords), never configs.
+SETTINGS: dict[str, Callable[[Any], bool]] = {
+    "idempotent": lambda v: isinstance(v, bool),
+    "version": lambda v: v is None or isinstance(v, str),
+    "cache": lambda v: v in (None, "inputs"),
+    "retries": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "retry_delay": lambda v: isinstance(v, int | float) and v >= 0,
+}
+_SETTING_HINTS = {"idempotent": "True or False", "version": "a string", "cache": 'None or "inputs"',
+                  "retries": "an int >= 0", "retry_delay": "seconds >= 0"}
+
+
+def snake_case(name: str) -> str:
+    """``Goodnight`` -> ``goodnight``, ``LoadCSV`` -> ``load_csv``, ``doThing`` -> ``do_thing``."""
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return name.lower()
+
+
+@dataclass(eq=False)
+class TaskInfo:
+    """What a task class declares: its CLI name, docs, configs and inputs."""
+
+    cls: type[Task]
+    name: str
+    configs: dict[str, ConfigSpec]
+    signature: inspect.Signature
+    abstract: bool = False
+    source: str = field(default="")
+
+    @property
+    def summary(self) -> str:
+        """The first line of the docstring, shown by ``retap list``."""
+        return _doc_parts(self.cls.__doc__)[0]
+
+    @property
+    def description(self) -> str:
+        """The rest of the docstring, shown by ``--help``."""
+        return _doc_parts(self.cls.__doc__)[1]
+
+    @property
+    def import_path(self) -> str:
+        """``module:QualName``, the task's address in a workflow spec. A task made inside a
+        function is found by the module-level name it was bound to, if any."""
+        qualname = self.cls.__qualname__
+        if "<" in qualname:
+            module = sys.modules.get(self.cls.__module__)
+            qualname = next((k for k, v in vars(module or object).items() if v is self.cls),
+                            qualname)
+        return f"{self.cls.__module__}:{qualname}"
+
+    @property
+    def importable(self) -> bool:
+        return "<" not in self.import_path
+
+    @cached_property
+    def code_version(self) -> str:
+        """The task's ``version`` setting, or a digest of its source code."""
+        if self.cls.version is not None:
+            return self.cls.version
+        target = getattr(self.cls, "_fn", None) or self.cls
+        try:
+            text = inspect.getsource(target)
+        except (OSError, TypeError):
+            code = getattr(target, "__code__", None) or self.cls.process.__code__
+            text = repr((code.co_code, code.co_consts, code.co_names))
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    @property
+    def input_names(self) -> list[str]:
+        return [p.name.upper() for p in self.signature.parameters.values()
+                if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+    @property
+    def usage(self) -> str:
+        """Usage words for the inputs: ``NAME``, ``[NAME]``, ``INPUTS...``."""
+        words = []
+        for p in self.signature.parameters.values():
+            if p.kind is inspect.Parameter.VAR_POSITIONAL:
+                words.append(f"[{p.name.upper()}...]")
+            elif p.default is inspect.Parameter.empty:
+                words.append(p.name.upper())
+            else:
+                words.append(f"[{p.name.upper()}]")
+        return " ".join([self.name, *words])
+
+    def accepts(self, count: int) -> bool:
+        """True when ``process`` can be called with ``count`` inputs."""
+        try:
+            self.signature.bind(*range(count))
+        except TypeError:
+            return False
+        return True
+
+
+def _doc_parts(doc: str | None) -> tuple[str, str]:
+    text = inspect.cleandoc(doc or "")
+    first, _, rest = text.partition("\n")
+    return first.strip(), textwrap.dedent(rest).strip()
+
+
+class _ConfigAttribute:
+    """Class attribute standing for a config: reads and validates it on the instance."""
+
+    def __init__(self, spec: ConfigSpec) -> None:
+        self.spec = spec
+
+    def __get__(self, obj: Task | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self.spec
+        return obj._config[self.spec.name]
+
+    def __set__(self, obj: Task, value: Any) -> None:
+        obj._config[self.spec.name] = _config.validate_one(type(obj).__retap__.name, self.spec,
+                                                           value)
+
+
+class Task:
+    """A unit of work: typed configs plus ``process(*inputs)``, which returns the result.
+
+    Subclass it and annotate configs as class attributes::
+
+        class Goodnight(retap.Task, name="gn"):
+            '''Your basic goodnight moon task.'''
+            message: str = retap.config("goodnight", help="a goodnight message")
+
+            def process(self, name):
+                return f"{self.message} {name}"
+    """
+
+    idempotent: ClassVar[bool] = True
+    version: ClassVar[str | None] = None
+    cache: ClassVar[str | None] = None
+    retries: ClassVar[int] = 0
+    retry_delay: ClassVar[float] = 0.0
+    __retap__: ClassVar[TaskInfo]
+
+    def __init_subclass__(cls, name: str | None = None, abstract: bool = False,
+                          **settings: Any) -> None:
+        super().__init_subclass__()
+        label = cls.__qualname__
+        for key, value in settings.items():
+            _check_setting(label, key, value)
+            setattr(cls, key, value)
+        for key in SETTINGS:
+            if key in cls.__dict__:
+                _check_setting(label, key, cls.__dict__[key])
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise TaskDefinitionError(label, f"name must be a non-empty string, not {name!r}")
+        configs = _collect_configs(cls, label)
+        for spec in configs.values():
+            setattr(cls, spec.name, _ConfigAttribute(spec))
+        fn = cls.__dict__.get("_fn")
+        signature = _inputs_signature(fn.__func__ if fn else cls.process, bound=not fn)
+        cls.__retap__ = TaskInfo(cls=cls, name=name or snake_case(cls.__name__), configs=configs,
+                                 signature=signature, abstract=abstract)
+
+    def __init__(self, **configs: Any) -> None:
+        info = self.__retap__
+        self._config: dict[str, Any] = _config.validate(info.name, info.configs, configs)
+        self._app: Any = None
+
+    def process(self, *inputs: Any) -> Any:
+        """Do the work for one dispatch and return its result."""
+        raise NotImplementedError(f"{type(self).__name__}.process is not defined")
+
+    @property
+    def configs(self) -> dict[str, Any]:
+        """The configs as JSON-safe values (what a workflow spec records)."""
+        specs = self.__retap__.configs
+        return {k: _config.to_json(specs[k], v) for k, v in self._config.items()}
+
+    def config_values(self) -> dict[str, Any]:
+        """The configs as validated Python values."""
+        return dict(self._config)
+
+    @property
+    def stopping(self) -> bool:
+        """True once the running App has been asked to stop; long tasks may bail out."""
+        return self._app is not None and self._app.stopping
+
+    def check_terminate(self) -> None:
+        """Raise ``Interrupted`` when the App has been asked to stop; a checkpoint for long work."""
+        if self.stopping:
+            raise Interrupted(self._app.stop_signal or "SIGINT")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config_values().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _check_setting(task: str, key: str, value: Any) -> None:
+    if key not in SETTINGS:
+        known = ", ".join(["name", "abstract", *SETTINGS])
+        raise TaskDefinitionError(task, f"unknown task option {key!r} (known: {known})")
+    if not SETTINGS[key](value):
+        raise TaskDefinitionError(task, f"{key} must be {_SETTING_HINTS[key]}, not {value!r}")
+
+
+def _reserved() -> set[str]:
+    return {n for n in dir(Task) if not n.startswith("__")} | set(SETTINGS) | {"_config", "_app"}
+
+
+def _collect_configs(cls: type, label: str) -> dict[str, ConfigSpec]:
+    """Inherited configs, then the class's own annotations; a bare default overrides one."""
+    configs: dict[str, ConfigSpec] = {}
+    for base in reversed(cls.__mro__[1:]):
+        info = base.__dict__.get("__retap__")
+        if info is not None:
+            configs.update(info.configs)
+    own = inspect.get_annotations(cls)
+    hints = _resolve_hints(cls, label, own)
+    reserved = _reserved()
+    for key in own:
+        hint = hints[key]
+        if typing.get_origin(hint) is ClassVar or hint is ClassVar or key.startswith("_"):
+            continue
+        if key in reserved:
+            raise TaskDefinitionError(label, f"{key!r} is a task setting or method, not a config; "
+                                             "assign it without an annotation or rename it")
+        configs[key] = _config.spec_from(label, key, hint, cls.__dict__.get(key, MISSING))
+    for key, value in cls.__dict__.items():
+        if key in own:
+            continue
+        if isinstance(value, _config._Declared):
+            raise TaskDefinitionError(label, f"config {key!r} has no type; annotate it, "
+                                             f"e.g. `{key}: str = retap.config(...)`")
+        if key in configs and not isinstance(value, _ConfigAttribute):
+            configs[key] = replace(configs[key], default=value)
+    return configs
+
+
+def _resolve_hints(cls: type, label: str, own: dict[str, Any]) -> dict[str, Any]:
+    if not any(isinstance(v, str) for v in own.values()):
+        return dict(own)
+    module = sys.modules.get(cls.__module__)
+    namespace = {**vars(module), **vars(cls)} if module else dict(vars(cls))
+    hints = {}
+    for key, value in own.items():
+        try:
+            hints[key] = eval(value, namespace) if isinstance(value, str) else value
+        except Exception as exc:
+            raise TaskDefinitionError(label, f"cannot resolve the type of {key!r}: {exc}") from None
+    return hints
+
+
+def _inputs_signature(process: Callable[..., Any], bound: bool) -> inspect.Signature:
+    sig = inspect.signature(process)
+    params = list(sig.parameters.values())
+    if bound and params:
+        params = params[1:]
+    params = [p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                               inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                               inspect.Parameter.VAR_POSITIONAL)]
+    return sig.replace(parameters=params, return_annotation=inspect.Signature.empty)
+
+
+class _FunctionTask(Task, abstract=True):
+    """Base of tasks made by ``@task``: process calls the function with configs as keywords."""
+
+    _fn: ClassVar[Any]
+
+    def process(self, *inputs: Any) -> Any:
+        return type(self)._fn(*inputs, **self._config)
+
+
+def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+         **settings: Any) -> Any:
+    """Make a task of a function: positional parameters are inputs, keyword-only are configs.
+
+    ``@retap.task`` or ``@retap.task(name="shout", cache="inputs")``. The result is a
+    Task class: ``shout(times=2).process("hi")``.
+    """
+    if fn is None:
+        return lambda f: task(f, name=name, **settings)
+    if not callable(fn):
+        raise TaskDefinitionError(repr(fn), "@retap.task decorates a function")
+    return _function_task(fn, name, settings)
+
+
+def _function_task(fn: Callable[..., Any], name: str | None,
+                   settings: dict[str, Any]) -> type[Task]:
+    label = getattr(fn, "__qualname__", repr(fn))
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = dict(getattr(fn, "__annotations__", {}))
+    namespace: dict[str, Any] = {"__annotations__": {}}
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            raise TaskDefinitionError(label, f"**{p.name} is not allowed; declare each config "
+                                             "as a keyword-only parameter")
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        if p.name not in hints:
+            raise TaskDefinitionError(label, f"config {p.name!r} needs a type annotation")
+        namespace["__annotations__"][p.name] = hints[p.name]
+        if p.default is not inspect.Parameter.empty:
+            namespace[p.name] = p.default
+    namespace.update(__module__=fn.__module__, __qualname__=label, __doc__=fn.__doc__,
+                     __wrapped__=fn, _fn=staticmethod(fn))
+    keywords = {"name": name or snake_case(fn.__name__), **settings}
+    return types.new_class(fn.__name__, (_FunctionTask,), keywords,
+                           lambda ns: ns.update(namespace))
