@@ -13,6 +13,12 @@ APPLICATION_ID = 0x72746170  # "rtap": marks a SQLite file as a retap store
 
 MIGRATIONS: list[str] = [
     # 1: runs, dispatches (the audit), values by digest, the queue and join state.
+    # Keys are chosen so one dispatch's commit dirties few pages: the queue is ordered by
+    # position (its head and tail stay on a page or two); dispatches are read in seq order
+    # by sorting, not through an index that every commit would have to write. A result or
+    # input is referred to by the digest of its row in "values" (stored once), or, when its
+    # JSON is at most 64 bytes, inline as "=<json>": smaller than a digest, and one page less
+    # to write per commit.
     """
     CREATE TABLE runs (
         run TEXT PRIMARY KEY,
@@ -47,17 +53,15 @@ MIGRATIONS: list[str] = [
         code_version TEXT,
         PRIMARY KEY (run, id)
     ) WITHOUT ROWID;
-    CREATE INDEX dispatches_by_seq ON dispatches (run, seq);
     CREATE TABLE queue (
         run TEXT NOT NULL,
-        id TEXT NOT NULL,
         pos INTEGER NOT NULL,
+        id TEXT NOT NULL,
         node TEXT NOT NULL,
         sources TEXT NOT NULL,
         inputs TEXT NOT NULL,
-        PRIMARY KEY (run, id)
+        PRIMARY KEY (run, pos)
     ) WITHOUT ROWID;
-    CREATE INDEX queue_by_pos ON queue (run, pos);
     CREATE TABLE join_entries (
         run TEXT NOT NULL,
         join_id TEXT NOT NULL,

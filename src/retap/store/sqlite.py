@@ -47,6 +47,7 @@ __all__ = ["DURABILITY", "SQLiteStore"]
 
 DURABILITY = ("normal", "power", "batch")
 _HEADER = b"SQLite format 3\x00"
+INLINE_MAX = 64  # JSON values this small live in the referring row: cheaper than a digest
 _RETRY_FIRST = "CASE WHEN d.status IN ('failed','interrupted','running') THEN 0 ELSE 1 END"
 
 
@@ -149,9 +150,19 @@ class SQLiteStore(Store):
                 codec_named(codec)
         return reader.decode(data)
 
-    def _values(self, digests: Iterable[str]) -> dict[str, Any]:
-        wanted = list(set(digests))
-        found: dict[str, Any] = {}
+    def value_of(self, ref: str | None, codec: str | None, data: bytes | None) -> Any:
+        """The value a dispatch row refers to: inline (``=...``) or looked up by digest."""
+        if codec is not None and data is not None:
+            return self.decode(codec, data)
+        if ref and ref[0] == "=":
+            return self.decode("json", ref[1:].encode())
+        return None
+
+    def _values(self, refs: Iterable[str]) -> dict[str, Any]:
+        """Values by ref (inline or digest), digests fetched in bulk."""
+        wanted = list(set(refs))
+        found: dict[str, Any] = {r: self.value_of(r, None, None) for r in wanted if r[0] == "="}
+        wanted = [r for r in wanted if r[0] != "="]
         for i in range(0, len(wanted), 500):
             chunk = wanted[i:i + 500]
             marks = ",".join("?" * len(chunk))
@@ -222,31 +233,31 @@ class SQLiteStore(Store):
         self.run_info(run)
         with self.errors():
             rows = self.conn.execute(
-                "SELECT d.id, d.node, d.task, d.sources, d.status, v.codec, v.data, d.attempts, "
-                "d.seq, d.error, d.code_version, d.started, d.finished FROM dispatches d "
-                'LEFT JOIN "values" v ON v.digest = d.result WHERE d.run=? ORDER BY d.seq',
-                (run,)).fetchall()
+                "SELECT d.id, d.node, d.task, d.sources, d.status, d.result, v.codec, v.data, "
+                "d.attempts, d.seq, d.error, d.code_version, d.started, d.finished "
+                'FROM dispatches d LEFT JOIN "values" v ON v.digest = d.result '
+                "WHERE d.run=? ORDER BY d.seq", (run,)).fetchall()
         return [AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
-                            self.decode(r[5], r[6]) if r[5] else None, r[7], r[8],
-                            json.loads(r[9]) if r[9] else None, r[10] or "", r[11] or 0.0,
-                            r[12] or 0.0) for r in rows]
+                            self.value_of(r[5], r[6], r[7]), r[8], r[9],
+                            json.loads(r[10]) if r[10] else None, r[11] or "", r[12] or 0.0,
+                            r[13] or 0.0) for r in rows]
 
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         wanted = list(statuses)
         marks = ",".join("?" * len(wanted))
         with self.errors():
             rows = self.conn.execute(
-                "SELECT d.id, d.node, d.task, d.sources, d.status, v.codec, v.data, d.attempts, "
-                "d.seq, d.error, d.code_version, d.started, d.finished, d.inputs "
+                "SELECT d.id, d.node, d.task, d.sources, d.status, d.result, v.codec, v.data, "
+                "d.attempts, d.seq, d.error, d.code_version, d.started, d.finished, d.inputs "
                 'FROM dispatches d LEFT JOIN "values" v ON v.digest = d.result '
                 f"WHERE d.run=? AND d.status IN ({marks}) ORDER BY d.seq",
                 (run, *wanted)).fetchall()
-            refs = [json.loads(r[13]) if r[13] else [] for r in rows]
+            refs = [json.loads(r[14]) if r[14] else [] for r in rows]
             values = self._values(d for ref in refs for d in ref)
         return [AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
-                            self.decode(r[5], r[6]) if r[5] else None, r[7], r[8],
-                            json.loads(r[9]) if r[9] else None, r[10] or "", r[11] or 0.0,
-                            r[12] or 0.0, tuple(values[d] for d in ref))
+                            self.value_of(r[5], r[6], r[7]), r[8], r[9],
+                            json.loads(r[10]) if r[10] else None, r[11] or "", r[12] or 0.0,
+                            r[13] or 0.0, tuple(values[d] for d in ref))
                 for r, ref in zip(rows, refs, strict=True)]
 
     def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
@@ -265,21 +276,23 @@ class SQLiteStore(Store):
     def queue(self, run: str) -> list[Dispatch]:
         with self.errors():
             rows = self.conn.execute(
-                "SELECT q.id, q.node, q.sources, q.inputs FROM queue q LEFT JOIN dispatches d "
-                f"ON d.run = q.run AND d.id = q.id WHERE q.run=? ORDER BY {_RETRY_FIRST}, q.pos",
+                "SELECT q.id, q.node, q.sources, q.inputs, q.pos FROM queue q "
+                "LEFT JOIN dispatches d ON d.run = q.run AND d.id = q.id "
+                f"WHERE q.run=? ORDER BY {_RETRY_FIRST}, q.pos",
                 (run,)).fetchall()
             refs = [json.loads(r[3]) for r in rows]
             values = self._values(d for ref in refs for d in ref)
         return [Dispatch(r[0], json.loads(r[1]), tuple(values[d] for d in ref),
-                         tuple(json.loads(r[2])), r[3]) for r, ref in zip(rows, refs, strict=True)]
+                         tuple(json.loads(r[2])), (r[3], r[4]))
+                for r, ref in zip(rows, refs, strict=True)]
 
     def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
         states = {}
         with self.errors():
             entries = self.conn.execute(
-                "SELECT e.join_id, e.slot, e.audit, v.codec, v.data FROM join_entries e "
+                "SELECT e.join_id, e.slot, e.audit, d.result, v.codec, v.data FROM join_entries e "
                 "JOIN dispatches d ON d.run = e.run AND d.id = e.audit "
-                'JOIN "values" v ON v.digest = d.result WHERE e.run=? ORDER BY e.seq',
+                'LEFT JOIN "values" v ON v.digest = d.result WHERE e.run=? ORDER BY e.seq',
                 (run,)).fetchall()
             counts = dict(self.conn.execute(
                 "SELECT join_id, count FROM join_counts WHERE run=?", (run,)).fetchall())
@@ -289,9 +302,9 @@ class SQLiteStore(Store):
                 continue
             key = json.dumps(join.id)
             state.count = counts.get(key, 0)
-            for join_id, slot, audit, codec, data in entries:
+            for join_id, slot, audit, ref, codec, data in entries:
                 if join_id == key:
-                    state.slots[slot].append((audit, self.decode(codec, data)))
+                    state.slots[slot].append((audit, self.value_of(ref, codec, data)))
             states[join.id] = state
         return states
 
@@ -343,7 +356,8 @@ class _SQLiteRunLog(RunLog):
         values: dict[str, tuple[str, bytes]] = {}
         memo: dict[int, tuple[Any, str]] = {}
         result = self._ref(record.value, values, memo) if record.status == "done" else None
-        inputs = record.ref if record.ref is not None else self._refs(record.inputs, values, memo)
+        inputs = record.ref[0] if record.ref is not None else self._refs(record.inputs, values,
+                                                                          memo)
         queued = self._queued(effects, values, memo)
         error = json.dumps(record.error) if record.error else None
         self.seq += 1
@@ -373,8 +387,8 @@ class _SQLiteRunLog(RunLog):
 
     def mark_running(self, dispatch: Dispatch, task: str, code_version: str) -> None:
         values: dict[str, tuple[str, bytes]] = {}
-        inputs = dispatch.ref if dispatch.ref is not None else self._refs(dispatch.inputs,
-                                                                          values, {})
+        inputs = dispatch.ref[0] if dispatch.ref is not None else self._refs(dispatch.inputs,
+                                                                             values, {})
         self.seq += 1
         with self._transaction(force=True):
             self._insert_values(values)
@@ -391,15 +405,15 @@ class _SQLiteRunLog(RunLog):
         memo: dict[int, tuple[Any, str]] = {}
         rows = []
         for pos, d in enumerate(queue):
-            if d.ref is None:
-                d.ref = self._refs(d.inputs, values, memo)
-            rows.append((self.run, d.id, pos, self._node(d.node), json.dumps(d.sources), d.ref))
+            inputs = d.ref[0] if d.ref is not None else self._refs(d.inputs, values, memo)
+            d.ref = (inputs, pos)
+            rows.append((self.run, pos, d.id, self._node(d.node), json.dumps(d.sources), inputs))
         self.front, self.back = 0, len(rows)
         with self._transaction(force=True):
             self._insert_values(values)
             for table in ("queue", "join_entries", "join_counts"):
                 self.conn.execute(f"DELETE FROM {table} WHERE run=?", (self.run,))
-            self.conn.executemany("INSERT INTO queue (run, id, pos, node, sources, inputs) "
+            self.conn.executemany("INSERT INTO queue (run, pos, id, node, sources, inputs) "
                                   "VALUES (?, ?, ?, ?, ?, ?)", rows)
             for join_id, state in states.items():
                 key = json.dumps(join_id)
@@ -438,9 +452,9 @@ class _SQLiteRunLog(RunLog):
     def cached(self) -> Mapping[str, Any]:
         with self.store.errors():
             rows = self.conn.execute(
-                'SELECT d.id, v.codec, v.data FROM dispatches d JOIN "values" v '
+                'SELECT d.id, d.result, v.codec, v.data FROM dispatches d LEFT JOIN "values" v '
                 "ON v.digest = d.result WHERE d.run=? AND d.status='done'", (self.run,))
-            return _Cached({i: (c, data) for i, c, data in rows}, self.store.decode)
+            return _Cached({i: (ref, c, data) for i, ref, c, data in rows}, self.store.value_of)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -472,8 +486,11 @@ class _SQLiteRunLog(RunLog):
             return hit[1]
         codec = self.store.codec
         data = codec.encode(value)
-        key = digest(codec.name, data)
-        values[key] = (codec.name, data)
+        if len(data) <= INLINE_MAX and codec.name == "json":
+            key = "=" + data.decode()
+        else:
+            key = digest(codec.name, data)
+            values[key] = (codec.name, data)
         memo[id(value)] = (value, key)
         return key
 
@@ -485,15 +502,12 @@ class _SQLiteRunLog(RunLog):
                 memo: dict[int, tuple[Any, str]]) -> list[tuple[Any, ...]]:
         """Queue rows for the dispatches ``effects`` adds; their inputs encoded first."""
         rows = []
-        front = len(effects.front)
-        for i, d in enumerate(effects.front):
-            d.ref = self._refs(d.inputs, values, memo)
-            rows.append((self.run, d.id, self.front - front + i, self._node(d.node),
-                         json.dumps(d.sources), d.ref))
-        for i, d in enumerate(effects.back, 1):
-            d.ref = self._refs(d.inputs, values, memo)
-            rows.append((self.run, d.id, self.back + i, self._node(d.node),
-                         json.dumps(d.sources), d.ref))
+        positions = [*range(self.front - len(effects.front), self.front),
+                     *range(self.back + 1, self.back + 1 + len(effects.back))]
+        for pos, d in zip(positions, [*effects.front, *effects.back], strict=True):
+            d.ref = (self._refs(d.inputs, values, memo), pos)
+            rows.append((self.run, pos, d.id, self._node(d.node), json.dumps(d.sources),
+                         d.ref[0]))
         return rows
 
     def _insert_values(self, values: dict[str, tuple[str, bytes]]) -> None:
@@ -503,11 +517,15 @@ class _SQLiteRunLog(RunLog):
 
     def _write_effects(self, effects: Effects, queued: list[tuple[Any, ...]]) -> None:
         run = self.run
-        if effects.removed is not None:
-            self.conn.execute("DELETE FROM queue WHERE run=? AND id=?", (run, effects.removed.id))
+        removed = effects.removed
+        if removed is not None:
+            if removed.ref is not None:
+                self.conn.execute("DELETE FROM queue WHERE run=? AND pos=?", (run, removed.ref[1]))
+            else:
+                self.conn.execute("DELETE FROM queue WHERE run=? AND id=?", (run, removed.id))
         if queued:
-            self.conn.executemany("INSERT OR IGNORE INTO queue (run, id, pos, node, sources, "
-                                  "inputs) VALUES (?, ?, ?, ?, ?, ?)", queued)
+            self.conn.executemany("INSERT INTO queue (run, pos, id, node, sources, inputs) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)", queued)
             self.front -= len(effects.front)
             self.back += len(effects.back)
         for join_id, change in effects.joins:
@@ -528,13 +546,13 @@ class _SQLiteRunLog(RunLog):
 class _Cached(Mapping[str, Any]):
     """Done results by dispatch id, decoded when asked for."""
 
-    def __init__(self, raw: dict[str, tuple[str, bytes]], decode: Any) -> None:
+    def __init__(self, raw: dict[str, tuple[str, str | None, bytes | None]], decode: Any
+                 ) -> None:
         self.raw = raw
         self.decode = decode
 
     def __getitem__(self, key: str) -> Any:
-        codec, data = self.raw[key]
-        return self.decode(codec, data)
+        return self.decode(*self.raw[key])
 
     def get(self, key: str, default: Any = None) -> Any:
         hit = self.raw.get(key)

@@ -1,0 +1,355 @@
+"""YAML (and JSON) workflow files through the real `retap run FILE` command: the same
+workflow as the command line, named nodes, and one clear line for a malformed file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import Project, Result
+
+MEMORY = ("--store", ":memory:")
+
+RETAPFILE = '''
+import retap
+
+
+def pick_by_length(result):
+    return 0 if len(result) < 4 else 1
+
+
+@retap.task
+def shout(text):
+    """Upper-cases its one input."""
+    return text.upper()
+'''
+
+
+def run_file(project: Project, name: str, text: str, *options: str) -> Result:
+    project.write(name, text)
+    return project.run("run", *MEMORY, *options, name)
+
+
+def run_words(project: Project, *words: str) -> Result:
+    return project.run("run", *MEMORY, "--", *words)
+
+
+def assert_one_line_error(result: Result, *needles: str) -> None:
+    assert result.code == 2, (result.code, result.out, result.err)
+    assert "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert result.out == ""
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+# -- the same workflow as the command line -----------------------------------------------------
+
+
+def test_a_sync_file_prints_what_the_command_line_prints(project: Project) -> None:
+    flow = """\
+        nodes:
+          - {task: load, inputs: [goodnight]}
+          - {task: load, inputs: [moon]}
+          - {task: dump}
+        joins:
+          - {from: [0, 1], to: 2, kind: sync}
+        """
+
+    from_file = run_file(project, "flow.yaml", flow)
+    from_words = run_words(project, "load", "goodnight", "--", "load", "moon", "--", "dump",
+                           "--[0,1][2].sync")
+
+    assert from_file.code == 0, from_file.err
+    assert from_file.lines == ['["goodnight", "moon"]']
+    assert from_file.out == from_words.out
+
+
+def test_a_sequence_file_with_the_short_join_form_prints_like_the_command_line(
+        project: Project) -> None:
+    flow = """\
+        nodes:
+          - {task: load, inputs: [goodnight moon]}
+          - dump
+        joins:
+          - [0, 1]
+        """
+
+    from_file = run_file(project, "flow.yaml", flow)
+
+    assert from_file.code == 0, from_file.err
+    assert from_file.lines == ["goodnight moon"]
+    assert from_file.out == run_words(project, "load", "goodnight moon", "--:", "dump").out
+
+
+def test_a_fork_file_prints_the_result_once_per_target(project: Project) -> None:
+    flow = """\
+        nodes:
+          - {task: load, inputs: [goodnight moon]}
+          - dump
+          - dump
+        joins:
+          - {from: 0, to: [1, 2]}
+        """
+
+    result = run_file(project, "flow.yaml", flow)
+
+    assert result.code == 0, result.err
+    assert result.lines == ["goodnight moon", "goodnight moon"]
+
+
+def test_a_file_with_named_nodes_iterate_and_a_gate(project: Project) -> None:
+    flow = """\
+        nodes:
+          read:  {task: load, inputs: ["[1, 2, 3]"], config: {yaml: true}}
+          each:  {task: dump}
+          total: dump
+        joins:
+          - {from: read, to: each, iterate: true}
+          - {from: each, to: total, kind: gate}
+        """
+
+    from_file = run_file(project, "flow.yaml", flow)
+    from_words = run_words(project, "load", "--yaml", "[1, 2, 3]", "--:i", "dump", "--:.gate",
+                           "dump")
+
+    assert from_file.code == 0, from_file.err
+    assert from_file.lines == ["1", "2", "3", "[1, 2, 3]"]
+    assert from_file.out == from_words.out
+
+
+def test_a_gate_limit_in_a_file_releases_batches_like_gate_n_on_the_command_line(
+        project: Project) -> None:
+    flow = """\
+        nodes:
+          - {task: load, inputs: ["[1, 2, 3, 4, 5]"], config: {yaml: true}}
+          - dump
+          - dump
+        joins:
+          - {from: 0, to: 1, iterate: true}
+          - {from: 1, to: 2, kind: gate, limit: 2}
+        """
+
+    from_file = run_file(project, "flow.yaml", flow)
+    from_words = run_words(project, "load", "--yaml", "[1, 2, 3, 4, 5]", "--:i", "dump",
+                           "--:.gate:2", "dump")
+
+    assert from_file.code == 0, from_file.err
+    assert from_file.lines == ["1", "2", "[1, 2]", "3", "4", "[3, 4]", "5", "[5]"]
+    assert from_file.out == from_words.out
+
+
+def test_named_nodes_are_the_ids_the_run_records(project: Project) -> None:
+    project.write("flow.yaml", """\
+        nodes:
+          greet: {task: load, inputs: [hello]}
+          show:  dump
+        joins:
+          - [greet, show]
+        """)
+    store = str(project.path / "runs.db")
+
+    done = project.run("run", "--store", store, "flow.yaml")
+    audit = project.run("audit", project.run("runs", "--store", store, "--json").json()[0]["run"],
+                        "--store", store, "--json")
+
+    assert done.code == 0, done.err
+    assert done.lines == ["hello"]
+    assert [entry["node"] for entry in audit.json()] == ["greet", "show"]
+
+
+def test_a_node_with_several_leads_runs_once_per_lead(project: Project) -> None:
+    flow = """\
+        nodes:
+          src:  {task: load, leads: [[one], [two], [three]]}
+          show: dump
+        joins:
+          - [src, show]
+        """
+
+    result = run_file(project, "flow.yaml", flow)
+
+    assert result.code == 0, result.err
+    assert result.lines == ["one", "two", "three"]
+
+
+def test_a_switch_in_a_file_uses_a_selector_from_the_retapfile(project: Project) -> None:
+    project.retapfile(RETAPFILE)
+    flow = """\
+        nodes:
+          src:   {task: load, leads: [[hi], [hello]]}
+          short: dump
+          long:  shout
+          show:  dump
+        joins:
+          - {from: src, to: [short, long], kind: switch, selector: "retapfile:pick_by_length"}
+          - [long, show]
+        """
+
+    result = run_file(project, "flow.yaml", flow)
+
+    assert result.code == 0, result.err
+    assert result.lines == ["hi", "HELLO"]
+
+
+def test_a_switch_in_a_file_without_a_selector_takes_index_and_value(project: Project) -> None:
+    flow = """\
+        nodes:
+          - {task: load, inputs: ['[1, "x"]'], config: {json: true}}
+          - dump
+          - dump
+        joins:
+          - {from: 0, to: [1, 2], kind: switch}
+        """
+
+    result = run_file(project, "flow.yaml", flow)
+
+    assert result.code == 0, result.err
+    assert result.lines == ["x"]
+
+
+def test_splat_and_enq_in_a_file(project: Project) -> None:
+    flow = """\
+        nodes:
+          - {task: load, inputs: ['["a", "b"]'], config: {json: true}}
+          - dump
+          - {task: load, inputs: [later]}
+          - dump
+        joins:
+          - {from: 0, to: 1, splat: true, enq: true}
+          - [2, 3]
+        """
+
+    result = run_file(project, "flow.yaml", flow)
+
+    assert result.code == 0, result.err
+    # enq: dump of a and b waits behind the second lead and its depth-first target
+    assert result.lines == ["later", "a", "b"]
+
+
+def test_a_json_workflow_file_works_like_yaml(project: Project) -> None:
+    flow = json.dumps({"nodes": [{"task": "load", "inputs": ["hi"]}, {"task": "dump"}],
+                       "joins": [[0, 1]]})
+
+    result = run_file(project, "flow.json", flow)
+
+    assert result.code == 0, result.err
+    assert result.lines == ["hi"]
+
+
+def test_a_file_holding_a_stored_spec_runs_that_spec(project: Project) -> None:
+    spec = {"retap": 1,
+            "nodes": [{"id": 0, "task": "retap.tasks.builtin:Load", "config": {},
+                       "leads": [["from a spec"]]},
+                      {"id": 1, "task": "retap.tasks.builtin:Dump", "config": {},
+                       "leads": [[]]}],
+            "joins": [{"id": 0, "kind": "join", "sources": [0], "targets": [1]}]}
+
+    result = run_file(project, "spec.json", json.dumps(spec))
+
+    assert result.code == 0, result.err
+    assert result.lines == ["from a spec"]
+
+
+def test_a_file_run_writes_only_task_output_to_stdout(project: Project) -> None:
+    result = run_file(project, "flow.yaml", "nodes:\n  - {task: load, inputs: [hi]}\n"
+                                            "  - dump\njoins:\n  - [0, 1]\n")
+
+    assert result.out == "hi\n"
+    assert "done" in result.err
+
+
+def test_words_after_the_workflow_file_are_refused(project: Project) -> None:
+    result = run_file(project, "flow.yaml", "nodes:\n  - {task: load, inputs: [hi]}\n",
+                      "extra")
+
+    assert_one_line_error(result, "flow.yaml", "extra")
+
+
+# -- malformed files: exit 2, one line naming the file and the problem --------------------------
+
+MALFORMED = {
+    "bad YAML": ("nodes: [\n  {task: load\n", "YAML"),
+    "not a mapping": ("- just a list\n", "nodes"),
+    "nodes not a mapping or list": ("nodes: 5\n", "nodes"),
+    "node without a task": ("nodes:\n  a: {inputs: [x]}\n", "task"),
+    "unknown task": ("nodes:\n  a: {task: nosuch}\n", "nosuch"),
+    "unknown node key": ("nodes:\n  a: {task: load, colour: red}\n", "colour"),
+    "unknown config": ("nodes:\n  a: {task: load, config: {colour: red}}\n", "colour"),
+    "bad config value": ("nodes:\n  a: {task: load, config: {yaml: notabool}}\n", "yaml"),
+    "inputs not a list": ("nodes:\n  a: {task: load, inputs: x}\n", "inputs"),
+    "duplicate node id": ("nodes:\n  - {task: load}\n  - {id: 0, task: dump}\n", "0"),
+    "join to an unknown node": ("nodes:\n  a: {task: load, inputs: [x]}\njoins:\n  - [a, zz]\n",
+                                "zz"),
+    "unknown join kind": ("nodes:\n  a: {task: load}\n  b: dump\n"
+                          "joins:\n  - {from: a, to: b, kind: bogus}\n", "bogus"),
+    "unknown join key": ("nodes:\n  a: {task: load}\n  b: dump\n"
+                         "joins:\n  - {from: a, to: b, flavour: x}\n", "flavour"),
+    "join without from/to": ("nodes:\n  a: {task: load}\njoins:\n  - {to: a}\n", "from"),
+    "join that is a number": ("nodes:\n  a: {task: load}\njoins:\n  - 5\n", "join 0"),
+    "bad gate limit": ("nodes:\n  a: {task: load}\n  b: dump\n"
+                       "joins:\n  - {from: a, to: b, kind: gate, limit: 0}\n", "limit"),
+    "unknown selector": ("nodes:\n  a: {task: load}\n  b: dump\n"
+                         "joins:\n  - {from: a, to: b, kind: switch, selector: nomod:f}\n",
+                         "nomod"),
+    "wrong number of lead inputs": ("nodes:\n  s: {task: shout, inputs: [a, b]}\n", "shout"),
+    "stored spec of another version": ("retap: 2\n", "spec"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED), ids=list(MALFORMED))
+def test_a_malformed_file_exits_2_with_one_line_naming_the_file_and_problem(
+        project: Project, case: str) -> None:
+    project.retapfile(RETAPFILE)
+    text, needle = MALFORMED[case]
+
+    result = run_file(project, "flow.yaml", text)
+
+    assert_one_line_error(result, "flow.yaml", needle)
+
+
+# BUG: a non-list `joins:` (here a number) crashes read_workflow_file with
+# "TypeError: 'int' object is not iterable" and a traceback, exit 1, instead of exit 2
+# with one line naming the file.
+def test_joins_that_are_not_a_list_are_a_one_line_error(project: Project) -> None:
+    result = run_file(project, "flow.yaml", "nodes:\n  a: {task: load}\njoins: 5\n")
+
+    assert_one_line_error(result, "flow.yaml", "joins")
+
+
+# BUG: a node's `config` that is not a mapping crashes with "TypeError: ... argument after
+# ** must be a mapping, not int" and a traceback, exit 1, instead of exit 2 and one line.
+def test_a_config_that_is_not_a_mapping_is_a_one_line_error(project: Project) -> None:
+    result = run_file(project, "flow.yaml", "nodes:\n  a: {task: load, config: 5}\n")
+
+    assert_one_line_error(result, "flow.yaml", "config")
+
+
+# BUG: a node id that is a list (`- {id: [1], task: load}`) crashes with
+# "TypeError: unhashable type: 'list'" and a traceback, exit 1, instead of exit 2.
+def test_a_node_id_that_is_not_a_name_or_number_is_a_one_line_error(project: Project) -> None:
+    result = run_file(project, "flow.yaml", "nodes:\n  - {id: [1], task: load}\n")
+
+    assert_one_line_error(result, "flow.yaml", "node")
+
+
+# BUG: a stored spec (`retap: 1`) whose `nodes` is not a list crashes in Workflow.from_spec
+# with "TypeError: 'int' object is not iterable" and a traceback, exit 1, instead of exit 2.
+def test_a_malformed_stored_spec_is_a_one_line_error(project: Project) -> None:
+    result = run_file(project, "flow.yaml", "retap: 1\nnodes: 5\n")
+
+    assert_one_line_error(result, "flow.yaml", "nodes")
+
+
+# BUG: `limit` on a join that is not a gate reaches Join.__init__ and the user reads
+# "Join.__init__() got an unexpected keyword argument 'limit'" (a Python internal) where the
+# command line says "only a gate takes a limit (:N), not a sync" for `--:.sync:2`.
+def test_a_limit_on_a_join_that_is_not_a_gate_says_only_a_gate_takes_one(
+        project: Project) -> None:
+    result = run_file(project, "flow.yaml", "nodes:\n  a: {task: load}\n  b: dump\n"
+                                            "joins:\n  - {from: a, to: b, kind: sync, limit: 2}\n")
+
+    assert_one_line_error(result, "flow.yaml", "limit", "gate")
+    assert "__init__" not in result.err
