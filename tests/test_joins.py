@@ -731,3 +731,17 @@ def test_a_failed_task_stops_the_run_failed_and_downstream_does_not_run() -> Non
     (audit,) = result.audits()
     assert audit.status == "failed"
     assert audit.error["message"] == "boom"
+
+
+def test_with_on_error_continue_independent_branches_still_run() -> None:
+    wf = Workflow()
+    a = wf.add(Boom())
+    b = wf.add(rec("after boom"))
+    wf.join(a, b)
+    wf.add(rec("independent"), "i")
+
+    result = run(wf, on_error="continue")
+
+    assert result.status == "failed"
+    assert LOG == [("independent", ("i",))]
+    assert [(x.node, x.status) for x in result.audits()] == [(0, "failed"), (2, "done")]

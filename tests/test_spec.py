@@ -286,6 +286,24 @@ def test_a_local_task_is_refused_by_a_recording_store(tmp_path: Any) -> None:
     try:
         with pytest.raises(SpecError, match="node 0"):
             App(wf, store).run()
+        assert store.runs() == []  # refused at the start: nothing recorded
+    finally:
+        store.close()
+
+
+def test_a_lambda_selector_is_refused_by_a_recording_store_before_anything_runs(
+        tmp_path: Any) -> None:
+    wf = Workflow()
+    wf.add(rec("a"), "x")
+    wf.add(rec("b"))
+    wf.join(0, 1, "switch", selector=lambda result: 0)
+    store = retap.open_store(tmp_path / "retap.db")
+
+    try:
+        with pytest.raises(SpecError, match="switch 0"):
+            App(wf, store).run()
+        assert LOG == []
+        assert store.runs() == []
     finally:
         store.close()
 

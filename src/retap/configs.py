@@ -16,7 +16,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+CLI_WORDS = ("help", "config")  # options every task has on the command line
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,27 @@ def spec_from(task: str, name: str, annotation: Any, value: Any) -> ConfigSpec:
     """Make the spec of a declared config, checking its declaration early."""
     if annotation is None or annotation is typing.Any:
         raise TaskDefinitionError(task, f"config {name!r} needs a type annotation")
+    if name in CLI_WORDS:
+        raise TaskDefinitionError(task, f"a config cannot be called {name!r}: --{name} is "
+                                        "taken on the command line")
     if isinstance(value, _Declared):
         spec = ConfigSpec(name, annotation, value.default, value.help)
     else:
         spec = ConfigSpec(name, annotation, value)
     object.__setattr__(spec, "adapter", adapter_for(task, spec))
-    return spec
+    return with_default(task, spec, spec.default)
+
+
+def with_default(task: str, spec: ConfigSpec, default: Any) -> ConfigSpec:
+    """``spec`` with ``default`` validated (a default of the wrong type fails at definition)."""
+    if default is not MISSING:
+        try:
+            default = spec.adapter.validate_python(default)
+        except pydantic.ValidationError as exc:
+            raise TaskDefinitionError(task, f"the default of config {spec.name!r}, {default!r}, "
+                                            f"is not a {spec.type_name}: "
+                                            f"{exc.errors()[0]['msg']}") from None
+    return replace(spec, default=default)
 
 
 def adapter_for(task: str, spec: ConfigSpec) -> pydantic.TypeAdapter[Any]:

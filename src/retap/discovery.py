@@ -138,7 +138,7 @@ def _where(exc: BaseException, path: str) -> str:
             line = f" (line {frame.lineno})"
             break
     if isinstance(exc, SyntaxError):
-        line = f" (line {exc.lineno})"
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
     if isinstance(exc, RetapError):
         return exc.message + line
     return f"{type(exc).__name__}: {exc}{line}"

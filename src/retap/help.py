@@ -13,14 +13,15 @@ __all__ = ["task_help", "task_list"]
 RULE = "-" * 80
 
 
-def task_help(cls: type[Task]) -> str:
-    """Usage, configs (type, default, help) and docs of a task."""
+def task_help(cls: type[Task], name: str | None = None) -> str:
+    """Usage, configs (type, default, help) and docs of a task called ``name`` here."""
     info = cls.__retap__
     title = cls.__name__ + (f" -- {info.summary}" if info.summary else "")
     lines = [title, RULE]
     if info.description:
         lines += [textwrap.indent(info.description, "  "), RULE]
-    lines += [f"usage: retap run -- {info.usage}", ""]
+    usage = info.usage if name is None else " ".join([name, *info.usage.split(" ")[1:]])
+    lines += [f"usage: retap run -- {usage}", ""]
     if info.configs:
         lines.append("configurations:")
         lines += [_config_line(spec) for spec in info.configs.values()]

@@ -253,19 +253,46 @@ class Switch(Join):
 KINDS: dict[str, type[Join]] = {"join": Join, "sync": Sync, "switch": Switch, "gate": Gate}
 
 
+_OPTIONS = {"join": set(), "sync": set(), "gate": {"limit"}, "switch": {"selector"}}
+_FLAG_NAMES = ("enq", "iterate", "splat")
+
+
+def make_join(id: NodeId, kind: str, sources: Any, targets: Any, **options: Any) -> Join:
+    """Build a join of ``kind``, checking every option; SpecError names what is wrong."""
+    what = f"join {id}"
+    if kind not in KINDS:
+        raise SpecError(what, f"unknown join kind {kind!r} (known: {', '.join(KINDS)})")
+    for key, value in options.items():
+        if key in _FLAG_NAMES:
+            if not isinstance(value, bool):
+                raise SpecError(what, f"{key} must be true or false, not {value!r}")
+        elif key in ("limit", "selector") and key not in _OPTIONS[kind]:
+            owner = "gate" if key == "limit" else "switch"
+            raise SpecError(what, f"only a {owner} takes a {key}, not a {kind}")
+        elif key not in _OPTIONS[kind]:
+            raise SpecError(what, f"unknown join option {key!r}")
+    selector = options.get("selector")
+    if selector is not None and not (isinstance(selector, str) or callable(selector)):
+        raise SpecError(what, f"selector must be 'module:function', not {selector!r}")
+    return KINDS[kind](id, _node_ids(what, "sources", sources),
+                       _node_ids(what, "targets", targets), **options)
+
+
+def _node_ids(what: str, role: str, value: Any) -> list[NodeId]:
+    ids = [value] if isinstance(value, int | str) else value
+    if not isinstance(ids, list | tuple) or not all(
+            isinstance(i, int | str) and not isinstance(i, bool) for i in ids):
+        raise SpecError(what, f"{role} must be node ids (ints or names), not {value!r}")
+    return list(ids)
+
+
 def join_from_dict(data: dict[str, Any]) -> Join:
     """Rebuild a join from its ``to_dict`` form."""
-    kind = data.get("kind", "join")
-    if kind not in KINDS:
-        raise SpecError(f"join {data.get('id')}", f"unknown join kind {kind!r} "
-                                                  f"(known: {', '.join(KINDS)})")
-    options: dict[str, Any] = {k: bool(data[k]) for k in ("enq", "iterate", "splat")
-                               if k in data}
-    if kind == "gate":
-        options["limit"] = data.get("limit")
-    if kind == "switch":
-        options["selector"] = data.get("selector")
-    return KINDS[kind](data["id"], list(data["sources"]), list(data["targets"]), **options)
+    if not isinstance(data, dict) or "sources" not in data or "targets" not in data:
+        raise SpecError("join", f"expected a mapping with sources and targets, not {data!r}")
+    options = {k: data[k] for k in (*_FLAG_NAMES, "limit", "selector") if k in data}
+    return make_join(data.get("id", 0), data.get("kind", "join"), data["sources"],
+                     data["targets"], **options)
 
 
 def callable_path(fn: Callable[..., Any], what: str) -> str:

@@ -36,9 +36,10 @@ _FLAGS = {"q": "enq", "i": "iterate", "s": "splat"}
 class HelpRequested(Exception):
     """``--help`` was given after a task name."""
 
-    def __init__(self, task: type[Task]) -> None:
-        super().__init__(task.__retap__.name)
+    def __init__(self, task: type[Task], name: str) -> None:
+        super().__init__(name)
         self.task = task
+        self.name = name  # as the user wrote it: a name, an entry point, or module:Name
 
 
 @dataclass
@@ -102,6 +103,8 @@ def _split(words: list[str]) -> tuple[list[_Node], list[_Join]]:
                 current = _Node(position, [])
             current.words.append(word)
             continue
+        if word.startswith("--:") and not nodes and current is None:
+            raise WorkflowSyntaxError(word, position, "--: has no node before it to join")
         if opened is not None and current is None:
             raise _empty(opened, pending, word, position)
         if current is not None:
@@ -197,7 +200,7 @@ def _build_node(node: _Node, registry: Registry) -> tuple[Task, list[str]]:
         word = words[i]
         i += 1
         if word in ("--help", "-h"):
-            raise HelpRequested(cls)
+            raise HelpRequested(cls, name)
         if not word.startswith("--") or len(word) == 2:
             inputs.append(word)
             continue
@@ -229,7 +232,7 @@ def _build_node(node: _Node, registry: Registry) -> tuple[Task, list[str]]:
 
 def _value(words: list[str], i: int, word: str, node: _Node, task: str) -> tuple[str, int]:
     if i >= len(words):
-        raise WorkflowSyntaxError(word, node.position, f"{word} needs a value (task {task})")
+        raise WorkflowSyntaxError(word, node.position + i, f"{word} needs a value (task {task})")
     return words[i], i + 1
 
 

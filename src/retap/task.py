@@ -15,7 +15,7 @@ import textwrap
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -252,7 +252,7 @@ def _collect_configs(cls: type, label: str) -> dict[str, ConfigSpec]:
             raise TaskDefinitionError(label, f"config {key!r} has no type; annotate it, "
                                              f"e.g. `{key}: str = retap.config(...)`")
         if key in configs and not isinstance(value, _ConfigAttribute):
-            configs[key] = replace(configs[key], default=value)
+            configs[key] = _config.with_default(label, configs[key], value)
     return configs
 
 

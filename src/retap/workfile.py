@@ -47,7 +47,10 @@ def read_workflow_file(path: str | Path, registry: Registry | None = None) -> Wo
         workflow = Workflow()
         for entry in _node_entries(data.get("nodes"), path):
             _add_node(workflow, entry, registry, path)
-        for i, entry in enumerate(data.get("joins") or []):
+        joins = data.get("joins") or []
+        if not isinstance(joins, list):
+            raise WorkflowFileError(str(path), "`joins` must be a list")
+        for i, entry in enumerate(joins):
             _add_join(workflow, i, entry, path)
         workflow.check_inputs()
     except WorkflowFileError:
@@ -60,6 +63,8 @@ def read_workflow_file(path: str | Path, registry: Registry | None = None) -> Wo
 def _load(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkflowFileError(str(path), "no such file") from None
     except OSError as exc:
         raise WorkflowFileError(str(path), exc.strerror or str(exc)) from None
     try:
@@ -82,8 +87,16 @@ def _node_entries(nodes: Any, path: Path) -> list[dict[str, Any]]:
                 raise WorkflowFileError(str(path), f"node {key!r} must be a mapping with `task`")
             entries.append({"id": key, **value})
         return entries
-    if isinstance(nodes, list) and all(isinstance(n, dict) for n in nodes):
-        return [{"id": i, **n} if "id" not in n else n for i, n in enumerate(nodes)]
+    if isinstance(nodes, list):
+        entries = []
+        for i, node in enumerate(nodes):
+            if isinstance(node, str):
+                node = {"task": node}
+            if not isinstance(node, dict):
+                raise WorkflowFileError(str(path), f"node {i} must be a task name or a mapping "
+                                                   "with `task`")
+            entries.append({"id": i, **node})
+        return entries
     raise WorkflowFileError(str(path), "`nodes` must be a mapping of id to node, or a list")
 
 
@@ -95,16 +108,22 @@ def _add_node(workflow: Workflow, entry: dict[str, Any], registry: Registry, pat
                                            f"(known: {sorted(_NODE_KEYS - {'id'})})")
     if "task" not in entry:
         raise WorkflowFileError(str(path), f"node {node!r} has no `task`")
+    config = entry.get("config") or {}
+    if not isinstance(config, dict):
+        raise WorkflowFileError(str(path), f"node {node!r}: `config` must be a mapping")
     try:
         cls = registry.find(str(entry["task"]))
-        task = cls(**(entry.get("config") or {}))
+        task = cls(**config)
     except RetapError as exc:
         raise WorkflowFileError(str(path), f"node {node!r}: {exc.message}") from None
     leads = entry.get("leads", [entry.get("inputs", [])])
     if not isinstance(leads, list) or not all(isinstance(x, list) for x in leads):
         raise WorkflowFileError(str(path), f"node {node!r}: `inputs` must be a list "
                                            "(`leads` a list of lists)")
-    workflow.add(task, id=node)
+    try:
+        workflow.add(task, id=node)
+    except RetapError as exc:
+        raise WorkflowFileError(str(path), exc.message) from None
     workflow.nodes[node].leads = leads
 
 
@@ -123,6 +142,5 @@ def _add_join(workflow: Workflow, index: int, entry: Any, path: Path) -> None:
     try:
         workflow.join(entry["from"], entry["to"], entry.get("kind", "join"),
                       id=entry.get("id", index), **options)
-    except (RetapError, TypeError) as exc:
-        message = exc.message if isinstance(exc, RetapError) else str(exc)
-        raise WorkflowFileError(str(path), f"join {index}: {message}") from None
+    except RetapError as exc:
+        raise WorkflowFileError(str(path), exc.message) from None

@@ -14,7 +14,7 @@ from typing import Any
 
 from retap.dispatch import NodeId
 from retap.errors import InputArityError, RetapError, SpecError
-from retap.joins import KINDS, Join, join_from_dict
+from retap.joins import Join, join_from_dict, make_join
 from retap.task import Task
 
 __all__ = ["SPEC_VERSION", "Node", "Workflow"]
@@ -50,10 +50,10 @@ class Workflow:
             raise SpecError(f"node {id if id is not None else len(self.nodes)}",
                             f"expected a retap.Task, got {type(task).__name__}")
         node_id = len(self.nodes) if id is None else id
-        if node_id in self.nodes:
-            raise SpecError(f"node {node_id!r}", "a node with this id already exists")
         if not isinstance(node_id, int | str) or isinstance(node_id, bool):
             raise SpecError(f"node {node_id!r}", "node ids are ints or strings")
+        if node_id in self.nodes:
+            raise SpecError(f"node {node_id!r}", "a node with this id already exists")
         self.nodes[node_id] = Node(node_id, task, [list(inputs)])
         return node_id
 
@@ -65,11 +65,8 @@ class Workflow:
              kind: str = "join", *, id: NodeId | None = None, **options: Any) -> Join:
         """Join ``sources`` to ``targets``. Options: enq, iterate, splat; gate ``limit``;
         switch ``selector``."""
-        if kind not in KINDS:
-            raise SpecError(f"join {len(self.joins)}", f"unknown join kind {kind!r} "
-                                                       f"(known: {', '.join(KINDS)})")
         join_id = len(self.joins) if id is None else id
-        join = KINDS[kind](join_id, _ids(sources), _ids(targets), **options)
+        join = make_join(join_id, kind, sources, targets, **options)
         self._check_join(join)
         self.joins.append(join)
         return join
@@ -140,9 +137,10 @@ class Workflow:
             resolve = resolve_task
         if not isinstance(spec, dict) or spec.get("retap") != SPEC_VERSION:
             raise SpecError("workflow spec", f"not a retap spec of version {SPEC_VERSION}")
+        _check_shape(spec)
         workflow = cls()
-        for entry in spec.get("nodes", []):
-            what = f"node {entry.get('id')} ({entry.get('name', entry.get('task'))})"
+        for entry in spec["nodes"]:
+            what = f"node {entry['id']} ({entry.get('name', entry['task'])})"
             try:
                 task_cls = resolve(entry["task"])
                 task = task_cls(**entry.get("config", {}))
@@ -150,7 +148,7 @@ class Workflow:
                 raise SpecError(what, f"no longer fits the code: {exc.message}") from None
             node_id = workflow.add(task, id=entry["id"])
             workflow.nodes[node_id].leads = copy.deepcopy(entry.get("leads", [[]]))
-        for entry in spec.get("joins", []):
+        for entry in spec["joins"]:
             try:
                 join = join_from_dict(entry)
                 workflow._check_join(join)
@@ -181,7 +179,16 @@ class Workflow:
                                           f"{', '.join(map(str, self.nodes))})")
 
 
-def _ids(value: NodeId | Iterable[NodeId]) -> list[NodeId]:
-    if isinstance(value, int | str):
-        return [value]
-    return list(value)
+def _check_shape(spec: dict[str, Any]) -> None:
+    """A spec's nodes and joins have the types a spec promises, or SpecError says which not."""
+    nodes, joins = spec.get("nodes"), spec.get("joins", [])
+    if not isinstance(nodes, list) or not isinstance(joins, list):
+        raise SpecError("workflow spec", "`nodes` and `joins` must be lists")
+    for i, entry in enumerate(nodes):
+        if not isinstance(entry, dict) or "id" not in entry or "task" not in entry:
+            raise SpecError(f"node entry {i}", "must be a mapping with `id` and `task`")
+        if not isinstance(entry.get("config", {}), dict):
+            raise SpecError(f"node {entry['id']}", "`config` must be a mapping")
+        leads = entry.get("leads", [[]])
+        if not isinstance(leads, list) or not all(isinstance(x, list) for x in leads):
+            raise SpecError(f"node {entry['id']}", "`leads` must be a list of input lists")

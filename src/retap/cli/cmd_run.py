@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from retap.app import App, RunResult
@@ -41,7 +39,7 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
     try:
         workflow = build_workflow(list(words), quiet)
     except HelpRequested as request:
-        click.echo(task_help(request.task), nl=False)
+        click.echo(task_help(request.task, request.name), nl=False)
         return
     the_store = open_cli_store(ctx, store, durability=durability, codec=codec)
     app = App(workflow, the_store, run_id=run_id, on_error=on_error,
@@ -55,16 +53,19 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
 def build_workflow(words: list[str], quiet: bool = False) -> Workflow:
     """The workflow from the command line: a workflow file, or Tap's workflow syntax."""
     registry = Registry()
-    if words and not is_break(words[0]) and words[0].endswith(WORKFLOW_SUFFIXES) \
-            and Path(words[0]).is_file():
+    if words and words[0].endswith(WORKFLOW_SUFFIXES) and not is_break(words[0]):
         if len(words) > 1:
             raise UsageError(f"unexpected words after the workflow file {words[0]}: "
                              f"{' '.join(words[1:])}")
-        return read_workflow_file(words[0], registry)
-    workflow, warnings = parse_workflow(words, registry)
-    if not quiet:
-        for warning in warnings:
-            echo_err(f"warning: {warning}")
+        workflow = read_workflow_file(words[0], registry)
+    else:
+        workflow, warnings = parse_workflow(words, registry)
+        if not quiet:
+            for warning in warnings:
+                echo_err(f"warning: {warning}")
+    if not workflow.leads():
+        raise UsageError("no lead node: every node is the target of a join, so nothing would "
+                         "run")
     return workflow
 
 

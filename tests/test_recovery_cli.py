@@ -1,0 +1,434 @@
+"""Recovery through the real `retap` command and the default SQLite store: resume, replay,
+--set, --on-error, retries, signals, kill -9, live owners, in-flight non-idempotent work
+and code changes (DESIGN §2-§6)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import LOGGING_TASKS, Project, Result, wait_for
+
+# Tasks added to the logging retapfile; they log to exec.log like a..e do.
+EXTRA_TASKS = '''
+
+@retap.task(name="twelve")
+def twelve():
+    _log("twelve")
+    return 12
+
+
+class Divide(retap.Task):
+    """Integer division of its input by --divisor."""
+
+    divisor: int = retap.config(0, help="what to divide by")
+
+    def process(self, x):
+        _log("divide", x)
+        return int(x) // self.divisor
+
+
+class Flaky(retap.Task):
+    """Fails twice (counted in flaky.count), then succeeds."""
+
+    retries = 2
+    retry_delay = 0.01
+
+    def process(self, *inputs):
+        count_file = Path("flaky.count")
+        n = int(count_file.read_text()) if count_file.exists() else 0
+        count_file.write_text(str(n + 1))
+        _log("flaky", *inputs)
+        if n < 2:
+            raise RuntimeError(f"flaky attempt {n + 1}")
+        return "flaky ok"
+
+
+class Charge(retap.Task):
+    """Not idempotent: sleeps while SLOW_CHARGE is set."""
+
+    idempotent = False
+
+    def process(self, *inputs):
+        _log("charge", *inputs)
+        deadline = time.monotonic() + float(os.environ.get("SLOW_CHARGE", "0"))
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+        return "charged"
+
+
+class First(retap.Task):
+    """A task with an explicit code version."""
+
+    version = "v1-alpha"
+
+    def process(self, *inputs):
+        _log("first", *inputs)
+        return "first"
+'''
+
+
+@pytest.fixture
+def proj(logging_project: Project) -> Project:
+    logging_project.retapfile(LOGGING_TASKS + EXTRA_TASKS)
+    return logging_project
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    """Background `retap` processes, killed at teardown if a test left them running."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def show(project: Project, run: str) -> dict:
+    return project.run("show", run, "--json", check=0).json()
+
+
+def status_of(project: Project, run: str) -> str:
+    return next(r["status"] for r in project.runs() if r["run"] == run)
+
+
+def one_line_error(result: Result) -> str:
+    """stderr of a refused command: one line, no traceback."""
+    assert "Traceback" not in result.err, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    return lines[0]
+
+
+def audit_by_node(project: Project, run: str) -> dict:
+    return {a["node"]: a for a in project.run("audit", run, "--json", check=0).json()}
+
+
+# -- 1. the seed ticket's two cases ------------------------------------------------------------
+
+
+def test_seed_case_one_resume_runs_only_the_failed_c(proj: Project) -> None:
+    first = proj.run("run", "--run-id", "r1", "--", "a", "--", "b", "--", "c", "--[0][1,2]q",
+                     env={"FAIL_ONCE": "c"})
+    assert first.code == 1, first.err
+    assert proj.counts() == {"a": 1, "b": 1, "c": 1}
+
+    again = proj.run("resume", "r1", env={"FAIL_ONCE": "c"})
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "b": 1, "c": 2}
+    assert status_of(proj, "r1") == "done"
+
+
+@pytest.mark.parametrize("verb", ["resume", "replay"])
+def test_seed_case_two_runs_d_and_the_queued_c_once_each(proj: Project, verb: str) -> None:
+    first = proj.run("run", "--run-id", "r2", "--", "a", "--", "b", "--:q", "c", "--", "d",
+                     "--[0][1,3]", env={"FAIL_ONCE": "d"})
+    assert first.code == 1, first.err
+    assert proj.counts() == {"a": 1, "b": 1, "d": 1}  # c still sits queued
+    assert [q["node"] for q in show(proj, "r2")["queue"]] == [3, 2]
+
+    again = proj.run(verb, "r2", env={"FAIL_ONCE": "d"})
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "b": 1, "c": 1, "d": 2}
+    assert proj.log()[-2:] == ["d ('a()',)", "c ('b(a())',)"]
+    report = show(proj, "r2")
+    assert report["status"] == "done"
+    assert report["queue"] == []
+    assert report["counts"] == {"done": 4}
+
+
+# -- 2. done runs and unknown runs --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["resume", "replay"])
+def test_resume_or_replay_of_a_done_run_executes_nothing(proj: Project, verb: str) -> None:
+    proj.run("run", "--run-id", "ok", "--", "a", "--:", "b", check=0)
+    before = proj.log()
+
+    again = proj.run(verb, "ok")
+
+    assert again.code == 0, again.err
+    assert proj.log() == before
+    assert "already done" in again.err
+    assert again.out == ""
+
+
+@pytest.mark.parametrize("command", ["show", "audit", "resume", "replay"])
+def test_an_unknown_run_id_is_exit_2_with_one_line(proj: Project, command: str) -> None:
+    proj.run("run", "--run-id", "real", "--", "a", check=0)
+
+    result = proj.run(command, "no-such-run")
+
+    assert result.code == 2, (result.out, result.err)
+    assert "no-such-run" in one_line_error(result)
+    assert proj.counts() == {"a": 1}
+
+
+# -- 3. show the failure, fix a config with --set, resume ----------------------------------------
+
+
+def test_show_names_the_failed_dispatch_and_set_fixes_it(proj: Project) -> None:
+    first = proj.run("run", "--run-id", "div", "--", "twelve", "--:", "divide", "--:", "dump")
+    assert first.code == 1, first.err
+    assert proj.counts() == {"twelve": 1, "divide": 1}
+
+    report = show(proj, "div")
+    assert report["status"] == "failed"
+    [failed] = report["failed"]
+    assert {"dispatch", "node", "task", "inputs", "error", "traceback"} <= set(failed)
+    assert failed["node"] == 1
+    assert failed["task"] == "divide"
+    assert failed["inputs"] == [12]
+    assert "ZeroDivisionError" in failed["traceback"]
+    assert failed["error"]
+    assert failed["dispatch"] in {q["dispatch"] for q in report["queue"]}
+
+    fixed = proj.run("resume", "div", "--set", "1.divisor=4")
+
+    assert fixed.code == 0, fixed.err
+    assert fixed.out.splitlines() == ["3"]
+    assert proj.counts() == {"twelve": 1, "divide": 2}
+    assert show(proj, "div")["status"] == "done"
+    assert audit_by_node(proj, "div")[1]["value"] == 3
+
+
+@pytest.mark.parametrize("setting", ["9.divisor=4", "1.nope=4", "1.divisor=four", "divisor=4"])
+def test_a_bad_set_is_exit_2_and_runs_nothing(proj: Project, setting: str) -> None:
+    proj.run("run", "--run-id", "div", "--", "twelve", "--:", "divide", check=1)
+    before = proj.log()
+
+    result = proj.run("resume", "div", "--set", setting)
+
+    assert result.code == 2, (result.out, result.err)
+    one_line_error(result)
+    assert proj.log() == before
+    assert show(proj, "div")["status"] == "failed"
+    # the run is still resumable with a good setting
+    proj.run("resume", "div", "--set", "1.divisor=3", check=0)
+    assert proj.counts() == {"twelve": 1, "divide": 2}
+
+
+# -- 4. --on-error continue ----------------------------------------------------------------------
+
+
+def test_on_error_continue_runs_independent_branches(proj: Project) -> None:
+    result = proj.run("run", "--run-id", "oc", "--on-error", "continue", "--", "a", "--", "b",
+                      "--", "c", "--[0][1,2]", env={"FAIL_ALWAYS": "b"})
+
+    assert result.code == 1, result.err
+    assert proj.counts() == {"a": 1, "b": 1, "c": 1}
+    report = show(proj, "oc")
+    assert report["status"] == "failed"
+    assert report["counts"] == {"done": 2, "failed": 1}
+    assert [f["node"] for f in report["failed"]] == [1]
+
+
+def test_on_error_stop_is_the_default(proj: Project) -> None:
+    result = proj.run("run", "--run-id", "os", "--", "a", "--", "b", "--", "c", "--[0][1,2]",
+                      env={"FAIL_ALWAYS": "b"})
+
+    assert result.code == 1, result.err
+    assert proj.counts() == {"a": 1, "b": 1}
+    assert show(proj, "os")["counts"] == {"done": 1, "failed": 1}
+
+
+# -- 5. per-task retries -------------------------------------------------------------------------
+
+
+def test_retries_run_a_flaky_task_until_it_succeeds(proj: Project) -> None:
+    result = proj.run("run", "--run-id", "fl", "--", "a", "--:", "flaky", "--:", "b")
+
+    assert result.code == 0, result.err
+    assert proj.counts() == {"a": 1, "flaky": 3, "b": 1}
+    audits = audit_by_node(proj, "fl")
+    assert audits[1]["attempts"] == 3
+    assert audits[1]["status"] == "done"
+    assert audits[1]["value"] == "flaky ok"
+    assert audits[0]["attempts"] == 1
+
+
+# -- 6. SIGINT and SIGTERM -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_interrupts_the_run_and_resume_finishes_it(
+        proj: Project, procs: list, sig: signal.Signals, code: int) -> None:
+    proc = proj.start("run", "--run-id", "sig", "--", "a", "--:", "sleep", "--seconds", "30",
+                      "--:", "b")
+    procs.append(proc)
+    wait_for(lambda: "a" in proj.counts())
+
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=10)
+
+    assert proc.returncode == code, err
+    assert status_of(proj, "sig") == "interrupted"
+    assert show(proj, "sig")["status"] == "interrupted"
+    assert proj.counts() == {"a": 1}
+
+    # the sleep was interrupted, so it runs again on resume: make it short
+    again = proj.run("resume", "sig", "--set", "1.seconds=0.01")
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "b": 1}
+    assert status_of(proj, "sig") == "done"
+
+
+# -- 7. kill -9 ----------------------------------------------------------------------------------
+
+
+def test_kill_9_leaves_an_interrupted_run_that_resumes(proj: Project, procs: list) -> None:
+    proc = proj.start("run", "--run-id", "k9", "--", "a", "--:", "b", "--:", "c",
+                      env={"DELAY_C": "30"})
+    procs.append(proc)
+    wait_for(lambda: "c" in proj.counts())
+
+    proc.kill()
+    proc.wait(timeout=10)
+
+    report = show(proj, "k9")
+    assert report["status"] == "interrupted"
+    assert status_of(proj, "k9") == "interrupted"
+    assert [q["node"] for q in report["queue"]] == [2]
+
+    again = proj.run("resume", "k9")
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "b": 1, "c": 2}
+    assert show(proj, "k9")["status"] == "done"
+
+
+# -- 8. a live owner is never taken over ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["resume", "replay"])
+def test_a_live_owner_is_not_taken_over(proj: Project, procs: list, verb: str) -> None:
+    proc = proj.start("run", "--run-id", "live", "--", "a", "--:", "c", "--:", "b",
+                      env={"DELAY_C": "30"})
+    procs.append(proc)
+    wait_for(lambda: "c" in proj.counts())
+
+    result = proj.run(verb, "live")
+
+    assert result.code == 2, (result.out, result.err)
+    line = one_line_error(result)
+    assert "being run" in line
+    assert f"pid {proc.pid}" in line
+    assert show(proj, "live")["status"] == "running"
+    assert status_of(proj, "live") == "running"
+    assert proj.counts() == {"a": 1, "c": 1}
+    assert proc.poll() is None
+
+    proc.kill()
+    proc.wait(timeout=10)
+    assert show(proj, "live")["status"] == "interrupted"
+
+
+# -- 9. in-flight work that is not idempotent ----------------------------------------------------
+
+
+def test_inflight_non_idempotent_work_needs_rerun_inflight(proj: Project, procs: list) -> None:
+    proc = proj.start("run", "--run-id", "inf", "--", "a", "--:", "charge", "--:", "b",
+                      env={"SLOW_CHARGE": "30"})
+    procs.append(proc)
+    wait_for(lambda: "charge" in proj.counts())
+    proc.kill()
+    proc.wait(timeout=10)
+    assert show(proj, "inf")["status"] == "interrupted"
+
+    refused = proj.run("resume", "inf")
+
+    assert refused.code == 2, (refused.out, refused.err)
+    assert "--rerun-inflight" in one_line_error(refused)
+    assert proj.counts() == {"a": 1, "charge": 1}
+
+    replay_refused = proj.run("replay", "inf")
+    assert replay_refused.code == 2, (replay_refused.out, replay_refused.err)
+    assert "--rerun-inflight" in replay_refused.err
+    assert proj.counts() == {"a": 1, "charge": 1}
+
+    again = proj.run("resume", "inf", "--rerun-inflight")
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "charge": 2, "b": 1}
+    assert show(proj, "inf")["status"] == "done"
+
+
+def test_inflight_idempotent_work_reruns_without_asking(proj: Project, procs: list) -> None:
+    proc = proj.start("run", "--run-id", "idem", "--", "a", "--:", "c", "--:", "b",
+                      env={"DELAY_C": "30"})
+    procs.append(proc)
+    wait_for(lambda: "c" in proj.counts())
+    proc.kill()
+    proc.wait(timeout=10)
+
+    again = proj.run("resume", "idem")
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "c": 2, "b": 1}
+
+
+# -- 10. code changes ----------------------------------------------------------------------------
+
+
+def _bump_first_version(project: Project) -> None:
+    path = project.path / "retapfile.py"
+    source = path.read_text()
+    assert 'version = "v1-alpha"' in source
+    path.write_text(source.replace('version = "v1-alpha"', 'version = "v2-beta"'))
+
+
+def _run_with_first(project: Project) -> None:
+    first = project.run("run", "--run-id", "ver", "--", "d", "--", "first", "--:", "b", "--:",
+                        "c", env={"FAIL_ONCE": "c"})
+    assert first.code == 1, first.err
+    assert project.counts() == {"d": 1, "first": 1, "b": 1, "c": 1}
+
+
+def test_resume_warns_about_changed_code_and_keeps_its_results(proj: Project) -> None:
+    _run_with_first(proj)
+    _bump_first_version(proj)
+
+    again = proj.run("resume", "ver", env={"FAIL_ONCE": "c"})
+
+    assert again.code == 0, again.err
+    warned = [line for line in again.err.splitlines() if "v1-alpha" in line]
+    assert warned, again.err
+    # the line names node 1, its task and both versions
+    assert any("v2-beta" in w and "first" in w
+               and re.search(r"\b1\b", w.replace("v1-alpha", "").replace("v2-beta", ""))
+               for w in warned), again.err
+    assert "warning" in again.err.lower()
+    assert proj.counts() == {"d": 1, "first": 1, "b": 1, "c": 2}
+
+
+def test_replay_rerun_changed_reruns_the_changed_task_and_downstream(proj: Project) -> None:
+    _run_with_first(proj)
+    _bump_first_version(proj)
+
+    again = proj.run("replay", "ver", "--rerun-changed", env={"FAIL_ONCE": "c"})
+
+    assert again.code == 0, again.err
+    assert "v1-alpha" in again.err and "v2-beta" in again.err
+    # d is not downstream of first: answered from the store; first, b, c run again
+    assert proj.counts() == {"d": 1, "first": 2, "b": 2, "c": 2}
+    audits = audit_by_node(proj, "ver")
+    assert all(a["status"] == "done" for a in audits.values())
+    assert audits[3]["value"] == "c(b(first))"
+
+
+def test_resume_rerun_changed_reruns_the_changed_task_and_downstream(proj: Project) -> None:
+    _run_with_first(proj)
+    _bump_first_version(proj)
+
+    again = proj.run("resume", "ver", "--rerun-changed", env={"FAIL_ONCE": "c"})
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"d": 1, "first": 2, "b": 2, "c": 2}

@@ -1,0 +1,389 @@
+"""The store through the real `retap` command: where it lives (--store, RETAP_STORE), its
+permissions, refusing stores it cannot trust or read, `runs --json`, value codecs (JSON
+extensions, signed pickle) and the audit renderings (DESIGN §5, §6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import os
+import pickle
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import LOGGING_TASKS, Project, Result
+
+EXTRA_TASKS = '''
+
+import datetime as dt
+import decimal
+
+VALUES = {
+    "large": (("t", 1), b"raw bytes", {1, 2}, dt.datetime(2024, 1, 2, 3, 4, 5),
+              Path("some/file.txt"), frozenset({"x"}), dt.date(2024, 5, 6),
+              decimal.Decimal("1.10"), {(1, 2): "tuple key"}, [("in", "list")]),
+    "small": (b"b", {3}, Path("p")),
+}
+
+
+@retap.task(name="make")
+def make():
+    _log("make")
+    return VALUES[os.environ.get("MAKE", "large")]
+
+
+@retap.task(name="check")
+def check(value):
+    _log("check")
+    with open("types.log", "a") as fh:
+        fh.write(repr(value) + "\\n")
+    _maybe_fail("check")
+    return value
+
+
+@retap.task(name="opaque")
+def opaque():
+    _log("opaque")
+    return "fixed" if os.environ.get("OPAQUE_FIXED") else object()
+'''
+
+# The values make returns, as the test process builds them (repr shows every type).
+
+VALUES = {
+    "large": (("t", 1), b"raw bytes", {1, 2}, dt.datetime(2024, 1, 2, 3, 4, 5),
+              Path("some/file.txt"), frozenset({"x"}), dt.date(2024, 5, 6),
+              decimal.Decimal("1.10"), {(1, 2): "tuple key"}, [("in", "list")]),
+    "small": (b"b", {3}, Path("p")),
+}
+
+KEY = {"RETAP_PICKLE_KEY": "test-signing-key"}
+
+
+@pytest.fixture
+def proj(logging_project: Project) -> Project:
+    logging_project.retapfile(LOGGING_TASKS + EXTRA_TASKS)
+    return logging_project
+
+
+def refused(result: Result, code: int = 2) -> str:
+    """A refused command: the exit code, one line on stderr, no traceback."""
+    assert result.code == code, (result.code, result.out, result.err)
+    assert "Traceback" not in result.err, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    return lines[0]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def run_ids(project: Project, *args: str, env: dict[str, str] | None = None) -> list[str]:
+    return [r["run"] for r in project.run("runs", "--json", *args, env=env, check=0).json()]
+
+
+# -- 11. where the store is, who may read it, and what is refused -------------------------------
+
+
+def test_the_default_store_is_owner_only(proj: Project) -> None:
+    proj.run("run", "--run-id", "r", "--", "a", check=0)
+
+    store = proj.path / ".retap" / "retap.db"
+    assert store.is_file()
+    assert mode(store) == 0o600
+    assert mode(store.parent) == 0o700
+    for side in (".retap/retap.db-wal", ".retap/retap.db-shm"):
+        if (proj.path / side).exists():
+            assert mode(proj.path / side) & 0o077 == 0, side
+
+
+def test_store_option_selects_the_file_before_or_after_the_subcommand(proj: Project) -> None:
+    proj.run("run", "--store", "stores/one.db", "--run-id", "r1", "--", "a", check=0)
+    proj.run("--store", "stores/two.db", "run", "--run-id", "r2", "--", "b", check=0)
+
+    assert not (proj.path / ".retap").exists()
+    assert mode(proj.path / "stores" / "one.db") == 0o600
+    assert mode(proj.path / "stores") == 0o700
+    assert run_ids(proj, "--store", "stores/one.db") == ["r1"]
+    assert [r["run"] for r in proj.run("--store", "stores/two.db", "runs", "--json",
+                                       check=0).json()] == ["r2"]
+    shown = proj.run("--store", "stores/one.db", "show", "r1", "--json", check=0).json()
+    assert shown["status"] == "done"
+    assert proj.run("show", "r1").code == 2  # not in the default store
+
+
+def test_retap_store_env_selects_the_file_and_store_option_wins(proj: Project) -> None:
+    env = {"RETAP_STORE": str(proj.path / "env.db")}
+    proj.run("run", "--run-id", "e1", "--", "a", env=env, check=0)
+
+    assert (proj.path / "env.db").is_file()
+    assert mode(proj.path / "env.db") == 0o600
+    assert not (proj.path / ".retap" / "retap.db").exists()
+    assert run_ids(proj, env=env) == ["e1"]
+    assert proj.run("show", "e1", "--json", env=env, check=0).json()["run"] == "e1"
+
+    proj.run("run", "--store", "opt.db", "--run-id", "o1", "--", "b", env=env, check=0)
+    assert run_ids(proj, "--store", "opt.db", env=env) == ["o1"]
+    assert run_ids(proj, env=env) == ["e1"]
+
+
+def test_a_store_from_a_newer_retap_is_refused(proj: Project) -> None:
+    proj.run("run", "--run-id", "r", "--", "a", check=0)
+    db = proj.path / ".retap" / "retap.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version=99")
+    conn.close()
+
+    for args in (("runs",), ("show", "r"), ("resume", "r"), ("run", "--", "a")):
+        line = refused(proj.run(*args))
+        assert "newer" in line, line
+        assert "99" in line, line
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
+    conn.close()
+    assert proj.counts() == {"a": 1}
+
+
+@pytest.mark.parametrize("garbage", [os.urandom(4096), b"not a database\n",
+                                     b"SQLite format 3\x00" + os.urandom(4096)],
+                         ids=["random", "short", "bad-pages"])
+def test_a_garbage_store_file_is_refused_without_a_traceback(proj: Project,
+                                                             garbage: bytes) -> None:
+    db = proj.path / ".retap" / "retap.db"
+    db.parent.mkdir()
+    db.write_bytes(garbage)
+
+    for args in (("runs", "--json"), ("show", "r"), ("run", "--", "a")):
+        line = refused(proj.run(*args))
+        assert "retap.db" in line, line
+    assert db.read_bytes() == garbage
+    assert proj.counts() == {}
+
+
+def test_another_programs_sqlite_file_is_refused(proj: Project) -> None:
+    other = proj.path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+
+    line = refused(proj.run("runs", "--store", str(other)))
+    assert "other.db" in line
+
+
+def test_runs_json_lists_runs_newest_first(proj: Project) -> None:
+    assert proj.runs() == []
+    proj.run("run", "--run-id", "r1", "--", "a", check=0)
+    proj.run("run", "--run-id", "r2", "--", "a", "--:", "b", check=0)
+    proj.run("run", "--run-id", "r3", "--", "a", "--:", "b", env={"FAIL_ALWAYS": "b"}, check=1)
+
+    runs = proj.runs()
+
+    assert [r["run"] for r in runs] == ["r3", "r2", "r1"]
+    for r in runs:
+        assert set(r) == {"run", "status", "created", "dispatches"}
+        created = dt.datetime.fromisoformat(r["created"])
+        assert created.tzinfo is not None or "T" in r["created"]
+        assert abs(created.timestamp() - dt.datetime.now().timestamp()) < 120
+    assert [r["status"] for r in runs] == ["failed", "done", "done"]
+    assert [r["dispatches"] for r in runs] == [2, 2, 1]
+    assert proj.last_run() == "r3"
+
+
+# -- 12. codecs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", ["large", "small"])
+@pytest.mark.parametrize("verb", ["replay", "resume"])
+def test_python_values_round_trip_through_the_store(proj: Project, verb: str,
+                                                    size: str) -> None:
+    env = {"MAKE": size, "FAIL_ONCE": "check"}
+    proj.run("run", "--run-id", "t", "--", "make", "--:", "check", env=env, check=1)
+
+    again = proj.run(verb, "t", env=env)
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"make": 1, "check": 2}
+    # check's second call got its input back from the store: same values, same types
+    expected = repr(VALUES[size])
+    assert proj.log("types.log") == [expected, expected]
+
+    audits = proj.run("audit", "t", "--json", check=0).json()
+    assert [a["status"] for a in audits] == ["done", "done"]
+    value = audits[0]["value"]
+    if size == "small":
+        assert value == ["b", [3], "p"]
+    else:
+        assert value[:3] == [["t", 1], "raw bytes", [1, 2]]
+        assert value[3] in ("2024-01-02 03:04:05", "2024-01-02T03:04:05")
+        assert value[4] == "some/file.txt"
+    assert audits[1]["value"] == value
+
+
+def test_an_unstorable_result_fails_its_dispatch_and_resumes_once_fixed(proj: Project) -> None:
+    first = proj.run("run", "--run-id", "o", "--", "opaque", "--:", "b")
+
+    assert first.code == 1, first.err
+    assert "Traceback" not in first.err
+    report = proj.run("show", "o", "--json", check=0).json()
+    assert report["status"] == "failed"
+    [failed] = report["failed"]
+    assert failed["task"] == "opaque"
+    assert failed["node"] == 0
+    assert "opaque" in failed["error"]
+    assert "object" in failed["error"]
+    assert proj.counts() == {"opaque": 1}
+
+    again = proj.run("resume", "o", env={"OPAQUE_FIXED": "1"})
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"opaque": 2, "b": 1}
+    assert proj.log()[-1] == "b ('fixed',)"
+
+
+def test_the_pickle_codec_needs_a_key(proj: Project) -> None:
+    line = refused(proj.run("run", "--codec", "pickle", "--", "a"))
+
+    assert "RETAP_PICKLE_KEY" in line
+    assert proj.counts() == {}
+    assert proj.runs() == []
+
+
+def _pickled_run(project: Project) -> sqlite3.Connection:
+    """A failed run `p` stored with the pickle codec; a connection to its store."""
+    first = project.run("run", "--run-id", "p", "--codec", "pickle", "--", "a", "--:", "b",
+                        env={**KEY, "FAIL_ONCE": "b"})
+    assert first.code == 1, first.err
+    conn = sqlite3.connect(project.path / ".retap" / "retap.db")
+    rows = conn.execute('SELECT codec FROM "values"').fetchall()
+    assert rows and {r[0] for r in rows} == {"pickle"}
+    return conn
+
+
+def test_the_pickle_codec_with_a_key_works(proj: Project) -> None:
+    _pickled_run(proj).close()
+
+    audits = proj.run("audit", "p", "--json", env=KEY, check=0).json()
+    assert [(a["task"], a["status"], a["value"]) for a in audits] == [
+        ("a", "done", "a()"), ("b", "failed", None)]
+
+    again = proj.run("resume", "p", env={**KEY, "FAIL_ONCE": "b"})
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "b": 2}
+
+
+def _tamper(conn: sqlite3.Connection, payload: bytes | None = None) -> None:
+    """Change the payload of every pickled value, keeping its signature."""
+    for digest, data in conn.execute('SELECT digest, data FROM "values" WHERE codec=?',
+                                     ("pickle",)).fetchall():
+        if payload is None:
+            changed = bytearray(data)
+            changed[-2] ^= 0x01  # a byte of the pickle, not of the 32-byte signature
+            new = bytes(changed)
+        else:
+            new = data[:32] + payload
+        conn.execute('UPDATE "values" SET data=? WHERE digest=?', (new, digest))
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("args", [("audit", "p"), ("audit", "p", "--json"), ("replay", "p"),
+                                  ("replay", "p", "--rerun-changed"), ("resume", "p")])
+def test_a_tampered_pickle_is_refused(proj: Project, args: tuple[str, ...]) -> None:
+    _tamper(_pickled_run(proj))
+
+    result = proj.run(*args, env={**KEY, "FAIL_ONCE": "b"})
+
+    assert result.code != 0, (result.out, result.err)
+    assert "Traceback" not in result.err, result.err
+    assert "signature" in result.err
+    assert proj.counts() == {"a": 1, "b": 1}
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_tampered_pickle_cannot_run_code(proj: Project) -> None:
+    marker = proj.path / "pwned"
+    _tamper(_pickled_run(proj), pickle.dumps(_Evil(marker)))
+
+    for args in (("audit", "p"), ("replay", "p"), ("resume", "p"), ("show", "p")):
+        result = proj.run(*args, env=KEY)
+        assert result.code != 0, (args, result.out, result.err)
+        assert "signature" in result.err, result.err
+        assert not marker.exists(), args
+
+
+# -- 13. audit renderings ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def audited(proj: Project) -> Project:
+    """Run `au`: a -> b -> c with c failing, plus a lone lead d."""
+    proj.run("run", "--run-id", "au", "--on-error", "continue", "--", "a", "--:", "b", "--:",
+             "c", "--", "d", env={"FAIL_ALWAYS": "c"}, check=1)
+    return proj
+
+
+def test_audit_json_is_the_provenance_in_recording_order(audited: Project) -> None:
+    audits = audited.run("audit", "au", "--json", check=0).json()
+
+    assert all(set(a) == {"id", "node", "task", "sources", "status", "value", "attempts"}
+               for a in audits)
+    assert [(a["node"], a["task"], a["status"]) for a in audits] == [
+        (0, "a", "done"), (1, "b", "done"), (2, "c", "failed"), (3, "d", "done")]
+    a, b, c, d = audits
+    assert a["sources"] == [] and d["sources"] == []
+    assert b["sources"] == [a["id"]]
+    assert c["sources"] == [b["id"]]
+    assert [x["value"] for x in (a, b, d)] == ["a()", "b(a())", "d()"]
+    assert c["value"] is None
+    assert all(x["attempts"] == 1 for x in audits)
+    assert len({x["id"] for x in audits}) == 4
+
+
+def test_audit_text_trail(audited: Project) -> None:
+    text = audited.run("audit", "au", check=0).out
+
+    assert "a()" in text and "b(a())" in text and "d()" in text
+    [c_line] = [line for line in text.splitlines() if " c]" in line or "c]" in line]
+    assert "fail" in c_line.lower()
+    lines = text.splitlines()
+    index = {task: next(i for i, line in enumerate(lines) if f" {task}]" in line)
+             for task in "abcd"}
+    assert index["a"] < index["b"] < index["c"]
+
+
+def test_audit_dot_is_a_digraph_with_the_edges(audited: Project) -> None:
+    audits = audited.run("audit", "au", "--json", check=0).json()
+    dot = audited.run("audit", "au", "--dot", check=0).out
+
+    assert dot.lstrip().startswith("digraph")
+    assert dot.rstrip().endswith("}")
+    a, b, c, _ = audits
+    assert f'"{a["id"]}" -> "{b["id"]}"' in dot
+    assert f'"{b["id"]}" -> "{c["id"]}"' in dot
+    assert dot.count("->") == 2
+
+
+def test_audit_mermaid_is_a_graph_with_the_edges(audited: Project) -> None:
+    mermaid = audited.run("audit", "au", "--mermaid", check=0).out
+
+    assert mermaid.startswith("graph")
+    assert mermaid.count("-->") == 2
+    assert "a()" in mermaid and "b(a())" in mermaid
+
+
+def test_audit_of_a_run_with_no_dispatches_yet(proj: Project) -> None:
+    proj.run("run", "--run-id", "empty", "--", "a", env={"FAIL_ALWAYS": "a"}, check=1)
+
+    audits = proj.run("audit", "empty", "--json", check=0).json()
+
+    assert [(x["task"], x["status"], x["sources"]) for x in audits] == [("a", "failed", [])]
