@@ -12,10 +12,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import flows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import flows
 from retap import App, Middleware, replay, resume
 from retap.store.sqlite import SQLiteStore
 

@@ -23,6 +23,7 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
+from retap import faults
 from retap.dispatch import Dispatch, NodeId, Outcome, lead_dispatch_id
 from retap.errors import CodecError, Interrupted, JoinError, RetapError
 from retap.joins import JoinState
@@ -104,6 +105,7 @@ class App:
         self._fresh: set[str] = set()
         self._dirty = False
         self._in_task = False
+        self.current: Dispatch | None = None  # the dispatch whose task is running
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
         for node in workflow.nodes.values():
@@ -186,16 +188,20 @@ class App:
 
     def _start(self) -> None:
         spec = self.workflow.spec(strict=self.store.durable)
-        self.log = self.store.create_run(self.run_id, spec, Owner.current(), self.workflow)
-        self.enqueue_leads()
+        leads = self._leads()
+        self.log = self.store.create_run(self.run_id, spec, Owner.current(), self.workflow,
+                                         leads)
+        self._apply(Effects(back=leads))
 
-    def enqueue_leads(self, commit: bool = True) -> None:
-        """Queue every lead dispatch; ``commit=False`` when replaying from the cache."""
+    def _leads(self) -> list[Dispatch]:
         leads = [Dispatch(lead_dispatch_id(node, k), node, inputs)
                  for node, k, inputs in self.workflow.leads()]
-        if not commit:
-            self._dirty = True
-        self._commit_effects(Effects(back=self._new(leads, set())))
+        return self._new(leads, set())
+
+    def enqueue_leads_for_replay(self) -> None:
+        """Queue every lead dispatch in memory; the store sees them with the rebuilt state."""
+        self._dirty = True
+        self._apply(Effects(back=self._leads()))
 
     def _status(self) -> str:
         if self.stop_signal:
@@ -213,7 +219,11 @@ class App:
                 return
             if self._dirty:
                 self._save_state()
+            if faults.armed:
+                faults.hit("before_dispatch")
             outcome = self._execute(node.task, d)
+            if faults.armed:
+                faults.hit("after_execute")
         call_hooks(self.middleware, "after_dispatch", self, d, outcome)
         effects = Effects()
         if outcome.status == "done":
@@ -249,7 +259,7 @@ class App:
         while True:
             attempts += 1
             try:
-                value = self._call(task, d.inputs)
+                value = self._call(task, d)
             except Interrupted as exc:
                 return Outcome("interrupted", error=_error(exc), attempts=attempts,
                                started=started, finished=time.time())
@@ -262,14 +272,16 @@ class App:
             return Outcome("done", value, attempts=attempts, started=started,
                            finished=time.time())
 
-    def _call(self, task: Task, inputs: tuple[Any, ...]) -> Any:
+    def _call(self, task: Task, d: Dispatch) -> Any:
         self._in_task = True
+        self.current = d
         try:
-            return task.process(*inputs)
+            return task.process(*d.inputs)
         except KeyboardInterrupt:
             raise Interrupted("SIGINT") from None
         finally:
             self._in_task = False
+            self.current = None
 
     def _backoff(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -313,6 +325,8 @@ class App:
             self._dirty = True  # the state is saved whole before the next real write
         else:
             outcome, effects = self._record(task, d, outcome, effects)
+            if faults.armed:
+                faults.hit("after_commit")
         if outcome.status == "done":
             self.queue.popleft()
             self.queued.discard(d.id)

@@ -151,7 +151,7 @@ def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_change
     if rerun_changed:
         app.rerun_nodes = {c.node for c in recovery.changes}
     app.halt_before_execute = halt
-    app.enqueue_leads(commit=False)
+    app.enqueue_leads_for_replay()
     return app.run()
 
 

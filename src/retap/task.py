@@ -201,6 +201,12 @@ class Task:
         return dict(self._config)
 
     @property
+    def dispatch_id(self) -> str | None:
+        """The id of the dispatch this task is executing, or None outside a run."""
+        current = self._app.current if self._app is not None else None
+        return current.id if current is not None else None
+
+    @property
     def stopping(self) -> bool:
         """True once the running App has been asked to stop; long tasks may bail out."""
         return self._app is not None and self._app.stopping

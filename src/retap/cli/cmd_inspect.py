@@ -28,7 +28,7 @@ from retap.store.base import Store
 @click.pass_context
 def runs_cmd(ctx: click.Context, store: str | None, as_json: bool) -> None:
     """The runs in the store, newest first."""
-    runs = open_cli_store(ctx, store).runs()
+    runs = open_cli_store(ctx, store, create=False).runs()
     if as_json:
         click.echo(json.dumps(runs_json(runs), indent=2))
     else:
@@ -42,7 +42,7 @@ def runs_cmd(ctx: click.Context, store: str | None, as_json: bool) -> None:
 @click.pass_context
 def show_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool) -> None:
     """A run's status, counts, failed dispatches (inputs, configs, traceback) and queue."""
-    report = show_report(open_cli_store(ctx, store), run)
+    report = show_report(open_cli_store(ctx, store, create=False), run)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -95,7 +95,7 @@ def show_text(report: dict[str, Any]) -> str:
 @click.pass_context
 def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None) -> None:
     """The provenance of every value of RUN: which dispatch fed which."""
-    audits = open_cli_store(ctx, store).audits(run)
+    audits = open_cli_store(ctx, store, create=False).audits(run)
     if fmt == "json":
         click.echo(json.dumps(audit_json(audits), indent=2, ensure_ascii=False))
     elif fmt == "dot":
@@ -104,3 +104,24 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None) 
         click.echo(audit_mermaid(audits), nl=False)
     else:
         click.echo(audit_trail(audits), nl=False)
+
+
+@main.command("check")
+@click.argument("run", required=False)
+@store_option
+@click.pass_context
+def check_cmd(ctx: click.Context, run: str | None, store: str | None) -> None:
+    """Check the store's integrity (SQLite's and retap's own); exit 1 if anything is wrong."""
+    from retap.store.check import check_store
+    from retap.store.sqlite import SQLiteStore
+
+    the_store = open_cli_store(ctx, store, create=False)
+    if not isinstance(the_store, SQLiteStore):
+        click.echo(f"{the_store.location}: nothing stored, nothing to check")
+        return
+    problems = check_store(the_store, run)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        ctx.exit(1)
+    click.echo(f"{the_store.location}: ok")

@@ -47,7 +47,7 @@ def replay_cmd(ctx: click.Context, run: str, store: str | None, settings: tuple[
 def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
               on_error: str, quiet: bool) -> None:
-    the_store = open_cli_store(ctx, store)
+    the_store = open_cli_store(ctx, store, create=False)
     parsed = [parse_set(s) for s in settings]
     say = (lambda m: None) if quiet else echo_err
     action = resume if verb == "resume" else replay

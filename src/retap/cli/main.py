@@ -11,6 +11,7 @@ import click
 
 from retap.errors import RetapError
 from retap.store import DEFAULT_STORE, Store, open_store
+from retap.store.memory import EmptyStore
 
 __all__ = ["echo_err", "main", "open_cli_store", "store_option"]
 
@@ -51,8 +52,14 @@ def store_location(ctx: click.Context, store: str | None) -> str:
     return store or root.get("store") or os.environ.get("RETAP_STORE") or DEFAULT_STORE
 
 
-def open_cli_store(ctx: click.Context, store: str | None, **options: Any) -> Store:
-    return open_store(store_location(ctx, store), **options)
+def open_cli_store(ctx: click.Context, store: str | None, *, create: bool = True,
+                   **options: Any) -> Store:
+    """The store the command names. ``create=False`` (commands that only read or continue
+    runs): a store file that does not exist yet is read as an empty store, not created."""
+    location = store_location(ctx, store)
+    if not create and location != ":memory:" and not os.path.exists(location):
+        return EmptyStore(location)
+    return open_store(location, **options)
 
 
 def echo_err(message: str) -> None:

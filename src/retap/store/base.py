@@ -151,11 +151,9 @@ class Store(ABC):
 
     @abstractmethod
     def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
-                   workflow: Any = None) -> RunLog:
-        """Record a new run owned by ``owner`` and return its log.
-
-        Raises ``UsageError`` when a run with that id exists.
-        """
+                   workflow: Any = None, leads: list[Dispatch] | None = None) -> RunLog:
+        """Record a new run owned by ``owner`` with ``leads`` queued, in one transaction,
+        and return its log. Raises ``UsageError`` when a run with that id exists."""
 
     @abstractmethod
     def claim_run(self, run: str, owner: Owner) -> RunLog:
@@ -200,6 +198,12 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release connections; the store may not be used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class RunLog(ABC):

@@ -24,7 +24,7 @@ from retap.store.base import (
     now,
 )
 
-__all__ = ["MemoryStore"]
+__all__ = ["EmptyStore", "MemoryStore"]
 
 RETRY_FIRST = ("failed", "interrupted", "running")
 
@@ -51,12 +51,14 @@ class MemoryStore(Store):
         self._runs: dict[str, _Run] = {}
 
     def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
-                   workflow: Any = None) -> RunLog:
+                   workflow: Any = None, leads: list[Dispatch] | None = None) -> RunLog:
         if run in self._runs:
             raise UsageError(f"run {run!r} already exists in {self.location}", run=run)
         info = RunInfo(run, "running", now(), spec, owner, workflow=workflow)
         self._runs[run] = _Run(info)
-        return _MemoryRunLog(self._runs[run])
+        log = _MemoryRunLog(self._runs[run])
+        log.commit_effects(Effects(back=leads or []))
+        return log
 
     def claim_run(self, run: str, owner: Owner) -> RunLog:
         state = self._get(run)
@@ -192,3 +194,11 @@ def _audit(record: DispatchRecord, seq: int) -> AuditRecord:
     return AuditRecord(record.id, record.node, record.task, record.sources, record.status,
                        record.value, record.attempts, seq, record.error, record.code_version,
                        record.started, record.finished, record.inputs)
+
+
+class EmptyStore(MemoryStore):
+    """A store file that does not exist yet, read without creating it: it holds no runs."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__()
+        self.location = location

@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from retap import faults
 from retap.dispatch import Dispatch, NodeId
 from retap.errors import (
     RetapError,
@@ -151,8 +152,12 @@ class SQLiteStore(Store):
         return reader.decode(data)
 
     def value_of(self, ref: str | None, codec: str | None, data: bytes | None) -> Any:
-        """The value a dispatch row refers to: inline (``=...``) or looked up by digest."""
+        """The value a dispatch row refers to: inline (``=...``) or looked up by digest,
+        verified against its digest so a changed store is refused, not believed."""
         if codec is not None and data is not None:
+            if ref is not None and digest(codec, data) != ref:
+                raise StoreCorrupt(self.location, f"value {ref} does not match its digest: "
+                                                  "the store was changed outside retap")
             return self.decode(codec, data)
         if ref and ref[0] == "=":
             return self.decode("json", ref[1:].encode())
@@ -168,15 +173,19 @@ class SQLiteStore(Store):
             marks = ",".join("?" * len(chunk))
             for d, codec, data in self.conn.execute(
                     f'SELECT digest, codec, data FROM "values" WHERE digest IN ({marks})', chunk):
-                found[d] = self.decode(codec, data)
+                found[d] = self.value_of(d, codec, data)
+        missing = [r for r in wanted if r not in found]
+        if missing:
+            raise StoreCorrupt(self.location, f"values {', '.join(missing[:3])} are missing")
         return found
 
     # -- runs -------------------------------------------------------------------------------
 
     def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
-                   workflow: Any = None) -> RunLog:
+                   workflow: Any = None, leads: list[Dispatch] | None = None) -> RunLog:
         data = JsonCodec().encode(spec)
         with self.errors():
+            self.conn.execute("BEGIN")
             try:
                 self.conn.execute(
                     "INSERT INTO runs (run, status, created, updated, codec, spec, owner_host, "
@@ -184,9 +193,13 @@ class SQLiteStore(Store):
                     (run, now(), now(), self.codec.name, data, owner.host, owner.pid,
                      owner.started))
             except sqlite3.IntegrityError:
+                self.conn.execute("ROLLBACK")
                 raise UsageError(f"run {run!r} already exists in {self.location}",
                                  run=run) from None
-        return _SQLiteRunLog(self, run)
+            log = _SQLiteRunLog(self, run)
+            log._effects_txn(Effects(back=leads or []))
+            self.conn.execute("COMMIT")
+        return log
 
     def claim_run(self, run: str, owner: Owner) -> RunLog:
         with self.errors():
@@ -237,10 +250,10 @@ class SQLiteStore(Store):
                 "d.attempts, d.seq, d.error, d.code_version, d.started, d.finished "
                 'FROM dispatches d LEFT JOIN "values" v ON v.digest = d.result '
                 "WHERE d.run=? ORDER BY d.seq", (run,)).fetchall()
-        return [AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
-                            self.value_of(r[5], r[6], r[7]), r[8], r[9],
-                            json.loads(r[10]) if r[10] else None, r[11] or "", r[12] or 0.0,
-                            r[13] or 0.0) for r in rows]
+            return [AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
+                                self.value_of(r[5], r[6], r[7]), r[8], r[9],
+                                json.loads(r[10]) if r[10] else None, r[11] or "",
+                                r[12] or 0.0, r[13] or 0.0) for r in rows]
 
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         wanted = list(statuses)
@@ -254,11 +267,11 @@ class SQLiteStore(Store):
                 (run, *wanted)).fetchall()
             refs = [json.loads(r[14]) if r[14] else [] for r in rows]
             values = self._values(d for ref in refs for d in ref)
-        return [AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
-                            self.value_of(r[5], r[6], r[7]), r[8], r[9],
-                            json.loads(r[10]) if r[10] else None, r[11] or "", r[12] or 0.0,
-                            r[13] or 0.0, tuple(values[d] for d in ref))
-                for r, ref in zip(rows, refs, strict=True)]
+            return [AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
+                                self.value_of(r[5], r[6], r[7]), r[8], r[9],
+                                json.loads(r[10]) if r[10] else None, r[11] or "",
+                                r[12] or 0.0, r[13] or 0.0, tuple(values[d] for d in ref))
+                    for r, ref in zip(rows, refs, strict=True)]
 
     def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
         with self.errors():
@@ -282,9 +295,9 @@ class SQLiteStore(Store):
                 (run,)).fetchall()
             refs = [json.loads(r[3]) for r in rows]
             values = self._values(d for ref in refs for d in ref)
-        return [Dispatch(r[0], json.loads(r[1]), tuple(values[d] for d in ref),
-                         tuple(json.loads(r[2])), (r[3], r[4]))
-                for r, ref in zip(rows, refs, strict=True)]
+            return [Dispatch(r[0], json.loads(r[1]), tuple(values[d] for d in ref),
+                             tuple(json.loads(r[2])), (r[3], r[4]))
+                    for r, ref in zip(rows, refs, strict=True)]
 
     def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
         states = {}
@@ -376,6 +389,8 @@ class _SQLiteRunLog(RunLog):
                  json.dumps(record.sources), inputs, record.status, result, error,
                  record.attempts, self.seq, record.started, record.finished,
                  record.code_version))
+            if faults.armed:
+                faults.hit("in_commit")
             self._write_effects(effects, queued)
 
     def commit_effects(self, effects: Effects) -> None:
@@ -384,6 +399,13 @@ class _SQLiteRunLog(RunLog):
         with self._transaction():
             self._insert_values(values)
             self._write_effects(effects, queued)
+
+    def _effects_txn(self, effects: Effects) -> None:
+        """Write ``effects`` inside the caller's open transaction."""
+        values: dict[str, tuple[str, bytes]] = {}
+        queued = self._queued(effects, values, {})
+        self._insert_values(values)
+        self._write_effects(effects, queued)
 
     def mark_running(self, dispatch: Dispatch, task: str, code_version: str) -> None:
         values: dict[str, tuple[str, bytes]] = {}
@@ -415,6 +437,8 @@ class _SQLiteRunLog(RunLog):
                 self.conn.execute(f"DELETE FROM {table} WHERE run=?", (self.run,))
             self.conn.executemany("INSERT INTO queue (run, pos, id, node, sources, inputs) "
                                   "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            if faults.armed:
+                faults.hit("in_save_state")
             for join_id, state in states.items():
                 key = json.dumps(join_id)
                 for slot, fifo in enumerate(state.slots):
@@ -528,6 +552,8 @@ class _SQLiteRunLog(RunLog):
                                   "VALUES (?, ?, ?, ?, ?, ?)", queued)
             self.front -= len(effects.front)
             self.back += len(effects.back)
+        if effects.joins and faults.armed:
+            faults.hit("in_join_write")
         for join_id, change in effects.joins:
             key = self._node(join_id)
             if change[0] == "add":

@@ -1,0 +1,60 @@
+"""Named fault points, for crash tests: the process kills itself at a chosen point.
+
+Off unless ``$RETAP_FAULT`` names a point (``POINT:N[:ACTION]``: act the N-th time
+POINT is reached; ACTION is ``kill`` (SIGKILL, the default), ``exit`` (``os._exit``)
+or ``sigint``/``sigterm`` (send that signal to itself)). Code marks a point with
+``if faults.armed: faults.hit("name")``, so production pays one attribute test.
+
+Points: ``before_dispatch``, ``after_execute`` (the task returned, nothing committed),
+``in_commit`` (between statements of a dispatch's transaction), ``in_join_write``
+(while join-state changes are written), ``after_commit`` (committed, results not yet
+passed on), ``in_save_state`` (while a replay saves the rebuilt queue and joins).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["POINTS", "arm", "armed", "hit"]
+
+POINTS = ("before_dispatch", "after_execute", "in_commit", "in_join_write", "after_commit",
+          "in_save_state")
+ACTIONS = ("kill", "exit", "sigint", "sigterm")
+
+armed = False
+_point = ""
+_countdown = 0
+_action = "kill"
+
+
+def arm(spec: str | None) -> None:
+    """Arm the fault ``POINT:N[:ACTION]``; None or "" disarms."""
+    global armed, _point, _countdown, _action
+    if not spec:
+        armed = False
+        return
+    point, _, rest = spec.partition(":")
+    count, _, action = rest.partition(":")
+    if point not in POINTS or not count.isdigit() or (action or "kill") not in ACTIONS:
+        raise ValueError(f"RETAP_FAULT={spec!r}: expected POINT:N[:ACTION], POINT one of "
+                         f"{', '.join(POINTS)}, ACTION one of {', '.join(ACTIONS)}")
+    _point, _countdown, _action, armed = point, int(count), action or "kill", True
+
+
+def hit(point: str) -> None:
+    """Called at a fault point: act when it is the armed point's N-th hit."""
+    global _countdown, armed
+    if point != _point:
+        return
+    _countdown -= 1
+    if _countdown > 0:
+        return
+    armed = False
+    if _action == "exit":
+        os._exit(137)
+    sig = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}[_action]
+    os.kill(os.getpid(), sig)
+
+
+arm(os.environ.get("RETAP_FAULT"))

@@ -1,0 +1,85 @@
+"""Integrity checks of a SQLite store: SQLite's own, then retap's invariants.
+
+Used by ``retap check`` and the torture runner. Each problem is one line naming the
+run and the dispatch it concerns; no problems means the store can be resumed from.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from retap.errors import RetapError
+from retap.store.codec import digest
+from retap.store.sqlite import SQLiteStore
+
+__all__ = ["check_store"]
+
+
+def check_store(store: SQLiteStore, run: str | None = None) -> list[str]:
+    """Everything wrong with ``store`` (one run, or all); an empty list when it is sound."""
+    try:
+        problems = _sqlite_problems(store)
+        if problems:
+            return problems
+        runs = [run] if run is not None else [r.run for r in store.runs()]
+        for name in runs:
+            store.run_info(name)
+            problems += _run_problems(store, name)
+        return problems + _value_problems(store)
+    except (RetapError, sqlite3.Error, ValueError) as exc:
+        return [f"store cannot be read: {exc}"]
+
+
+def _sqlite_problems(store: SQLiteStore) -> list[str]:
+    rows = store.conn.execute("PRAGMA integrity_check").fetchall()
+    return [] if rows == [("ok",)] else [f"sqlite: {r[0]}" for r in rows]
+
+
+def _run_problems(store: SQLiteStore, run: str) -> list[str]:
+    conn = store.conn
+    problems = []
+    for (ident,) in conn.execute(
+            "SELECT id FROM dispatches WHERE run=? AND status='done' AND result IS NULL", (run,)):
+        problems.append(f"run {run}: done dispatch {ident} has no result")
+    for ref, ident in conn.execute(
+            'SELECT d.result, d.id FROM dispatches d LEFT JOIN "values" v '
+            "ON v.digest = d.result WHERE d.run=? AND d.status='done' AND d.result NOT LIKE '=%' "
+            "AND v.digest IS NULL", (run,)):
+        problems.append(f"run {run}: done dispatch {ident} refers to a missing value {ref}")
+    for ident, count in conn.execute(
+            "SELECT id, count(*) FROM queue WHERE run=? GROUP BY id HAVING count(*) > 1", (run,)):
+        problems.append(f"run {run}: dispatch {ident} is queued {count} times")
+    for (ident,) in conn.execute(
+            "SELECT q.id FROM queue q JOIN dispatches d ON d.run = q.run AND d.id = q.id "
+            "WHERE q.run=? AND d.status='done'", (run,)):
+        problems.append(f"run {run}: dispatch {ident} is done but still queued")
+    for ident, inputs in conn.execute("SELECT id, inputs FROM queue WHERE run=?", (run,)):
+        problems += _refs_problems(store, run, ident, inputs)
+    for join_id, audit in conn.execute(
+            "SELECT e.join_id, e.audit FROM join_entries e LEFT JOIN dispatches d "
+            "ON d.run = e.run AND d.id = e.audit WHERE e.run=? AND "
+            "(d.id IS NULL OR d.status != 'done')", (run,)):
+        problems.append(f"run {run}: join {join_id} holds {audit}, which is not a done dispatch")
+    for join_id, count in conn.execute("SELECT join_id, count FROM join_counts WHERE run=?",
+                                       (run,)):
+        if not isinstance(count, int) or count < 0:
+            problems.append(f"run {run}: join {join_id} has a bad counter {count!r}")
+    return problems
+
+
+def _refs_problems(store: SQLiteStore, run: str, ident: str, inputs: str) -> list[str]:
+    try:
+        refs = json.loads(inputs)
+        store._values(refs)
+    except (ValueError, TypeError, KeyError, RetapError) as exc:
+        return [f"run {run}: queued dispatch {ident} has unreadable inputs: {exc}"]
+    return []
+
+
+def _value_problems(store: SQLiteStore) -> list[str]:
+    problems = []
+    for key, codec, data in store.conn.execute('SELECT digest, codec, data FROM "values"'):
+        if digest(codec, data) != key:
+            problems.append(f"value {key} does not match its digest")
+    return problems
