@@ -4,9 +4,12 @@ and code changes (DESIGN §2-§6)."""
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -58,6 +61,7 @@ class Charge(retap.Task):
         deadline = time.monotonic() + float(os.environ.get("SLOW_CHARGE", "0"))
         while time.monotonic() < deadline:
             time.sleep(0.02)
+        _maybe_fail("charge")
         return "charged"
 
 
@@ -87,6 +91,22 @@ def procs() -> Iterator[list[subprocess.Popen[str]]]:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)
+
+
+def read_stderr_until(proc: subprocess.Popen[str], text: str, timeout: float = 10) -> str:
+    """What a background process wrote on stderr, read until ``text`` shows (or time out)."""
+    fd = proc.stderr.fileno()  # type: ignore[union-attr]
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen and (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        seen += chunk
+    return seen.decode()
 
 
 def show(project: Project, run: str) -> dict:
@@ -189,6 +209,9 @@ def test_show_names_the_failed_dispatch_and_set_fixes_it(proj: Project) -> None:
     assert "ZeroDivisionError" in failed["traceback"]
     assert failed["error"]
     assert failed["dispatch"] in {q["dispatch"] for q in report["queue"]}
+    text = proj.run("show", "div", check=0).out
+    for part in ("failed", "divide", "divisor", "12", "ZeroDivisionError"):
+        assert part in text, (part, text)
 
     fixed = proj.run("resume", "div", "--set", "1.divisor=4")
 
@@ -197,6 +220,16 @@ def test_show_names_the_failed_dispatch_and_set_fixes_it(proj: Project) -> None:
     assert proj.counts() == {"twelve": 1, "divide": 2}
     assert show(proj, "div")["status"] == "done"
     assert audit_by_node(proj, "div")[1]["value"] == 3
+
+
+def test_replay_takes_set_too(proj: Project) -> None:
+    proj.run("run", "--run-id", "div", "--", "twelve", "--:", "divide", "--:", "dump", check=1)
+
+    fixed = proj.run("replay", "div", "--set", "1.divisor=6")
+
+    assert fixed.code == 0, fixed.err
+    assert fixed.out.splitlines() == ["2"]
+    assert proj.counts() == {"twelve": 1, "divide": 2}
 
 
 @pytest.mark.parametrize("setting", ["9.divisor=4", "1.nope=4", "1.divisor=four", "divisor=4"])
@@ -228,6 +261,12 @@ def test_on_error_continue_runs_independent_branches(proj: Project) -> None:
     assert report["status"] == "failed"
     assert report["counts"] == {"done": 2, "failed": 1}
     assert [f["node"] for f in report["failed"]] == [1]
+
+    again = proj.run("resume", "oc")  # b works now: only b runs
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "b": 2, "c": 1}
+    assert show(proj, "oc")["counts"] == {"done": 3}
 
 
 def test_on_error_stop_is_the_default(proj: Project) -> None:
@@ -265,10 +304,12 @@ def test_a_signal_interrupts_the_run_and_resume_finishes_it(
     procs.append(proc)
     wait_for(lambda: "a" in proj.counts())
 
+    sent = time.monotonic()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=10)
 
     assert proc.returncode == code, err
+    assert time.monotonic() - sent < 5  # the sleep stops early, it does not run its 30 s
     assert status_of(proj, "sig") == "interrupted"
     assert show(proj, "sig")["status"] == "interrupted"
     assert proj.counts() == {"a": 1}
@@ -281,6 +322,25 @@ def test_a_signal_interrupts_the_run_and_resume_finishes_it(
     assert status_of(proj, "sig") == "done"
 
 
+def test_a_second_sigint_aborts_a_long_dispatch(proj: Project, procs: list) -> None:
+    proc = proj.start("run", "--run-id", "twice", "--", "a", "--:", "c", "--:", "b",
+                      env={"DELAY_C": "30"})
+    procs.append(proc)
+    wait_for(lambda: "c" in proj.counts())
+
+    proc.send_signal(signal.SIGINT)
+    # the first SIGINT is handled (two pending SIGINTs would merge into one)
+    assert "send it again" in read_stderr_until(proc, "send it again")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+
+    assert proc.returncode == 130, err
+    assert status_of(proj, "twice") == "interrupted"
+    again = proj.run("resume", "twice")
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "c": 2, "b": 1}
+
+
 # -- 7. kill -9 ----------------------------------------------------------------------------------
 
 
@@ -291,6 +351,8 @@ def test_kill_9_leaves_an_interrupted_run_that_resumes(proj: Project, procs: lis
     wait_for(lambda: "c" in proj.counts())
 
     proc.kill()
+    # dead but not yet reaped (a zombie): already not the owner
+    wait_for(lambda: show(proj, "k9")["status"] == "interrupted", timeout=5)
     proc.wait(timeout=10)
 
     report = show(proj, "k9")
@@ -303,6 +365,45 @@ def test_kill_9_leaves_an_interrupted_run_that_resumes(proj: Project, procs: lis
     assert again.code == 0, again.err
     assert proj.counts() == {"a": 1, "b": 1, "c": 2}
     assert show(proj, "k9")["status"] == "done"
+
+
+@pytest.mark.parametrize("verb", ["resume", "replay"])
+@pytest.mark.parametrize(("words", "slow", "expected"), [
+    # seed case two, killed (not failed) in d while c sits queued
+    (["a", "--", "b", "--:q", "c", "--", "d", "--[0][1,3]"], "d",
+     {"a": 1, "b": 1, "c": 1, "d": 2}),
+    # a depth-first fork killed in its first target: the second is pending, not lost
+    (["a", "--", "b", "--", "c", "--[0][1,2]"], "b", {"a": 1, "b": 2, "c": 1}),
+], ids=["queued-c", "fork"])
+def test_kill_9_between_joined_targets_loses_nothing_and_duplicates_nothing(
+        proj: Project, procs: list, verb: str, words: list[str], slow: str,
+        expected: dict[str, int]) -> None:
+    proc = proj.start("run", "--run-id", "kj", "--", *words,
+                      env={f"DELAY_{slow.upper()}": "30"})
+    procs.append(proc)
+    wait_for(lambda: slow in proj.counts())
+    proc.kill()
+    proc.wait(timeout=10)
+
+    again = proj.run(verb, "kj")
+
+    assert again.code == 0, again.err
+    assert proj.counts() == expected
+    assert show(proj, "kj")["counts"] == {"done": len(expected)}
+
+
+@pytest.mark.parametrize("verb", ["resume", "replay"])
+def test_a_sync_join_gets_its_state_back(proj: Project, verb: str) -> None:
+    first = proj.run("run", "--run-id", "sy", "--", "a", "--", "b", "--", "c",
+                     "--[0,1][2].sync", env={"FAIL_ONCE": "b"})
+    assert first.code == 1, first.err
+    assert proj.counts() == {"a": 1, "b": 1}
+
+    again = proj.run(verb, "sy", env={"FAIL_ONCE": "b"})
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "b": 2, "c": 1}
+    assert proj.log()[-1] == "c (['a()', 'b()'],)"
 
 
 # -- 8. a live owner is never taken over ---------------------------------------------------------
@@ -325,6 +426,10 @@ def test_a_live_owner_is_not_taken_over(proj: Project, procs: list, verb: str) -
     assert status_of(proj, "live") == "running"
     assert proj.counts() == {"a": 1, "c": 1}
     assert proc.poll() is None
+    for side in ("retap.db-wal", "retap.db-shm"):  # they hold the same data as the store
+        path = proj.path / ".retap" / side
+        if path.exists():
+            assert path.stat().st_mode & 0o077 == 0, side
 
     proc.kill()
     proc.wait(timeout=10)
@@ -359,6 +464,35 @@ def test_inflight_non_idempotent_work_needs_rerun_inflight(proj: Project, procs:
     assert again.code == 0, again.err
     assert proj.counts() == {"a": 1, "charge": 2, "b": 1}
     assert show(proj, "inf")["status"] == "done"
+
+
+def test_a_failed_non_idempotent_dispatch_is_not_in_flight(proj: Project) -> None:
+    proj.run("run", "--run-id", "nf", "--", "a", "--:", "charge", "--:", "b",
+             env={"FAIL_ONCE": "charge"}, check=1)
+
+    again = proj.run("resume", "nf", env={"FAIL_ONCE": "charge"})
+
+    assert again.code == 0, again.err
+    assert proj.counts() == {"a": 1, "charge": 2, "b": 1}
+
+
+def test_a_non_idempotent_dispatch_aborted_by_a_second_sigint_needs_rerun_inflight(
+        proj: Project, procs: list) -> None:
+    proc = proj.start("run", "--run-id", "ab", "--", "a", "--:", "charge", "--:", "b",
+                      env={"SLOW_CHARGE": "30"})
+    procs.append(proc)
+    wait_for(lambda: "charge" in proj.counts())
+    proc.send_signal(signal.SIGINT)
+    assert "send it again" in read_stderr_until(proc, "send it again")
+    proc.send_signal(signal.SIGINT)  # abort charge half-way through its side effects
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+
+    refused = proj.run("resume", "ab")
+
+    assert refused.code == 2, (refused.out, refused.err)
+    assert "--rerun-inflight" in refused.err
+    assert proj.counts() == {"a": 1, "charge": 1}
 
 
 def test_inflight_idempotent_work_reruns_without_asking(proj: Project, procs: list) -> None:

@@ -8,13 +8,17 @@ import datetime as dt
 import decimal
 import os
 import pickle
+import re
 import sqlite3
 import stat
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import LOGGING_TASKS, Project, Result
+from conftest import LOGGING_TASKS, Project, Result, wait_for
+from retap.store.codec import digest
 
 EXTRA_TASKS = '''
 
@@ -24,7 +28,8 @@ import decimal
 VALUES = {
     "large": (("t", 1), b"raw bytes", {1, 2}, dt.datetime(2024, 1, 2, 3, 4, 5),
               Path("some/file.txt"), frozenset({"x"}), dt.date(2024, 5, 6),
-              decimal.Decimal("1.10"), {(1, 2): "tuple key"}, [("in", "list")]),
+              decimal.Decimal("1.10"), {(1, 2): "tuple key"}, [("in", "list")],
+              {"$": "tuple", "v": [1]}, float("inf")),
     "small": (b"b", {3}, Path("p")),
 }
 
@@ -44,6 +49,12 @@ def check(value):
     return value
 
 
+@retap.task(name="odd")
+def odd():
+    backslash = chr(92)
+    return f'say "hi" from C:{backslash}dir{backslash}'
+
+
 @retap.task(name="opaque")
 def opaque():
     _log("opaque")
@@ -51,11 +62,11 @@ def opaque():
 '''
 
 # The values make returns, as the test process builds them (repr shows every type).
-
 VALUES = {
     "large": (("t", 1), b"raw bytes", {1, 2}, dt.datetime(2024, 1, 2, 3, 4, 5),
               Path("some/file.txt"), frozenset({"x"}), dt.date(2024, 5, 6),
-              decimal.Decimal("1.10"), {(1, 2): "tuple key"}, [("in", "list")]),
+              decimal.Decimal("1.10"), {(1, 2): "tuple key"}, [("in", "list")],
+              {"$": "tuple", "v": [1]}, float("inf")),
     "small": (b"b", {3}, Path("p")),
 }
 
@@ -66,6 +77,17 @@ KEY = {"RETAP_PICKLE_KEY": "test-signing-key"}
 def proj(logging_project: Project) -> Project:
     logging_project.retapfile(LOGGING_TASKS + EXTRA_TASKS)
     return logging_project
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    """Background `retap` processes, killed at teardown if a test left them running."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
 
 
 def refused(result: Result, code: int = 2) -> str:
@@ -163,6 +185,16 @@ def test_a_garbage_store_file_is_refused_without_a_traceback(proj: Project,
     assert proj.counts() == {}
 
 
+@pytest.mark.parametrize("args", [("show", "r"), ("audit", "r"), ("resume", "r"),
+                                  ("replay", "r"), ("show", "r", "--store", ":memory:")])
+def test_an_unknown_run_without_any_store_is_exit_2(proj: Project,
+                                                    args: tuple[str, ...]) -> None:
+    result = proj.run(*args)
+
+    assert "'r'" in refused(result)
+    assert not (proj.path / ".retap").exists()
+
+
 def test_another_programs_sqlite_file_is_refused(proj: Project) -> None:
     other = proj.path / "other.db"
     with sqlite3.connect(other) as conn:
@@ -190,6 +222,31 @@ def test_runs_json_lists_runs_newest_first(proj: Project) -> None:
     assert [r["status"] for r in runs] == ["failed", "done", "done"]
     assert [r["dispatches"] for r in runs] == [2, 2, 1]
     assert proj.last_run() == "r3"
+
+
+# -- durability ------------------------------------------------------------------------------
+
+
+def test_kill_9_in_batch_durability_reruns_the_lost_batch(proj: Project, procs: list) -> None:
+    proc = proj.start("run", "--run-id", "bt", "--durability", "batch", "--", "a", "--:", "b",
+                      "--:", "c", env={"DELAY_C": "30"})
+    procs.append(proc)
+    wait_for(lambda: "c" in proj.counts())
+    proc.kill()
+    proc.wait(timeout=10)
+    assert proj.run("show", "bt", "--json", check=0).json()["status"] == "interrupted"
+
+    again = proj.run("resume", "bt")
+
+    # a crash re-runs at most the last uncommitted batch (a and b may run again); it never
+    # drops pending work: resume must not call the unfinished run "already done"
+    assert "already done" not in again.err, again.err
+    assert again.code == 0, again.err
+    counts = proj.counts()
+    assert counts["c"] == 2, counts
+    assert 1 <= counts["a"] <= 2 and 1 <= counts["b"] <= 2, counts
+    audits = proj.run("audit", "bt", "--json", check=0).json()
+    assert [a["status"] for a in audits] == ["done"] * 3
 
 
 # -- 12. codecs ----------------------------------------------------------------------------------
@@ -274,24 +331,34 @@ def test_the_pickle_codec_with_a_key_works(proj: Project) -> None:
     assert proj.counts() == {"a": 1, "b": 2}
 
 
-def _tamper(conn: sqlite3.Connection, payload: bytes | None = None) -> None:
-    """Change the payload of every pickled value, keeping its signature."""
-    for digest, data in conn.execute('SELECT digest, data FROM "values" WHERE codec=?',
-                                     ("pickle",)).fetchall():
+def _tamper(conn: sqlite3.Connection, payload: bytes | None = None, rehash: bool = True) -> None:
+    """Change the payload of every pickled value, keeping its signature (the first 32 bytes).
+
+    ``rehash``: also give the value the digest of its new bytes and point every reference at
+    it, as someone who edits the store on purpose would; only the signature is left to catch
+    the change. Otherwise the row keeps its old digest."""
+    for old, data in conn.execute('SELECT digest, data FROM "values" WHERE codec=?',
+                                  ("pickle",)).fetchall():
         if payload is None:
             changed = bytearray(data)
-            changed[-2] ^= 0x01  # a byte of the pickle, not of the 32-byte signature
-            new = bytes(changed)
+            changed[-2] ^= 0x01  # a byte of the pickle, not of the signature
+            new_data = bytes(changed)
         else:
-            new = data[:32] + payload
-        conn.execute('UPDATE "values" SET data=? WHERE digest=?', (new, digest))
+            new_data = data[:32] + payload
+        new = digest("pickle", new_data) if rehash else old
+        conn.execute('UPDATE "values" SET data=?, digest=? WHERE digest=?', (new_data, new, old))
+        conn.execute("UPDATE dispatches SET result=replace(result, ?, ?), "
+                     "inputs=replace(inputs, ?, ?)", (old, new, old, new))
+        conn.execute("UPDATE queue SET inputs=replace(inputs, ?, ?)", (old, new))
     conn.commit()
     conn.close()
 
 
-@pytest.mark.parametrize("args", [("audit", "p"), ("audit", "p", "--json"), ("replay", "p"),
-                                  ("replay", "p", "--rerun-changed"), ("resume", "p")])
-def test_a_tampered_pickle_is_refused(proj: Project, args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize("args", [("audit", "p"), ("audit", "p", "--json"), ("show", "p"),
+                                  ("replay", "p"), ("replay", "p", "--rerun-changed"),
+                                  ("resume", "p")], ids="-".join)
+def test_a_tampered_pickle_is_refused_by_its_signature(proj: Project,
+                                                        args: tuple[str, ...]) -> None:
     _tamper(_pickled_run(proj))
 
     result = proj.run(*args, env={**KEY, "FAIL_ONCE": "b"})
@@ -299,6 +366,21 @@ def test_a_tampered_pickle_is_refused(proj: Project, args: tuple[str, ...]) -> N
     assert result.code != 0, (result.out, result.err)
     assert "Traceback" not in result.err, result.err
     assert "signature" in result.err
+    assert proj.counts() == {"a": 1, "b": 1}
+    assert proj.runs()[0]["status"] == "failed"
+
+
+@pytest.mark.parametrize("args", [("audit", "p"), ("replay", "p"), ("resume", "p")],
+                         ids="-".join)
+def test_a_changed_value_under_its_old_digest_is_refused(proj: Project,
+                                                         args: tuple[str, ...]) -> None:
+    _tamper(_pickled_run(proj), rehash=False)
+
+    result = proj.run(*args, env={**KEY, "FAIL_ONCE": "b"})
+
+    assert result.code != 0, (result.out, result.err)
+    assert "Traceback" not in result.err, result.err
+    assert "signature" in result.err or "digest" in result.err, result.err
     assert proj.counts() == {"a": 1, "b": 1}
 
 
@@ -310,15 +392,18 @@ class _Evil:
         return (os.mkdir, (str(self.marker),))
 
 
-def test_a_tampered_pickle_cannot_run_code(proj: Project) -> None:
+@pytest.mark.parametrize("rehash", [True, False], ids=["rehashed", "old-digest"])
+def test_a_tampered_pickle_cannot_run_code(proj: Project, rehash: bool) -> None:
     marker = proj.path / "pwned"
-    _tamper(_pickled_run(proj), pickle.dumps(_Evil(marker)))
+    _tamper(_pickled_run(proj), pickle.dumps(_Evil(marker)), rehash=rehash)
 
     for args in (("audit", "p"), ("replay", "p"), ("resume", "p"), ("show", "p")):
         result = proj.run(*args, env=KEY)
         assert result.code != 0, (args, result.out, result.err)
-        assert "signature" in result.err, result.err
+        assert "Traceback" not in result.err, result.err
         assert not marker.exists(), args
+        if rehash:
+            assert "signature" in result.err, result.err
 
 
 # -- 13. audit renderings ------------------------------------------------------------------------
@@ -353,7 +438,7 @@ def test_audit_text_trail(audited: Project) -> None:
     text = audited.run("audit", "au", check=0).out
 
     assert "a()" in text and "b(a())" in text and "d()" in text
-    [c_line] = [line for line in text.splitlines() if " c]" in line or "c]" in line]
+    [c_line] = [line for line in text.splitlines() if " c]" in line]
     assert "fail" in c_line.lower()
     lines = text.splitlines()
     index = {task: next(i for i, line in enumerate(lines) if f" {task}]" in line)
@@ -373,6 +458,19 @@ def test_audit_dot_is_a_digraph_with_the_edges(audited: Project) -> None:
     assert dot.count("->") == 2
 
 
+def test_audit_dot_escapes_quotes_and_backslashes(proj: Project) -> None:
+    proj.run("run", "--run-id", "odd", "--", "odd", "--:", "b", check=0)
+
+    dot = proj.run("audit", "odd", "--dot", check=0).out
+
+    # a node line as DOT reads it: inside quotes a backslash escapes the next character
+    node = re.compile(r'\s*"[0-9a-f]+" \[label="((?:[^"\\]|\\.)*)"(, color="red")?\];')
+    lines = [line for line in dot.splitlines() if "label=" in line and "->" not in line]
+    assert len(lines) == 2, dot
+    for line in lines:
+        assert node.fullmatch(line), line
+
+
 def test_audit_mermaid_is_a_graph_with_the_edges(audited: Project) -> None:
     mermaid = audited.run("audit", "au", "--mermaid", check=0).out
 
@@ -381,7 +479,7 @@ def test_audit_mermaid_is_a_graph_with_the_edges(audited: Project) -> None:
     assert "a()" in mermaid and "b(a())" in mermaid
 
 
-def test_audit_of_a_run_with_no_dispatches_yet(proj: Project) -> None:
+def test_audit_of_a_run_whose_only_dispatch_failed(proj: Project) -> None:
     proj.run("run", "--run-id", "empty", "--", "a", env={"FAIL_ALWAYS": "a"}, check=1)
 
     audits = proj.run("audit", "empty", "--json", check=0).json()

@@ -179,10 +179,12 @@ class App:
                 break
 
     def _abandon(self) -> None:
-        """The loop broke on an unexpected error: leave the run interrupted if we still can."""
+        """The loop broke on an unexpected error: leave the run interrupted if we still can,
+        or as it was when nothing was executed here (a resume refused on reading the store)."""
         try:
             assert self.log is not None
-            self.log.finish("interrupted")
+            untouched = self.executed == 0 and self.log.previous != "running"
+            self.log.finish(self.log.previous if untouched else "interrupted")
         except Exception:
             pass  # the store itself may be what failed; the run then reads as interrupted
 

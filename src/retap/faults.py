@@ -9,6 +9,9 @@ Points: ``before_dispatch``, ``after_execute`` (the task returned, nothing commi
 ``in_commit`` (between statements of a dispatch's transaction), ``in_join_write``
 (while join-state changes are written), ``after_commit`` (committed, results not yet
 passed on), ``in_save_state`` (while a replay saves the rebuilt queue and joins).
+
+``disk_full:N`` instead lets a SQLite store grow by only N more pages, so a commit
+fails as on a full disk (SQLITE_FULL).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ __all__ = ["POINTS", "arm", "armed", "hit"]
 
 POINTS = ("before_dispatch", "after_execute", "in_commit", "in_join_write", "after_commit",
           "in_save_state")
+DISK_FULL = "disk_full"
 ACTIONS = ("kill", "exit", "sigint", "sigterm")
 
 armed = False
@@ -36,10 +40,16 @@ def arm(spec: str | None) -> None:
         return
     point, _, rest = spec.partition(":")
     count, _, action = rest.partition(":")
-    if point not in POINTS or not count.isdigit() or (action or "kill") not in ACTIONS:
+    if point not in (*POINTS, DISK_FULL) or not count.isdigit() or \
+            (action or "kill") not in ACTIONS:
         raise ValueError(f"RETAP_FAULT={spec!r}: expected POINT:N[:ACTION], POINT one of "
                          f"{', '.join(POINTS)}, ACTION one of {', '.join(ACTIONS)}")
     _point, _countdown, _action, armed = point, int(count), action or "kill", True
+
+
+def page_limit(page_count: int) -> int | None:
+    """With ``disk_full:N`` armed: the page count a store may grow to; else None."""
+    return page_count + _countdown if armed and _point == DISK_FULL else None
 
 
 def hit(point: str) -> None:

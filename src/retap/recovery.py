@@ -116,9 +116,13 @@ def resume(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
     app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
               notify=notify)
     log = store.claim_run(run, Owner.current())
-    if recovery.info.workflow is None:
-        log.update_spec(recovery.workflow.spec())
-    app.attach(log, store.queue(run), store.join_states(run, recovery.workflow.joins))
+    try:
+        if recovery.info.workflow is None:
+            log.update_spec(recovery.workflow.spec())
+        app.attach(log, store.queue(run), store.join_states(run, recovery.workflow.joins))
+    except BaseException:
+        log.finish(log.previous)  # refused before anything ran: the run stays as it was
+        raise
     return app.run()
 
 
@@ -144,10 +148,14 @@ def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_change
     app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
               notify=notify)
     log = store.claim_run(run, Owner.current())
-    if recovery.info.workflow is None:
-        log.update_spec(recovery.workflow.spec())
-    app.attach(log)
-    app.cache = log.cached()
+    try:
+        if recovery.info.workflow is None:
+            log.update_spec(recovery.workflow.spec())
+        app.attach(log)
+        app.cache = log.cached()
+    except BaseException:
+        log.finish(log.previous)
+        raise
     if rerun_changed:
         app.rerun_nodes = {c.node for c in recovery.changes}
     app.halt_before_execute = halt
@@ -156,11 +164,12 @@ def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_change
 
 
 def _check_inflight(store: Store, recovery: Recovery, rerun_inflight: bool) -> None:
-    """Dispatches left running by a dead process re-run only if idempotent, or when asked."""
+    """Dispatches stopped part-way (left running by a dead process, or aborted by a second
+    signal) re-run only if their task is idempotent, or when asked."""
     if rerun_inflight:
         return
     risky = []
-    for record in store.dispatches(recovery.info.run, ["running"]):
+    for record in store.dispatches(recovery.info.run, ["running", "interrupted"]):
         node = recovery.workflow.nodes.get(record.node)
         if node is not None and not node.task.idempotent:
             risky.append((record.id, record.node, record.task))

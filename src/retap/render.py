@@ -109,7 +109,7 @@ def audit_trail(audits: list[AuditRecord]) -> str:
 def audit_dot(audits: list[AuditRecord]) -> str:
     lines = ["digraph audit {", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
     for a in audits:
-        label = f"{a.node} {a.task}\\n{_label(a)}".replace('"', '\\"')
+        label = "\\n".join(_dot_text(t) for t in (f"{a.node} {a.task}", _label(a)))
         color = ', color="red"' if a.status != "done" else ""
         lines.append(f'  "{a.id}" [label="{label}"{color}];')
     known = {a.id for a in audits}
@@ -117,6 +117,10 @@ def audit_dot(audits: list[AuditRecord]) -> str:
         lines.extend(f'  "{s}" -> "{a.id}";' for s in a.sources if s in known)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def audit_mermaid(audits: list[AuditRecord]) -> str:

@@ -50,7 +50,12 @@ def show_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool) -> 
 
 
 def show_report(store: Store, run: str) -> dict[str, Any]:
-    """What ``show`` tells, as the JSON the contract fixes."""
+    """What ``show`` tells, as the JSON the contract fixes, read from one snapshot."""
+    with store.snapshot():
+        return _show_report(store, run)
+
+
+def _show_report(store: Store, run: str) -> dict[str, Any]:
     info = store.run_info(run)
     configs = {n["id"]: n.get("config", {}) for n in info.spec.get("nodes", [])}
     failed = [{"dispatch": a.id, "node": a.node, "task": a.task,

@@ -11,7 +11,8 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,6 +197,11 @@ class Store(ABC):
     def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
         """The saved state of each stateful join, values filled in from the audit."""
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state of the store, and never block a writer."""
+        yield
+
     def close(self) -> None:
         """Release connections; the store may not be used afterwards."""
 
@@ -210,6 +216,7 @@ class RunLog(ABC):
     """The writes of one claimed run. Only the owner of the run holds one."""
 
     run: str
+    previous: str = "running"  # the run's status before it was claimed (resume, replay)
 
     @abstractmethod
     def commit_dispatch(self, record: DispatchRecord, effects: Effects) -> None:

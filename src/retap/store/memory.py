@@ -64,8 +64,10 @@ class MemoryStore(Store):
         state = self._get(run)
         if state.info.effective_status == "running" and state.info.owner != owner:
             raise RunBusy(run, str(state.info.owner))
+        log = _MemoryRunLog(state)
+        log.previous = state.info.effective_status
         state.info.owner, state.info.status = owner, "running"
-        return _MemoryRunLog(state)
+        return log
 
     def run_info(self, run: str) -> RunInfo:
         state = self._get(run)

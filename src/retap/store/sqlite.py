@@ -21,6 +21,7 @@ from typing import Any
 from retap import faults
 from retap.dispatch import Dispatch, NodeId
 from retap.errors import (
+    CodecError,
     RetapError,
     RunBusy,
     StoreCorrupt,
@@ -82,6 +83,10 @@ class SQLiteStore(Store):
             sync = "FULL" if self.durability == "power" else "NORMAL"
             conn.execute(f"PRAGMA synchronous={sync}")
             self._migrate(conn)
+            if faults.armed:
+                limit = faults.page_limit(conn.execute("PRAGMA page_count").fetchone()[0])
+                if limit is not None:
+                    conn.execute(f"PRAGMA max_page_count={limit}")
         return conn
 
     def _prepare_file(self) -> None:
@@ -145,11 +150,15 @@ class SQLiteStore(Store):
     # -- values -----------------------------------------------------------------------------
 
     def decode(self, codec: str, data: bytes) -> Any:
+        """A stored value back; one that cannot be decoded safely means a damaged store."""
         reader = self._readers.get(codec)
         if reader is None:
             reader = self._readers[codec] = PickleCodec() if codec == "pickle" else \
                 codec_named(codec)
-        return reader.decode(data)
+        try:
+            return reader.decode(data)
+        except CodecError as exc:
+            raise StoreCorrupt(self.location, exc.message) from None
 
     def value_of(self, ref: str | None, codec: str | None, data: bytes | None) -> Any:
         """The value a dispatch row refers to: inline (``=...``) or looked up by digest,
@@ -213,7 +222,9 @@ class SQLiteStore(Store):
                 "UPDATE runs SET status='running', updated=?, owner_host=?, owner_pid=?, "
                 "owner_started=? WHERE run=?", (now(), owner.host, owner.pid, owner.started, run))
             self.conn.execute("COMMIT")
-        return _SQLiteRunLog(self, run)
+        log = _SQLiteRunLog(self, run)
+        log.previous = info.effective_status
+        return log
 
     def run_info(self, run: str) -> RunInfo:
         with self.errors():
@@ -320,6 +331,16 @@ class SQLiteStore(Store):
                     state.slots[slot].append((audit, self.value_of(ref, codec, data)))
             states[join.id] = state
         return states
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self.errors():
+            self.conn.execute("BEGIN")  # a read transaction: one WAL snapshot for all reads
+        try:
+            yield
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
 
     def close(self) -> None:
         self.conn.close()

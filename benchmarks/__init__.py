@@ -1,0 +1,1 @@
+"""retap's benchmark suite: ``python benchmarks/run.py`` (see README.md)."""
