@@ -81,12 +81,17 @@ def _filesystem(path: str) -> str:
     return kind
 
 
-def machine() -> dict[str, str]:
-    cpuinfo, meminfo = _read("/proc/cpuinfo"), _read("/proc/meminfo")
-    ram_kb = _field(meminfo, "MemTotal").split()
+def retap_commit() -> str:
     commit = _git("rev-parse", "--short=10", "HEAD") or "unknown"
     if _git("status", "--porcelain", "--", "src"):
         commit += " + uncommitted changes in src/"
+    return commit
+
+
+def machine() -> dict[str, str]:
+    cpuinfo, meminfo = _read("/proc/cpuinfo"), _read("/proc/meminfo")
+    ram_kb = _field(meminfo, "MemTotal").split()
+    commit = retap_commit()
     tmp = os.path.realpath(tempfile.gettempdir())
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     cores = f"{os.cpu_count()}" + (f" ({usable} usable)" if usable != os.cpu_count() else "")
@@ -188,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += found
 
     took = time.perf_counter() - clock
+    commit = retap_commit()
+    if commit != info["retap commit"]:  # src/ changed under the suite (memory's children
+        # import it afresh): say so rather than attribute the figures to one commit
+        info["retap commit"] += f" at the start; {commit} at the end"
     loads = (load_start, loadavg())
     print(f"\n== all results ({took / 60:.1f} min)\n")
     print(table(rows))
@@ -196,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
     write = not args.no_write and (args.write or not (args.quick or args.only))
     if write:
-        command = " ".join(["python benchmarks/run.py", *(argv if argv is not None
-                                                          else sys.argv[1:])])
+        command = " ".join(["python benchmarks/run.py",
+                            *(argv if argv is not None else sys.argv[1:])])
         write_readme(results_section(rows, info, started, took, loads, command))
         print(f"\nresults written to {README.relative_to(ROOT)}")
     else:

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from retap.dispatch import Dispatch, NodeId
 from retap.joins import Join, JoinState
@@ -205,7 +205,7 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections; the store may not be used afterwards."""
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
