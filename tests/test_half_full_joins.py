@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 
 import pytest
+
 from conftest import Project, wait_for
 
 RETAPFILE = '''

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LOGGING_TASKS, Project, Result, wait_for
+from retap.store import rows
 from retap.store.codec import digest
 
 EXTRA_TASKS = '''
@@ -334,9 +335,10 @@ def test_the_pickle_codec_with_a_key_works(proj: Project) -> None:
 def _tamper(conn: sqlite3.Connection, payload: bytes | None = None, rehash: bool = True) -> None:
     """Change the payload of every pickled value, keeping its signature (the first 32 bytes).
 
-    ``rehash``: also give the value the digest of its new bytes and point every reference at
-    it, as someone who edits the store on purpose would; only the signature is left to catch
-    the change. Otherwise the row keeps its old digest."""
+    ``rehash``: also give the value the digest of its new bytes, point every reference at it
+    and fix the rows' checksums, as someone who edits the store on purpose would; only the
+    signature is left to catch the change. Otherwise the row keeps its old digest."""
+    conn.create_function("retap_crc", -1, rows.crc, deterministic=True)
     for old, data in conn.execute('SELECT digest, data FROM "values" WHERE codec=?',
                                   ("pickle",)).fetchall():
         if payload is None:
@@ -350,6 +352,9 @@ def _tamper(conn: sqlite3.Connection, payload: bytes | None = None, rehash: bool
         conn.execute("UPDATE dispatches SET result=replace(result, ?, ?), "
                      "inputs=replace(inputs, ?, ?)", (old, new, old, new))
         conn.execute("UPDATE queue SET inputs=replace(inputs, ?, ?)", (old, new))
+    if rehash:
+        conn.execute(f"UPDATE dispatches SET crc={rows.crc_sql(rows.DISPATCH)}")
+        conn.execute(f"UPDATE queue SET crc={rows.crc_sql(rows.QUEUE)}")
     conn.commit()
     conn.close()
 

@@ -63,6 +63,7 @@ def parse_set(text: str) -> tuple[NodeId, str, str]:
 def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] = ()
             ) -> Recovery:
     """Rebuild the run's workflow from its spec, apply ``--set``s, and list code changes."""
+    store.check_structure()
     info = store.run_info(run)
     if info.effective_status == "running" and info.owner is not None:
         raise RunBusy(run, str(info.owner))

@@ -42,7 +42,9 @@ def runs_cmd(ctx: click.Context, store: str | None, as_json: bool) -> None:
 @click.pass_context
 def show_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool) -> None:
     """A run's status, counts, failed dispatches (inputs, configs, traceback) and queue."""
-    report = show_report(open_cli_store(ctx, store, create=False), run)
+    the_store = open_cli_store(ctx, store, create=False)
+    the_store.check_structure()
+    report = show_report(the_store, run)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -100,7 +102,9 @@ def show_text(report: dict[str, Any]) -> str:
 @click.pass_context
 def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None) -> None:
     """The provenance of every value of RUN: which dispatch fed which."""
-    audits = open_cli_store(ctx, store, create=False).audits(run)
+    the_store = open_cli_store(ctx, store, create=False)
+    the_store.check_structure()
+    audits = the_store.audits(run)
     if fmt == "json":
         click.echo(json.dumps(audit_json(audits), indent=2, ensure_ascii=False))
     elif fmt == "dot":

@@ -197,6 +197,9 @@ class Store(ABC):
     def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
         """The saved state of each stateful join, values filled in from the audit."""
 
+    def check_structure(self) -> None:
+        """Raise StoreCorrupt when the store's structure is damaged (before trusting it)."""
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Reads inside see one consistent state of the store, and never block a writer."""

@@ -10,6 +10,7 @@ import json
 import sqlite3
 
 from retap.errors import RetapError
+from retap.store import rows
 from retap.store.codec import digest
 from retap.store.sqlite import SQLiteStore
 
@@ -23,6 +24,7 @@ def check_store(store: SQLiteStore, run: str | None = None) -> list[str]:
         if problems:
             return problems
         runs = [run] if run is not None else [r.run for r in store.runs()]
+        problems += _checksum_problems(store)
         for name in runs:
             store.run_info(name)
             problems += _run_problems(store, name)
@@ -34,6 +36,21 @@ def check_store(store: SQLiteStore, run: str | None = None) -> list[str]:
 def _sqlite_problems(store: SQLiteStore) -> list[str]:
     rows = store.conn.execute("PRAGMA integrity_check").fetchall()
     return [] if rows == [("ok",)] else [f"sqlite: {r[0]}" for r in rows]
+
+
+_TABLES = {"runs": ("run", rows.RUN), "dispatches": ("id", rows.DISPATCH),
+           "queue": ("id", rows.QUEUE), "join_entries": ("audit", rows.JOIN_ENTRY),
+           "join_counts": ("join_id", rows.JOIN_COUNT), "memo": ("key", rows.MEMO),
+           "file_digests": ("path", rows.FILE)}
+
+
+def _checksum_problems(store: SQLiteStore) -> list[str]:
+    problems = []
+    for table, (name, columns) in _TABLES.items():
+        for (key,) in store.conn.execute(
+                f"SELECT {name} FROM {table} WHERE NOT {rows.crc_ok(columns)}"):
+            problems.append(f"{table} row {key} fails its checksum")
+    return problems
 
 
 def _run_problems(store: SQLiteStore, run: str) -> list[str]:
@@ -71,7 +88,7 @@ def _run_problems(store: SQLiteStore, run: str) -> list[str]:
 def _refs_problems(store: SQLiteStore, run: str, ident: str, inputs: str) -> list[str]:
     try:
         refs = json.loads(inputs)
-        store._values(refs)
+        store.values(refs)
     except (ValueError, TypeError, KeyError, RetapError) as exc:
         return [f"run {run}: queued dispatch {ident} has unreadable inputs: {exc}"]
     return []

@@ -3,6 +3,14 @@
 ``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``; the version lives in
 ``PRAGMA user_version``. A store whose version is above ``len(MIGRATIONS)`` was
 written by a newer retap and is refused.
+
+Keys are chosen so one dispatch's commit dirties few pages: the queue is ordered by
+position (its head and tail stay on a page or two); dispatches are read in seq order
+by sorting, not through an index every commit would have to write. A result or input
+is referred to by the digest of its row in "values" (stored once), or, when its JSON is
+at most 64 bytes, inline as ``=<json>``: smaller than a digest, and one page less to
+write per commit. Every table but "values" (whose key is the digest of its data) has a
+``crc`` column: see ``retap.store.rows``.
 """
 
 from __future__ import annotations
@@ -12,13 +20,8 @@ __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION"]
 APPLICATION_ID = 0x72746170  # "rtap": marks a SQLite file as a retap store
 
 MIGRATIONS: list[str] = [
-    # 1: runs, dispatches (the audit), values by digest, the queue and join state.
-    # Keys are chosen so one dispatch's commit dirties few pages: the queue is ordered by
-    # position (its head and tail stay on a page or two); dispatches are read in seq order
-    # by sorting, not through an index that every commit would have to write. A result or
-    # input is referred to by the digest of its row in "values" (stored once), or, when its
-    # JSON is at most 64 bytes, inline as "=<json>": smaller than a digest, and one page less
-    # to write per commit.
+    # 1: runs, dispatches (the audit), values by digest, the queue and join state; the
+    #    memo of results reusable across runs, and the digests of files by their stat.
     """
     CREATE TABLE runs (
         run TEXT PRIMARY KEY,
@@ -29,7 +32,8 @@ MIGRATIONS: list[str] = [
         spec BLOB NOT NULL,
         owner_host TEXT,
         owner_pid INTEGER,
-        owner_started REAL
+        owner_started REAL,
+        crc INTEGER NOT NULL
     );
     CREATE TABLE "values" (
         digest TEXT PRIMARY KEY,
@@ -51,6 +55,8 @@ MIGRATIONS: list[str] = [
         started REAL,
         finished REAL,
         code_version TEXT,
+        reused TEXT,
+        crc INTEGER NOT NULL,
         PRIMARY KEY (run, id)
     ) WITHOUT ROWID;
     CREATE TABLE queue (
@@ -60,6 +66,7 @@ MIGRATIONS: list[str] = [
         node TEXT NOT NULL,
         sources TEXT NOT NULL,
         inputs TEXT NOT NULL,
+        crc INTEGER NOT NULL,
         PRIMARY KEY (run, pos)
     ) WITHOUT ROWID;
     CREATE TABLE join_entries (
@@ -68,13 +75,36 @@ MIGRATIONS: list[str] = [
         slot INTEGER NOT NULL,
         audit TEXT NOT NULL,
         seq INTEGER NOT NULL,
+        crc INTEGER NOT NULL,
         PRIMARY KEY (run, join_id, slot, audit)
     ) WITHOUT ROWID;
     CREATE TABLE join_counts (
         run TEXT NOT NULL,
         join_id TEXT NOT NULL,
         count INTEGER NOT NULL,
+        crc INTEGER NOT NULL,
         PRIMARY KEY (run, join_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE memo (
+        task TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run TEXT NOT NULL,
+        dispatch TEXT NOT NULL,
+        result TEXT NOT NULL,
+        outputs TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        created REAL NOT NULL,
+        crc INTEGER NOT NULL,
+        PRIMARY KEY (task, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX memo_by_dispatch ON memo (task, dispatch);
+    CREATE TABLE file_digests (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        crc INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
 ]

@@ -4,7 +4,8 @@ Durability: ``normal`` (default) commits each dispatch in WAL mode with
 ``synchronous=NORMAL``, which survives ``kill -9`` of the process with nothing lost;
 ``power`` also syncs each commit to disk (survives power loss); ``batch`` groups
 commits every ``batch_size`` dispatches or ``batch_ms`` milliseconds, so a crash
-re-runs at most the last uncommitted batch. Driver errors are translated here.
+re-runs at most the last uncommitted batch. Driver errors are translated here, and
+every row read is checked against its checksum (``retap.store.rows``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -32,16 +32,8 @@ from retap.errors import (
     UsageError,
 )
 from retap.joins import Join, JoinState
-from retap.store.base import (
-    AuditRecord,
-    DispatchRecord,
-    Effects,
-    Owner,
-    RunInfo,
-    RunLog,
-    Store,
-    now,
-)
+from retap.store import rows
+from retap.store.base import AuditRecord, Effects, Owner, RunInfo, RunLog, Store, now
 from retap.store.codec import Codec, JsonCodec, PickleCodec, codec_named, digest
 from retap.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
@@ -49,8 +41,11 @@ __all__ = ["DURABILITY", "SQLiteStore"]
 
 DURABILITY = ("normal", "power", "batch")
 _HEADER = b"SQLite format 3\x00"
-INLINE_MAX = 64  # JSON values this small live in the referring row: cheaper than a digest
 _RETRY_FIRST = "CASE WHEN d.status IN ('failed','interrupted','running') THEN 0 ELSE 1 END"
+_AUDIT = ("SELECT d.id, d.node, d.task, d.sources, d.status, d.result, v.codec, v.data, "
+          "d.attempts, d.seq, d.error, d.code_version, d.started, d.finished, d.inputs, "
+          f"{rows.crc_ok(rows.DISPATCH, 'd')} "
+          'FROM dispatches d LEFT JOIN "values" v ON v.digest = d.result ')
 
 
 class SQLiteStore(Store):
@@ -77,6 +72,7 @@ class SQLiteStore(Store):
             conn = sqlite3.connect(self.location, isolation_level=None, timeout=timeout,
                                    check_same_thread=False)
             self.conn = conn
+            conn.create_function("retap_crc", -1, rows.crc, deterministic=True)
             conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -137,15 +133,28 @@ class SQLiteStore(Store):
 
     @contextmanager
     def errors(self) -> Iterator[None]:
-        """Translate driver errors into StoreErrors; roll back what was open."""
+        """Roll back what was open on any error; translate driver and decoding errors."""
         try:
             yield
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             conn = getattr(self, "conn", None)
             if conn is not None and conn.in_transaction:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            raise _translate(self.location, exc) from None
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(self.location, exc) from None
+            if isinstance(exc, ValueError | KeyError):
+                raise self.corrupt(f"a stored record cannot be read ({exc})") from None
+            raise
+
+    def corrupt(self, what: str) -> StoreCorrupt:
+        return StoreCorrupt(self.location, f"{what}: the store was damaged or changed outside "
+                                           "retap; move it aside (`retap check` lists problems)")
+
+    def verify(self, ok: Any, what: str) -> None:
+        """Refuse a row whose checksum does not match its columns."""
+        if ok != 1:
+            raise self.corrupt(f"{what} fails its checksum")
 
     # -- values -----------------------------------------------------------------------------
 
@@ -161,18 +170,19 @@ class SQLiteStore(Store):
             raise StoreCorrupt(self.location, exc.message) from None
 
     def value_of(self, ref: str | None, codec: str | None, data: bytes | None) -> Any:
-        """The value a dispatch row refers to: inline (``=...``) or looked up by digest,
-        verified against its digest so a changed store is refused, not believed."""
+        """The value a row refers to: inline (``=...``) or looked up by digest, verified
+        against its digest so a changed store is refused, not believed."""
         if codec is not None and data is not None:
             if ref is not None and digest(codec, data) != ref:
-                raise StoreCorrupt(self.location, f"value {ref} does not match its digest: "
-                                                  "the store was changed outside retap")
+                raise self.corrupt(f"value {ref} does not match its digest")
             return self.decode(codec, data)
         if ref and ref[0] == "=":
             return self.decode("json", ref[1:].encode())
+        if ref:
+            raise self.corrupt(f"value {ref} is missing")
         return None
 
-    def _values(self, refs: Iterable[str]) -> dict[str, Any]:
+    def values(self, refs: Iterable[str]) -> dict[str, Any]:
         """Values by ref (inline or digest), digests fetched in bulk."""
         wanted = list(set(refs))
         found: dict[str, Any] = {r: self.value_of(r, None, None) for r in wanted if r[0] == "="}
@@ -185,32 +195,38 @@ class SQLiteStore(Store):
                 found[d] = self.value_of(d, codec, data)
         missing = [r for r in wanted if r not in found]
         if missing:
-            raise StoreCorrupt(self.location, f"values {', '.join(missing[:3])} are missing")
+            raise self.corrupt(f"values {', '.join(missing[:3])} are missing")
         return found
 
     # -- runs -------------------------------------------------------------------------------
 
     def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
                    workflow: Any = None, leads: list[Dispatch] | None = None) -> RunLog:
+        from retap.store.sqlite_log import SQLiteRunLog
+
         data = JsonCodec().encode(spec)
+        created = now()
+        fields = (run, "running", created, self.codec.name, data, owner.host, owner.pid,
+                  owner.started)
         with self.errors():
             self.conn.execute("BEGIN")
             try:
                 self.conn.execute(
-                    "INSERT INTO runs (run, status, created, updated, codec, spec, owner_host, "
-                    "owner_pid, owner_started) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-                    (run, now(), now(), self.codec.name, data, owner.host, owner.pid,
-                     owner.started))
+                    "INSERT INTO runs (run, status, created, codec, spec, owner_host, owner_pid, "
+                    "owner_started, updated, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*fields, created, rows.crc(*fields)))
             except sqlite3.IntegrityError:
                 self.conn.execute("ROLLBACK")
                 raise UsageError(f"run {run!r} already exists in {self.location}",
                                  run=run) from None
-            log = _SQLiteRunLog(self, run)
-            log._effects_txn(Effects(back=leads or []))
+            log = SQLiteRunLog(self, run)
+            log.effects_txn(Effects(back=leads or []))
             self.conn.execute("COMMIT")
         return log
 
     def claim_run(self, run: str, owner: Owner) -> RunLog:
+        from retap.store.sqlite_log import SQLiteRunLog
+
         with self.errors():
             self.conn.execute("BEGIN IMMEDIATE")
             info = self._info(run)
@@ -218,13 +234,19 @@ class SQLiteStore(Store):
                     and info.owner != owner:
                 self.conn.execute("ROLLBACK")
                 raise RunBusy(run, str(info.owner))
-            self.conn.execute(
-                "UPDATE runs SET status='running', updated=?, owner_host=?, owner_pid=?, "
-                "owner_started=? WHERE run=?", (now(), owner.host, owner.pid, owner.started, run))
+            self.update_run_txn(run, status="running", owner_host=owner.host,
+                                owner_pid=owner.pid, owner_started=owner.started)
             self.conn.execute("COMMIT")
-        log = _SQLiteRunLog(self, run)
+        log = SQLiteRunLog(self, run)
         log.previous = info.effective_status
         return log
+
+    def update_run_txn(self, run: str, **changes: Any) -> None:
+        """Change columns of a run's row, and its checksum, in the caller's transaction."""
+        sets = ", ".join(f"{column}=?" for column in changes)
+        self.conn.execute(f"UPDATE runs SET {sets}, updated=? WHERE run=?",
+                          (*changes.values(), now(), run))
+        self.conn.execute(f"UPDATE runs SET crc={rows.crc_sql(rows.RUN)} WHERE run=?", (run,))
 
     def run_info(self, run: str) -> RunInfo:
         with self.errors():
@@ -235,102 +257,120 @@ class SQLiteStore(Store):
 
     def _info(self, run: str) -> RunInfo:
         row = self.conn.execute(
-            "SELECT run, status, created, spec, owner_host, owner_pid, owner_started "
-            "FROM runs WHERE run=?", (run,)).fetchone()
+            "SELECT run, status, created, spec, owner_host, owner_pid, owner_started, "
+            f"{rows.crc_ok(rows.RUN)} FROM runs WHERE run=?", (run,)).fetchone()
         if row is None:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise UnknownRun(run, self.location)
+        self.verify(row[7], f"the record of run {run}")
         return RunInfo(row[0], row[1], row[2], JsonCodec().decode(row[3]), _owner(row[4:7]))
 
     def runs(self) -> list[RunInfo]:
         with self.errors():
-            rows = self.conn.execute(
+            found = self.conn.execute(
                 "SELECT r.run, r.status, r.created, r.owner_host, r.owner_pid, r.owner_started, "
-                "(SELECT count(*) FROM dispatches d WHERE d.run = r.run) FROM runs r "
+                "(SELECT count(*) FROM dispatches d WHERE d.run = r.run), "
+                f"{rows.crc_ok(rows.RUN, 'r')} FROM runs r "
                 "ORDER BY r.created DESC, r.rowid DESC").fetchall()
-        return [RunInfo(r[0], r[1], r[2], {}, _owner(r[3:6]), r[6]) for r in rows]
+            for r in found:
+                self.verify(r[7], f"the record of run {r[0]}")
+        return [RunInfo(r[0], r[1], r[2], {}, _owner(r[3:6]), r[6]) for r in found]
 
     # -- reading a run ----------------------------------------------------------------------
 
     def audits(self, run: str) -> list[AuditRecord]:
         self.run_info(run)
         with self.errors():
-            rows = self.conn.execute(
-                "SELECT d.id, d.node, d.task, d.sources, d.status, d.result, v.codec, v.data, "
-                "d.attempts, d.seq, d.error, d.code_version, d.started, d.finished "
-                'FROM dispatches d LEFT JOIN "values" v ON v.digest = d.result '
-                "WHERE d.run=? ORDER BY d.seq", (run,)).fetchall()
-            return [AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
-                                self.value_of(r[5], r[6], r[7]), r[8], r[9],
-                                json.loads(r[10]) if r[10] else None, r[11] or "",
-                                r[12] or 0.0, r[13] or 0.0) for r in rows]
+            found = self.conn.execute(_AUDIT + "WHERE d.run=? ORDER BY d.seq", (run,)).fetchall()
+            return [self._audit(r) for r in found]
 
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         wanted = list(statuses)
         marks = ",".join("?" * len(wanted))
         with self.errors():
-            rows = self.conn.execute(
-                "SELECT d.id, d.node, d.task, d.sources, d.status, d.result, v.codec, v.data, "
-                "d.attempts, d.seq, d.error, d.code_version, d.started, d.finished, d.inputs "
-                'FROM dispatches d LEFT JOIN "values" v ON v.digest = d.result '
-                f"WHERE d.run=? AND d.status IN ({marks}) ORDER BY d.seq",
-                (run, *wanted)).fetchall()
-            refs = [json.loads(r[14]) if r[14] else [] for r in rows]
-            values = self._values(d for ref in refs for d in ref)
-            return [AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
-                                self.value_of(r[5], r[6], r[7]), r[8], r[9],
-                                json.loads(r[10]) if r[10] else None, r[11] or "",
-                                r[12] or 0.0, r[13] or 0.0, tuple(values[d] for d in ref))
-                    for r, ref in zip(rows, refs, strict=True)]
+            found = self.conn.execute(_AUDIT + f"WHERE d.run=? AND d.status IN ({marks}) "
+                                      "ORDER BY d.seq", (run, *wanted)).fetchall()
+            refs = [json.loads(r[14]) if r[14] else [] for r in found]
+            values = self.values(d for ref in refs for d in ref)
+            return [self._audit(r, tuple(values[d] for d in ref))
+                    for r, ref in zip(found, refs, strict=True)]
+
+    def _audit(self, r: Any, inputs: tuple[Any, ...] = ()) -> AuditRecord:
+        self.verify(r[15], f"dispatch {r[0]}")
+        return AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
+                           self.value_of(r[5], r[6], r[7]), r[8], r[9],
+                           json.loads(r[10]) if r[10] else None, r[11] or "", r[12] or 0.0,
+                           r[13] or 0.0, inputs)
 
     def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
         with self.errors():
-            rows = self.conn.execute(
-                "SELECT DISTINCT node, task, code_version FROM dispatches WHERE run=? AND "
-                "status='done'", (run,)).fetchall()
-        return [(json.loads(n), t, v or "") for n, t, v in rows]
+            found = self.conn.execute(
+                f"SELECT node, task, code_version, min({rows.crc_ok(rows.DISPATCH)}) "
+                "FROM dispatches WHERE run=? AND status='done' GROUP BY node, task, "
+                "code_version", (run,)).fetchall()
+            for r in found:
+                self.verify(r[3], f"a dispatch of run {run}")
+            return [(json.loads(n), t, v or "") for n, t, v, _ in found]
 
     def counts(self, run: str) -> dict[str, int]:
         with self.errors():
-            return dict(self.conn.execute(
-                "SELECT status, count(*) FROM dispatches WHERE run=? GROUP BY status ORDER BY "
-                "status", (run,)).fetchall())
+            found = self.conn.execute(
+                f"SELECT status, count(*), min({rows.crc_ok(rows.DISPATCH)}) FROM dispatches "
+                "WHERE run=? GROUP BY status ORDER BY status", (run,)).fetchall()
+            for r in found:
+                self.verify(r[2], f"a dispatch of run {run}")
+        return {status: count for status, count, _ in found}
 
     def queue(self, run: str) -> list[Dispatch]:
         with self.errors():
-            rows = self.conn.execute(
-                "SELECT q.id, q.node, q.sources, q.inputs, q.pos FROM queue q "
+            found = self.conn.execute(
+                "SELECT q.id, q.node, q.sources, q.inputs, q.pos, "
+                f"{rows.crc_ok(rows.QUEUE, 'q')}, "
+                f"coalesce({rows.crc_ok(rows.DISPATCH, 'd')}, 1) FROM queue q "
                 "LEFT JOIN dispatches d ON d.run = q.run AND d.id = q.id "
-                f"WHERE q.run=? ORDER BY {_RETRY_FIRST}, q.pos",
-                (run,)).fetchall()
-            refs = [json.loads(r[3]) for r in rows]
-            values = self._values(d for ref in refs for d in ref)
+                f"WHERE q.run=? ORDER BY {_RETRY_FIRST}, q.pos", (run,)).fetchall()
+            for r in found:
+                self.verify(r[5] and r[6], f"queued dispatch {r[0]}")
+            refs = [json.loads(r[3]) for r in found]
+            values = self.values(d for ref in refs for d in ref)
             return [Dispatch(r[0], json.loads(r[1]), tuple(values[d] for d in ref),
                              tuple(json.loads(r[2])), (r[3], r[4]))
-                    for r, ref in zip(rows, refs, strict=True)]
+                    for r, ref in zip(found, refs, strict=True)]
 
     def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
-        states = {}
         with self.errors():
             entries = self.conn.execute(
-                "SELECT e.join_id, e.slot, e.audit, d.result, v.codec, v.data FROM join_entries e "
-                "JOIN dispatches d ON d.run = e.run AND d.id = e.audit "
+                "SELECT e.join_id, e.slot, e.audit, d.result, v.codec, v.data, "
+                f"{rows.crc_ok(rows.JOIN_ENTRY, 'e')} AND {rows.crc_ok(rows.DISPATCH, 'd')} "
+                "FROM join_entries e JOIN dispatches d ON d.run = e.run AND d.id = e.audit "
                 'LEFT JOIN "values" v ON v.digest = d.result WHERE e.run=? ORDER BY e.seq',
                 (run,)).fetchall()
-            counts = dict(self.conn.execute(
-                "SELECT join_id, count FROM join_counts WHERE run=?", (run,)).fetchall())
-        for join in joins:
-            state = join.new_state()
-            if state is None:
-                continue
-            key = json.dumps(join.id)
-            state.count = counts.get(key, 0)
-            for join_id, slot, audit, ref, codec, data in entries:
-                if join_id == key:
-                    state.slots[slot].append((audit, self.value_of(ref, codec, data)))
-            states[join.id] = state
-        return states
+            counts = self.conn.execute(
+                f"SELECT join_id, count, {rows.crc_ok(rows.JOIN_COUNT)} FROM join_counts "
+                "WHERE run=?", (run,)).fetchall()
+            for row in [*entries, *counts]:
+                self.verify(row[-1], f"the state of join {row[0]}")
+            states = {}
+            for join in joins:
+                state = join.new_state()
+                if state is None:
+                    continue
+                key = json.dumps(join.id)
+                state.count = next((c for j, c, _ in counts if j == key), 0)
+                for join_id, slot, audit, ref, codec, data, _ in entries:
+                    if join_id == key:
+                        state.slots[slot].append((audit, self.value_of(ref, codec, data)))
+                states[join.id] = state
+            return states
+
+    def check_structure(self) -> None:
+        """SQLite's quick check: a damaged page can hide rows from a query without an error,
+        so a store is checked before a run is continued or shown from it (O(file size))."""
+        with self.errors():
+            problems = [r[0] for r in self.conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise self.corrupt(f"its structure is damaged ({problems[0].splitlines()[-1]})")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -363,250 +403,3 @@ def _translate(location: str, exc: sqlite3.Error) -> RetapError:
     if "locked" in lower or "busy" in lower:
         return StoreError(location, f"{text}: another process holds it too long")
     return StoreError(location, text)
-
-
-class _SQLiteRunLog(RunLog):
-    """The writes of one run; commits grouped in ``batch`` durability."""
-
-    def __init__(self, store: SQLiteStore, run: str) -> None:
-        self.store = store
-        self.conn = store.conn
-        self.run = run
-        self._nodes: dict[NodeId, str] = {}
-        self._pending = 0
-        self._since = 0.0
-        with store.errors():
-            low, high = self.conn.execute(
-                "SELECT min(pos), max(pos) FROM queue WHERE run=?", (run,)).fetchone()
-            self.front, self.back = low or 0, high or 0
-            self.seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM dispatches "
-                                         "WHERE run=?", (run,)).fetchone()[0]
-            self.jseq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM join_entries "
-                                          "WHERE run=?", (run,)).fetchone()[0]
-
-    # -- writing ----------------------------------------------------------------------------
-
-    def commit_dispatch(self, record: DispatchRecord, effects: Effects) -> None:
-        values: dict[str, tuple[str, bytes]] = {}
-        memo: dict[int, tuple[Any, str]] = {}
-        result = self._ref(record.value, values, memo) if record.status == "done" else None
-        inputs = record.ref[0] if record.ref is not None else self._refs(record.inputs, values,
-                                                                          memo)
-        queued = self._queued(effects, values, memo)
-        error = json.dumps(record.error) if record.error else None
-        self.seq += 1
-        with self._transaction():
-            self._insert_values(values)
-            self.conn.execute(
-                "INSERT INTO dispatches (run, id, node, task, sources, inputs, status, result, "
-                "error, attempts, seq, started, finished, code_version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run, id) DO UPDATE "
-                "SET task=excluded.task, inputs=excluded.inputs, status=excluded.status, "
-                "result=excluded.result, error=excluded.error, "
-                "attempts=dispatches.attempts + excluded.attempts, seq=excluded.seq, "
-                "started=excluded.started, finished=excluded.finished, "
-                "code_version=excluded.code_version",
-                (self.run, record.id, self._node(record.node), record.task,
-                 json.dumps(record.sources), inputs, record.status, result, error,
-                 record.attempts, self.seq, record.started, record.finished,
-                 record.code_version))
-            if faults.armed:
-                faults.hit("in_commit")
-            self._write_effects(effects, queued)
-
-    def commit_effects(self, effects: Effects) -> None:
-        values: dict[str, tuple[str, bytes]] = {}
-        queued = self._queued(effects, values, {})
-        with self._transaction():
-            self._insert_values(values)
-            self._write_effects(effects, queued)
-
-    def _effects_txn(self, effects: Effects) -> None:
-        """Write ``effects`` inside the caller's open transaction."""
-        values: dict[str, tuple[str, bytes]] = {}
-        queued = self._queued(effects, values, {})
-        self._insert_values(values)
-        self._write_effects(effects, queued)
-
-    def mark_running(self, dispatch: Dispatch, task: str, code_version: str) -> None:
-        values: dict[str, tuple[str, bytes]] = {}
-        inputs = dispatch.ref[0] if dispatch.ref is not None else self._refs(dispatch.inputs,
-                                                                             values, {})
-        self.seq += 1
-        with self._transaction(force=True):
-            self._insert_values(values)
-            self.conn.execute(
-                "INSERT INTO dispatches (run, id, node, task, sources, inputs, status, attempts, "
-                "seq, started, code_version) VALUES (?, ?, ?, ?, ?, ?, 'running', 0, ?, ?, ?) "
-                "ON CONFLICT (run, id) DO UPDATE SET status='running', seq=excluded.seq, "
-                "started=excluded.started, code_version=excluded.code_version",
-                (self.run, dispatch.id, self._node(dispatch.node), task,
-                 json.dumps(dispatch.sources), inputs, self.seq, now(), code_version))
-
-    def save_state(self, queue: Iterable[Dispatch], states: Mapping[NodeId, JoinState]) -> None:
-        values: dict[str, tuple[str, bytes]] = {}
-        memo: dict[int, tuple[Any, str]] = {}
-        rows = []
-        for pos, d in enumerate(queue):
-            inputs = d.ref[0] if d.ref is not None else self._refs(d.inputs, values, memo)
-            d.ref = (inputs, pos)
-            rows.append((self.run, pos, d.id, self._node(d.node), json.dumps(d.sources), inputs))
-        self.front, self.back = 0, len(rows)
-        with self._transaction(force=True):
-            self._insert_values(values)
-            for table in ("queue", "join_entries", "join_counts"):
-                self.conn.execute(f"DELETE FROM {table} WHERE run=?", (self.run,))
-            self.conn.executemany("INSERT INTO queue (run, pos, id, node, sources, inputs) "
-                                  "VALUES (?, ?, ?, ?, ?, ?)", rows)
-            if faults.armed:
-                faults.hit("in_save_state")
-            for join_id, state in states.items():
-                key = json.dumps(join_id)
-                for slot, fifo in enumerate(state.slots):
-                    for audit, _ in fifo:
-                        self.jseq += 1
-                        self.conn.execute("INSERT INTO join_entries (run, join_id, slot, audit, "
-                                          "seq) VALUES (?, ?, ?, ?, ?)",
-                                          (self.run, key, slot, audit, self.jseq))
-                self.conn.execute("INSERT INTO join_counts (run, join_id, count) "
-                                  "VALUES (?, ?, ?)", (self.run, key, state.count))
-
-    def finish(self, status: str) -> None:
-        with self._transaction(force=True):
-            self.conn.execute("UPDATE runs SET status=?, updated=? WHERE run=?",
-                              (status, now(), self.run))
-
-    def update_spec(self, spec: dict[str, Any]) -> None:
-        with self._transaction(force=True):
-            self.conn.execute("UPDATE runs SET spec=? WHERE run=?",
-                              (JsonCodec().encode(spec), self.run))
-
-    def flush_if_due(self) -> None:
-        if self._pending and time.monotonic() - self._since >= self.store.batch_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        """Commit a pending batch now."""
-        if self.conn.in_transaction:
-            with self.store.errors():
-                self.conn.execute("COMMIT")
-            self._pending = 0
-
-    # -- reading ----------------------------------------------------------------------------
-
-    def cached(self) -> Mapping[str, Any]:
-        with self.store.errors():
-            rows = self.conn.execute(
-                'SELECT d.id, d.result, v.codec, v.data FROM dispatches d LEFT JOIN "values" v '
-                "ON v.digest = d.result WHERE d.run=? AND d.status='done'", (self.run,))
-            return _Cached({i: (ref, c, data) for i, ref, c, data in rows}, self.store.value_of)
-
-    # -- helpers ----------------------------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self, force: bool = False) -> Iterator[None]:
-        """Statements inside run in the open transaction; committed now, or with the batch."""
-        with self.store.errors():
-            if not self.conn.in_transaction:
-                self.conn.execute("BEGIN")
-                self._since = time.monotonic()
-            yield
-            self._pending += 1
-            if force or self._pending >= self.store.batch_size or \
-                    time.monotonic() - self._since >= self.store.batch_seconds:
-                self.conn.execute("COMMIT")
-                self._pending = 0
-
-    def _node(self, node: NodeId) -> str:
-        text = self._nodes.get(node)
-        if text is None:
-            text = self._nodes[node] = json.dumps(node)
-        return text
-
-    def _ref(self, value: Any, values: dict[str, tuple[str, bytes]],
-             memo: dict[int, tuple[Any, str]]) -> str:
-        """The digest of ``value``, encoding it once per commit."""
-        hit = memo.get(id(value))
-        if hit is not None and hit[0] is value:
-            return hit[1]
-        codec = self.store.codec
-        data = codec.encode(value)
-        if len(data) <= INLINE_MAX and codec.name == "json":
-            key = "=" + data.decode()
-        else:
-            key = digest(codec.name, data)
-            values[key] = (codec.name, data)
-        memo[id(value)] = (value, key)
-        return key
-
-    def _refs(self, inputs: Iterable[Any], values: dict[str, tuple[str, bytes]],
-              memo: dict[int, tuple[Any, str]]) -> str:
-        return json.dumps([self._ref(v, values, memo) for v in inputs])
-
-    def _queued(self, effects: Effects, values: dict[str, tuple[str, bytes]],
-                memo: dict[int, tuple[Any, str]]) -> list[tuple[Any, ...]]:
-        """Queue rows for the dispatches ``effects`` adds; their inputs encoded first."""
-        rows = []
-        positions = [*range(self.front - len(effects.front), self.front),
-                     *range(self.back + 1, self.back + 1 + len(effects.back))]
-        for pos, d in zip(positions, [*effects.front, *effects.back], strict=True):
-            d.ref = (self._refs(d.inputs, values, memo), pos)
-            rows.append((self.run, pos, d.id, self._node(d.node), json.dumps(d.sources),
-                         d.ref[0]))
-        return rows
-
-    def _insert_values(self, values: dict[str, tuple[str, bytes]]) -> None:
-        if values:
-            self.conn.executemany('INSERT OR IGNORE INTO "values" (digest, codec, data) '
-                                  "VALUES (?, ?, ?)", [(k, c, d) for k, (c, d) in values.items()])
-
-    def _write_effects(self, effects: Effects, queued: list[tuple[Any, ...]]) -> None:
-        run = self.run
-        removed = effects.removed
-        if removed is not None:
-            if removed.ref is not None:
-                self.conn.execute("DELETE FROM queue WHERE run=? AND pos=?", (run, removed.ref[1]))
-            else:
-                self.conn.execute("DELETE FROM queue WHERE run=? AND id=?", (run, removed.id))
-        if queued:
-            self.conn.executemany("INSERT INTO queue (run, pos, id, node, sources, inputs) "
-                                  "VALUES (?, ?, ?, ?, ?, ?)", queued)
-            self.front -= len(effects.front)
-            self.back += len(effects.back)
-        if effects.joins and faults.armed:
-            faults.hit("in_join_write")
-        for join_id, change in effects.joins:
-            key = self._node(join_id)
-            if change[0] == "add":
-                self.jseq += 1
-                self.conn.execute("INSERT INTO join_entries (run, join_id, slot, audit, seq) "
-                                  "VALUES (?, ?, ?, ?, ?)", (run, key, change[1], change[2],
-                                                             self.jseq))
-            elif change[0] == "take":
-                self.conn.execute("DELETE FROM join_entries WHERE run=? AND join_id=? AND "
-                                  "slot=? AND audit=?", (run, key, change[1], change[2]))
-            else:
-                self.conn.execute("INSERT OR REPLACE INTO join_counts (run, join_id, count) "
-                                  "VALUES (?, ?, ?)", (run, key, change[1]))
-
-
-class _Cached(Mapping[str, Any]):
-    """Done results by dispatch id, decoded when asked for."""
-
-    def __init__(self, raw: dict[str, tuple[str, str | None, bytes | None]], decode: Any
-                 ) -> None:
-        self.raw = raw
-        self.decode = decode
-
-    def __getitem__(self, key: str) -> Any:
-        return self.decode(*self.raw[key])
-
-    def get(self, key: str, default: Any = None) -> Any:
-        hit = self.raw.get(key)
-        return default if hit is None else self.decode(*hit)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.raw)
-
-    def __len__(self) -> int:
-        return len(self.raw)

@@ -1,0 +1,290 @@
+"""The writes of one run in a SQLite store: one transaction per dispatch (or per batch).
+
+Values are encoded before a transaction opens, so a value the codec refuses fails the
+dispatch without touching the store; everything a dispatch caused is then written in
+one transaction with its record. Every row carries its checksum (``retap.store.rows``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from retap import faults
+from retap.dispatch import Dispatch, NodeId
+from retap.joins import JoinState
+from retap.store import rows
+from retap.store.base import DispatchRecord, Effects, RunLog, now
+from retap.store.codec import JsonCodec, digest
+from retap.store.sqlite import SQLiteStore
+
+__all__ = ["INLINE_MAX", "SQLiteRunLog"]
+
+INLINE_MAX = 64  # JSON values this small live in the referring row: cheaper than a digest
+Values = dict[str, tuple[str, bytes]]
+Memo = dict[int, tuple[Any, str]]
+
+_DISPATCH_COLUMNS = ", ".join(rows.DISPATCH)
+_DISPATCH_MARKS = ", ".join("?" * (len(rows.DISPATCH) + 1))
+_COMMITTED = {c: f"excluded.{c}" for c in rows.DISPATCH if c not in ("run", "id", "node")}
+_COMMITTED["attempts"] = "dispatches.attempts + excluded.attempts"
+_UPSERT_DISPATCH = (
+    f"INSERT INTO dispatches ({_DISPATCH_COLUMNS}, crc) VALUES ({_DISPATCH_MARKS}) "
+    "ON CONFLICT (run, id) DO UPDATE SET "
+    + ", ".join(f"{c}={expr}" for c, expr in _COMMITTED.items())
+    + f", crc={rows.crc_sql(rows.DISPATCH, 'dispatches', _COMMITTED)}")
+_RUNNING = {c: f"excluded.{c}" for c in ("status", "seq", "started", "code_version")}
+_UPSERT_RUNNING = (
+    f"INSERT INTO dispatches ({_DISPATCH_COLUMNS}, crc) VALUES ({_DISPATCH_MARKS}) "
+    "ON CONFLICT (run, id) DO UPDATE SET "
+    + ", ".join(f"{c}={expr}" for c, expr in _RUNNING.items())
+    + f", crc={rows.crc_sql(rows.DISPATCH, 'dispatches', _RUNNING)}")
+
+
+class SQLiteRunLog(RunLog):
+    """The writes of one run; commits grouped in ``batch`` durability."""
+
+    def __init__(self, store: SQLiteStore, run: str) -> None:
+        self.store = store
+        self.conn = store.conn
+        self.run = run
+        self._nodes: dict[NodeId, str] = {}
+        self._pending = 0
+        self._since = 0.0
+        with store.errors():
+            low, high = self.conn.execute(
+                "SELECT min(pos), max(pos) FROM queue WHERE run=?", (run,)).fetchone()
+            self.front, self.back = low or 0, high or 0
+            self.seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM dispatches "
+                                         "WHERE run=?", (run,)).fetchone()[0]
+            self.jseq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM join_entries "
+                                          "WHERE run=?", (run,)).fetchone()[0]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def commit_dispatch(self, record: DispatchRecord, effects: Effects) -> None:
+        values: Values = {}
+        memo: Memo = {}
+        result = self._ref(record.value, values, memo) if record.status == "done" else None
+        inputs = record.ref[0] if record.ref is not None else self._refs(record.inputs, values,
+                                                                          memo)
+        queued = self._queued(effects, values, memo)
+        error = json.dumps(record.error) if record.error else None
+        self.seq += 1
+        fields = (self.run, record.id, self._node(record.node), record.task,
+                  json.dumps(record.sources), inputs, record.status, result, error,
+                  record.attempts, self.seq, record.started, record.finished,
+                  record.code_version, None)
+        with self._transaction():
+            self._insert_values(values)
+            self.conn.execute(_UPSERT_DISPATCH, (*fields, rows.crc(*fields)))
+            if faults.armed:
+                faults.hit("in_commit")
+            self._write_effects(effects, queued)
+
+    def commit_effects(self, effects: Effects) -> None:
+        values: Values = {}
+        queued = self._queued(effects, values, {})
+        with self._transaction():
+            self._insert_values(values)
+            self._write_effects(effects, queued)
+
+    def effects_txn(self, effects: Effects) -> None:
+        """Write ``effects`` inside the caller's open transaction."""
+        values: Values = {}
+        queued = self._queued(effects, values, {})
+        self._insert_values(values)
+        self._write_effects(effects, queued)
+
+    def mark_running(self, dispatch: Dispatch, task: str, code_version: str) -> None:
+        values: Values = {}
+        inputs = dispatch.ref[0] if dispatch.ref is not None else self._refs(dispatch.inputs,
+                                                                             values, {})
+        self.seq += 1
+        fields = (self.run, dispatch.id, self._node(dispatch.node), task,
+                  json.dumps(dispatch.sources), inputs, "running", None, None, 0, self.seq,
+                  now(), None, code_version, None)
+        with self._transaction(force=True):
+            self._insert_values(values)
+            self.conn.execute(_UPSERT_RUNNING, (*fields, rows.crc(*fields)))
+
+    def save_state(self, queue: Iterable[Dispatch], states: Mapping[NodeId, JoinState]) -> None:
+        values: Values = {}
+        memo: Memo = {}
+        queued = []
+        for pos, d in enumerate(queue):
+            inputs = d.ref[0] if d.ref is not None else self._refs(d.inputs, values, memo)
+            d.ref = (inputs, pos)
+            queued.append(self._queue_row(pos, d, inputs))
+        self.front, self.back = 0, len(queued)
+        with self._transaction(force=True):
+            self._insert_values(values)
+            for table in ("queue", "join_entries", "join_counts"):
+                self.conn.execute(f"DELETE FROM {table} WHERE run=?", (self.run,))
+            self._insert_queue(queued)
+            if faults.armed:
+                faults.hit("in_save_state")
+            for join_id, state in states.items():
+                key = self._node(join_id)
+                for slot, fifo in enumerate(state.slots):
+                    for audit, _ in fifo:
+                        self._add_entry(key, slot, audit)
+                self._set_count(key, state.count)
+
+    def finish(self, status: str) -> None:
+        with self._transaction(force=True):
+            self.store.update_run_txn(self.run, status=status)
+
+    def update_spec(self, spec: dict[str, Any]) -> None:
+        with self._transaction(force=True):
+            self.store.update_run_txn(self.run, spec=JsonCodec().encode(spec))
+
+    def flush_if_due(self) -> None:
+        if self._pending and time.monotonic() - self._since >= self.store.batch_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit a pending batch now."""
+        if self.conn.in_transaction:
+            with self.store.errors():
+                self.conn.execute("COMMIT")
+            self._pending = 0
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def cached(self) -> Mapping[str, Any]:
+        with self.store.errors():
+            found = self.conn.execute(
+                "SELECT d.id, d.result, v.codec, v.data, "
+                f"{rows.crc_ok(rows.DISPATCH, 'd')} FROM dispatches d "
+                'LEFT JOIN "values" v ON v.digest = d.result '
+                "WHERE d.run=? AND d.status='done'", (self.run,))
+            raw = {}
+            for ident, ref, codec, data, ok in found:
+                self.store.verify(ok, f"dispatch {ident}")
+                raw[ident] = (ref, codec, data)
+        return _Cached(raw, self.store.value_of)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, force: bool = False) -> Iterator[None]:
+        """Statements inside run in the open transaction; committed now, or with the batch."""
+        with self.store.errors():
+            if not self.conn.in_transaction:
+                self.conn.execute("BEGIN")
+                self._since = time.monotonic()
+            yield
+            self._pending += 1
+            if force or self._pending >= self.store.batch_size or \
+                    time.monotonic() - self._since >= self.store.batch_seconds:
+                self.conn.execute("COMMIT")
+                self._pending = 0
+
+    def _node(self, node: NodeId) -> str:
+        text = self._nodes.get(node)
+        if text is None:
+            text = self._nodes[node] = json.dumps(node)
+        return text
+
+    def _ref(self, value: Any, values: Values, memo: Memo) -> str:
+        """The ref of ``value``: inline when small, else its digest; encoded once per commit."""
+        hit = memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        codec = self.store.codec
+        data = codec.encode(value)
+        if len(data) <= INLINE_MAX and codec.name == "json":
+            key = "=" + data.decode()
+        else:
+            key = digest(codec.name, data)
+            values[key] = (codec.name, data)
+        memo[id(value)] = (value, key)
+        return key
+
+    def _refs(self, inputs: Iterable[Any], values: Values, memo: Memo) -> str:
+        return json.dumps([self._ref(v, values, memo) for v in inputs])
+
+    def _queue_row(self, pos: int, d: Dispatch, inputs: str) -> tuple[Any, ...]:
+        fields = (self.run, pos, d.id, self._node(d.node), json.dumps(d.sources), inputs)
+        return (*fields, rows.crc(*fields))
+
+    def _queued(self, effects: Effects, values: Values, memo: Memo) -> list[tuple[Any, ...]]:
+        """Queue rows for the dispatches ``effects`` adds; their inputs encoded first."""
+        queued = []
+        positions = [*range(self.front - len(effects.front), self.front),
+                     *range(self.back + 1, self.back + 1 + len(effects.back))]
+        for pos, d in zip(positions, [*effects.front, *effects.back], strict=True):
+            d.ref = (self._refs(d.inputs, values, memo), pos)
+            queued.append(self._queue_row(pos, d, d.ref[0]))
+        return queued
+
+    def _insert_values(self, values: Values) -> None:
+        if values:
+            self.conn.executemany('INSERT OR IGNORE INTO "values" (digest, codec, data) '
+                                  "VALUES (?, ?, ?)", [(k, c, d) for k, (c, d) in values.items()])
+
+    def _insert_queue(self, queued: list[tuple[Any, ...]]) -> None:
+        self.conn.executemany("INSERT INTO queue (run, pos, id, node, sources, inputs, crc) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?)", queued)
+
+    def _add_entry(self, key: str, slot: int, audit: str) -> None:
+        self.jseq += 1
+        fields = (self.run, key, slot, audit, self.jseq)
+        self.conn.execute("INSERT INTO join_entries (run, join_id, slot, audit, seq, crc) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", (*fields, rows.crc(*fields)))
+
+    def _set_count(self, key: str, count: int) -> None:
+        fields = (self.run, key, count)
+        self.conn.execute("INSERT OR REPLACE INTO join_counts (run, join_id, count, crc) "
+                          "VALUES (?, ?, ?, ?)", (*fields, rows.crc(*fields)))
+
+    def _write_effects(self, effects: Effects, queued: list[tuple[Any, ...]]) -> None:
+        removed = effects.removed
+        if removed is not None:
+            if removed.ref is not None:
+                self.conn.execute("DELETE FROM queue WHERE run=? AND pos=?",
+                                  (self.run, removed.ref[1]))
+            else:
+                self.conn.execute("DELETE FROM queue WHERE run=? AND id=?",
+                                  (self.run, removed.id))
+        if queued:
+            self._insert_queue(queued)
+            self.front -= len(effects.front)
+            self.back += len(effects.back)
+        if effects.joins and faults.armed:
+            faults.hit("in_join_write")
+        for join_id, change in effects.joins:
+            key = self._node(join_id)
+            if change[0] == "add":
+                self._add_entry(key, change[1], change[2])
+            elif change[0] == "take":
+                self.conn.execute("DELETE FROM join_entries WHERE run=? AND join_id=? AND "
+                                  "slot=? AND audit=?", (self.run, key, change[1], change[2]))
+            else:
+                self._set_count(key, change[1])
+
+
+class _Cached(Mapping[str, Any]):
+    """Done results by dispatch id, decoded when asked for."""
+
+    def __init__(self, raw: dict[str, tuple[str, str | None, bytes | None]], decode: Any
+                 ) -> None:
+        self.raw = raw
+        self.decode = decode
+
+    def __getitem__(self, key: str) -> Any:
+        return self.decode(*self.raw[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        hit = self.raw.get(key)
+        return default if hit is None else self.decode(*hit)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
