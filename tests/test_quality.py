@@ -25,8 +25,9 @@ def test_mypy_finds_nothing_in_src() -> None:
 
 def test_the_public_api_is_exactly_this() -> None:
     assert sorted(retap.__all__) == sorted([
-        "App", "CodecError", "ConfigValueError", "InflightNotIdempotent", "InputArityError",
-        "Interrupted", "JoinError", "MemoryStore", "Middleware", "RetapError", "RunBusy",
+        "App", "CodecError", "ConfigValueError", "FileTask", "Input", "InflightNotIdempotent",
+        "InputArityError", "Interrupted", "JoinError", "MemoryStore", "Middleware", "Output",
+        "RetapError", "RunBusy",
         "RunResult", "SpecError", "Store", "StoreCorrupt", "StoreError", "StoreVersionError",
         "Task", "TaskDefinitionError", "UnknownConfig", "UnknownRun", "UnknownTask",
         "UsageError", "Workflow", "WorkflowSyntaxError", "config", "open_store", "replay",

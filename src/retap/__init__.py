@@ -23,6 +23,7 @@ from retap.errors import (
     UsageError,
     WorkflowSyntaxError,
 )
+from retap.files import FileTask, Input, Output
 from retap.middleware import Middleware
 from retap.recovery import replay, resume
 from retap.store import MemoryStore, Store, open_store
@@ -33,12 +34,15 @@ __all__ = [
     "App",
     "CodecError",
     "ConfigValueError",
+    "FileTask",
     "InflightNotIdempotent",
+    "Input",
     "InputArityError",
     "Interrupted",
     "JoinError",
     "MemoryStore",
     "Middleware",
+    "Output",
     "RetapError",
     "RunBusy",
     "RunResult",

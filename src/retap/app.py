@@ -27,8 +27,17 @@ from retap import faults
 from retap.dispatch import Dispatch, NodeId, Outcome, lead_dispatch_id
 from retap.errors import CodecError, Interrupted, JoinError, RetapError
 from retap.joins import JoinState
+from retap.memo import Decision, Memoizer, memoized
 from retap.middleware import Middleware, call_hooks
-from retap.store.base import AuditRecord, DispatchRecord, Effects, Owner, RunLog, Store
+from retap.store.base import (
+    AuditRecord,
+    DispatchRecord,
+    Effects,
+    MemoEntry,
+    Owner,
+    RunLog,
+    Store,
+)
 from retap.store.memory import MemoryStore
 from retap.task import Task
 from retap.workflow import Workflow
@@ -55,6 +64,7 @@ class RunResult:
     signal: str | None = None
     executed: int = 0
     cached: int = 0
+    reused: int = 0
     failures: list[tuple[NodeId, str, dict[str, Any]]] = field(default_factory=list)
 
     @property
@@ -79,8 +89,9 @@ class App:
 
     def __init__(self, workflow: Workflow, store: Store | None = None, *,
                  run_id: str | None = None, middleware: Iterable[Middleware] = (),
-                 on_error: str = "stop",
-                 notify: Callable[[str], None] | None = None) -> None:
+                 on_error: str = "stop", notify: Callable[[str], None] | None = None,
+                 memo: Store | None = None, explain: Callable[[str], None] | None = None,
+                 dry_run: bool = False) -> None:
         if on_error not in ("stop", "continue"):
             raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
         self.workflow = workflow
@@ -100,8 +111,14 @@ class App:
         self.rerun_nodes: set[NodeId] = set()
         self.halt_before_execute = False
         self.failures: list[tuple[Dispatch, Outcome]] = []
+        self.memoizer = Memoizer(memo or self.store)
+        self.explain = explain
+        self.dry_run = dry_run
+        self.would_run: list[tuple[Dispatch, str]] = []
+        self._after: dict[NodeId, str] = {}  # dry run: nodes that wait on one that runs
         self.executed = 0
         self.cached_hits = 0
+        self.reused = 0
         self._fresh: set[str] = set()
         self._dirty = False
         self._in_task = False
@@ -168,8 +185,8 @@ class App:
         call_hooks(self.middleware, "after_run", self, status)
         failures = [(d.node, self.workflow.nodes[d.node].name, o.error or {})
                     for d, o in self.failures]
-        return RunResult(self.run_id, status, self.store, self.stop_signal, self.executed,
-                         self.cached_hits, failures)
+        return RunResult(self.run_id, status, self.store, self.stop_signal,
+                         self.executed - self.reused, self.cached_hits, self.reused, failures)
 
     def _loop(self) -> None:
         while self.state == RUN:
@@ -215,6 +232,18 @@ class App:
     def _step(self, d: Dispatch) -> None:
         node = self.workflow.nodes[d.node]
         outcome = self._lookup(d)
+        decision = None
+        if self.dry_run and d.node in self._after:
+            self._skip_dry(d, None, f"after node {self._after[d.node]} runs")
+            return
+        if outcome is None:
+            decision = self._decide(node.task, d)
+            if decision is not None and decision.hit is not None:
+                outcome = self._reuse(decision.hit)
+            elif self.dry_run:
+                self._skip_dry(d, decision, decision.reason if decision else
+                               "runs every time (not cached)")
+                return
         if outcome is None:
             if self.halt_before_execute:
                 self.state = STOP
@@ -223,7 +252,7 @@ class App:
                 self._save_state()
             if faults.armed:
                 faults.hit("before_dispatch")
-            outcome = self._execute(node.task, d)
+            outcome = self._execute(node.task, d, decision)
             if faults.armed:
                 faults.hit("after_execute")
         call_hooks(self.middleware, "after_dispatch", self, d, outcome)
@@ -249,7 +278,39 @@ class App:
             return None
         return Outcome("done", value, attempts=0, cached=True)
 
-    def _execute(self, task: Task, d: Dispatch) -> Outcome:
+    def _decide(self, task: Task, d: Dispatch) -> Decision | None:
+        """For a memoized task: whether an earlier result stands in for running ``d``."""
+        if not memoized(task):
+            return None
+        decision = self.memoizer.decide(task, d)
+        if self.explain is not None:
+            verb = "skip" if decision.hit is not None else "run "
+            self.explain(f"{verb} {self._describe(d)}: {decision.reason}")
+        return decision
+
+    def _reuse(self, hit: MemoEntry) -> Outcome:
+        return Outcome("done", hit.value, attempts=0, started=time.time(),
+                       finished=time.time(), reused=f"{hit.run}/{hit.dispatch}",
+                       outputs=hit.outputs or None)
+
+    def _skip_dry(self, d: Dispatch, decision: Decision | None, reason: str) -> None:
+        """Dry run: note that ``d`` would run and pass nothing on, its result being unknown;
+        everything downstream of it would then run too (a join may have waited for it)."""
+        if decision is None and self.explain is not None:
+            waits = d.node in self._after  # its inputs are not all known yet: do not show them
+            self.explain(f"run  {self._describe(d, inputs=not waits)}: {reason}")
+        self.would_run.append((d, reason))
+        for node in self.workflow.downstream([d.node]):
+            self._after.setdefault(node, f"{d.node} ({self.workflow.nodes[d.node].name})")
+        self.queue.popleft()
+        self.queued.discard(d.id)
+
+    def _describe(self, d: Dispatch, inputs: bool = True) -> str:
+        node = self.workflow.nodes[d.node]
+        shown = " ".join(_short(v) for v in d.inputs) if inputs else ""
+        return f"node {d.node} ({node.name})" + (f" {shown}" if shown else "")
+
+    def _execute(self, task: Task, d: Dispatch, decision: Decision | None = None) -> Outcome:
         info = type(task).__retap__
         assert self.log is not None
         call_hooks(self.middleware, "before_dispatch", self, d)
@@ -271,14 +332,16 @@ class App:
                     continue
                 return Outcome("failed", error=_error(exc), attempts=attempts,
                                started=started, finished=time.time())
+            outputs = task.written_files()
+            memo = decision.remember(task, value, outputs) if decision is not None else None
             return Outcome("done", value, attempts=attempts, started=started,
-                           finished=time.time())
+                           finished=time.time(), outputs=outputs or None, memo=memo)
 
     def _call(self, task: Task, d: Dispatch) -> Any:
         self._in_task = True
         self.current = d
         try:
-            return task.process(*d.inputs)
+            return task.execute(*d.inputs)
         except KeyboardInterrupt:
             raise Interrupted("SIGINT") from None
         finally:
@@ -327,6 +390,10 @@ class App:
             self._dirty = True  # the state is saved whole before the next real write
         else:
             outcome, effects = self._record(task, d, outcome, effects)
+            if outcome.reused is not None:
+                self.reused += 1
+            elif outcome.status == "done":
+                task.after_commit()
             if faults.armed:
                 faults.hit("after_commit")
         if outcome.status == "done":
@@ -371,7 +438,8 @@ class App:
     def _as_record(task: str, version: str, d: Dispatch, outcome: Outcome) -> DispatchRecord:
         return DispatchRecord(d.id, d.node, task, d.sources, outcome.status, outcome.value,
                               outcome.error, outcome.attempts, outcome.started, outcome.finished,
-                              version, d.inputs, d.ref)
+                              version, d.inputs, d.ref, outcome.reused, outcome.outputs,
+                              outcome.memo)
 
     def _undo(self, effects: Effects) -> None:
         """Take back the join-state changes of effects that could not be committed."""
@@ -450,6 +518,11 @@ def _error(exc: BaseException) -> dict[str, Any]:
     message = exc.message if isinstance(exc, RetapError) else str(exc)
     return {"type": type(exc).__name__, "message": message or type(exc).__name__,
             "traceback": text}
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _to_stderr(message: str) -> None:

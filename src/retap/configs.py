@@ -211,6 +211,10 @@ def load_config_file(path: str | Path, task: str = "?") -> dict[str, Any]:
 
 def type_name(annotation: Any) -> str:
     """A short readable name for a config type: ``int``, ``list[str]``, ``one of a, b``."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        roles = [repr(m) for m in annotation.__metadata__ if type(m).__name__ == "_Role"]
+        base = type_name(typing.get_args(annotation)[0])
+        return f"{base} ({roles[0]})" if roles else base
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return "one of " + ", ".join(str(m.value) for m in annotation)
     origin = typing.get_origin(annotation)

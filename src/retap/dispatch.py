@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Dispatch", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
@@ -65,5 +65,7 @@ class Outcome:
     attempts: int = 1
     started: float = 0.0
     finished: float = 0.0
-    cached: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False  # answered by the replay cache: nothing new to record
+    reused: str | None = None  # answered by a memoized result of "RUN/DISPATCH"
+    outputs: dict[str, str] | None = None  # files written, path -> digest
+    memo: Any = None  # a MemoEntry to remember with the record

@@ -190,6 +190,23 @@ class Task:
         """Do the work for one dispatch and return its result."""
         raise NotImplementedError(f"{type(self).__name__}.process is not defined")
 
+    def execute(self, *inputs: Any) -> Any:
+        """What the App calls for a dispatch: ``process``, plus what a kind of task wraps
+        around it (file tasks: the journal that undoes a failed dispatch's file changes)."""
+        return self.process(*inputs)
+
+    def fingerprint(self, *inputs: Any) -> Any:
+        """What else a memoized result depends on besides inputs, configs and code (e.g. a
+        file listing), as JSON-able data; None when nothing."""
+        return None
+
+    def written_files(self) -> dict[str, str]:
+        """Files the last dispatch wrote, by path, with their content digests."""
+        return {}
+
+    def after_commit(self) -> None:
+        """Called once the last dispatch's result is recorded."""
+
     @property
     def configs(self) -> dict[str, Any]:
         """The configs as JSON-safe values (what a workflow spec records)."""

@@ -104,6 +104,20 @@ class Workflow:
                 table.setdefault(source, []).append((join, slot))
         return table
 
+    def downstream(self, nodes: Iterable[NodeId]) -> list[NodeId]:
+        """Nodes that results of ``nodes`` can reach through joins, in breadth-first order."""
+        table = self.joins_from()
+        seen: list[NodeId] = []
+        frontier = list(nodes)
+        while frontier:
+            node = frontier.pop(0)
+            for join, _ in table.get(node, ()):
+                for target in join.targets:
+                    if target not in seen:
+                        seen.append(target)
+                        frontier.append(target)
+        return seen
+
     def spec(self, strict: bool = True) -> dict[str, Any]:
         """The workflow as a plain dict. ``strict``: every part must have an import path."""
         nodes = []

@@ -61,3 +61,17 @@ def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
 
         report(result, store_location(ctx, store))
     ctx.exit(result.exit_code)
+
+
+@main.command("forget")
+@click.argument("task")
+@click.option("--run", "run", default=None, metavar="RUN", help="only results made by RUN")
+@store_option
+@click.pass_context
+def forget_cmd(ctx: click.Context, task: str, run: str | None, store: str | None) -> None:
+    """Drop TASK's remembered results (cache="inputs", file tasks), so it runs again."""
+    from retap.discovery import Registry
+
+    path = Registry().find(task).__retap__.import_path
+    count = open_cli_store(ctx, store, create=False).forget(path, run)
+    echo_err(f"forgot {count} remembered result(s) of {task}")

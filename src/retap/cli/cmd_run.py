@@ -9,7 +9,9 @@ from retap.cli.main import echo_err, main, open_cli_store, store_location, store
 from retap.discovery import Registry
 from retap.errors import UsageError
 from retap.help import task_help
-from retap.store import DEFAULT_STORE
+from retap.progress import Progress
+from retap.progress import wanted as progress_wanted
+from retap.store import DEFAULT_STORE, MemoryStore, Store
 from retap.store.sqlite import DURABILITY
 from retap.syntax import HelpRequested, is_break, parse_workflow
 from retap.workfile import WORKFLOW_SUFFIXES, read_workflow_file
@@ -30,20 +32,30 @@ _SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 @click.option("--codec", type=click.Choice(["json", "pickle"]), default="json",
               show_default=True, help="how values are stored; pickle is signed with "
                                       "$RETAP_PICKLE_KEY")
+@click.option("--dry-run", is_flag=True, help="list what would run and what would be skipped, "
+                                              "and why; run nothing, record nothing")
+@click.option("--explain", is_flag=True, help="say on stderr why each cached task runs or is "
+                                              "skipped")
 @click.option("--quiet", "-q", is_flag=True, help="no progress or status lines on stderr")
 @click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="-- WORKFLOW... | FILE")
 @click.pass_context
 def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error: str,
-            durability: str, codec: str, quiet: bool, words: tuple[str, ...]) -> None:
+            durability: str, codec: str, dry_run: bool, explain: bool, quiet: bool,
+            words: tuple[str, ...]) -> None:
     """Run a workflow: `retap run -- load 'goodnight moon' --: dump`, or `retap run FILE.yaml`."""
     try:
         workflow = build_workflow(list(words), quiet)
     except HelpRequested as request:
         click.echo(task_help(request.task, request.name), nl=False)
         return
+    if dry_run:
+        click.echo(dry_run_report(workflow, open_cli_store(ctx, store, create=False)), nl=False)
+        return
     the_store = open_cli_store(ctx, store, durability=durability, codec=codec)
     app = App(workflow, the_store, run_id=run_id, on_error=on_error,
-              notify=(lambda m: None) if quiet else echo_err)
+              notify=(lambda m: None) if quiet else echo_err,
+              explain=echo_err if explain else None,
+              middleware=[Progress()] if progress_wanted(quiet) else [])
     result = app.run()
     if not quiet:
         report(result, store_location(ctx, store))
@@ -69,11 +81,26 @@ def build_workflow(words: list[str], quiet: bool = False) -> Workflow:
     return workflow
 
 
+def dry_run_report(workflow: Workflow, store: Store) -> str:
+    """What a run would do: each dispatch it reaches run or skipped with the reason, then the
+    nodes after those that run (their inputs are not known until then)."""
+    lines: list[str] = []
+    app = App(workflow, MemoryStore(), memo=store, dry_run=True, explain=lines.append)
+    app.run()
+    reported = {d.node for d, _ in app.would_run}
+    for node, after in app._after.items():
+        if node not in reported:
+            lines.append(f"run  node {node} ({workflow.nodes[node].name}): after node {after} "
+                         "runs")
+    return "\n".join(lines) + "\n" if lines else "nothing to run\n"
+
+
 def report(result: RunResult, location: str) -> None:
     """The run's id, status and what to do next, on stderr."""
     store = "" if location == DEFAULT_STORE else f" --store {location}"
-    counts = f"{result.executed} executed" + (f", {result.cached} cached" if result.cached
-                                              else "")
+    counts = ", ".join([f"{result.executed} executed"]
+                       + [f"{result.reused} reused"] * bool(result.reused)
+                       + [f"{result.cached} cached"] * bool(result.cached))
     how = f" by {result.signal}" if result.status == "interrupted" and result.signal else ""
     echo_err(f"run {result.run}: {result.status}{how} ({counts})")
     for node, task, error in result.failures:

@@ -88,6 +88,24 @@ class DispatchRecord:
     code_version: str = ""
     inputs: tuple[Any, ...] = ()
     ref: Any = None
+    reused: str | None = None  # "RUN/DISPATCH" whose memoized result this one took
+    outputs: dict[str, str] | None = None  # files written: path -> content digest
+    memo: MemoEntry | None = None  # a result to remember for later runs, with this commit
+
+
+@dataclass(slots=True)
+class MemoEntry:
+    """A result another run may reuse: what it was made from (``facts``, hashed into
+    ``key``), the value, and the files written with their digests."""
+
+    task: str
+    key: str
+    value: Any
+    outputs: dict[str, str]
+    facts: dict[str, Any]
+    run: str = ""
+    dispatch: str = ""
+    created: float = 0.0
 
 
 @dataclass(slots=True)
@@ -122,6 +140,8 @@ class AuditRecord:
     started: float = 0.0
     finished: float = 0.0
     inputs: tuple[Any, ...] = ()
+    reused: str | None = None
+    outputs: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -196,6 +216,28 @@ class Store(ABC):
     @abstractmethod
     def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
         """The saved state of each stateful join, values filled in from the audit."""
+
+    @abstractmethod
+    def memo_get(self, task: str, key: str) -> MemoEntry | None:
+        """The remembered result of ``task`` for ``key``, or None."""
+
+    @abstractmethod
+    def memo_latest(self, task: str, dispatch: str) -> MemoEntry | None:
+        """The newest remembered result of ``task`` for the same dispatch id (the same place
+        in the same workflow), else the newest of ``task``; None when there is none. It is
+        what a miss is explained against."""
+
+    @abstractmethod
+    def forget(self, task: str, run: str | None = None) -> int:
+        """Drop remembered results of ``task`` (only those made by ``run``); how many."""
+
+    @abstractmethod
+    def file_digest(self, path: str, stat: tuple[int, int, int]) -> str | None:
+        """The remembered digest of ``path`` if its (size, mtime_ns, inode) is unchanged."""
+
+    @abstractmethod
+    def remember_file(self, path: str, stat: tuple[int, int, int], digest: str) -> None:
+        """Remember the digest of ``path`` at this (size, mtime_ns, inode)."""
 
     def check_structure(self) -> None:
         """Raise StoreCorrupt when the store's structure is damaged (before trusting it)."""

@@ -17,6 +17,7 @@ from retap.store.base import (
     AuditRecord,
     DispatchRecord,
     Effects,
+    MemoEntry,
     Owner,
     RunInfo,
     RunLog,
@@ -49,6 +50,8 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self.location = ":memory:"
         self._runs: dict[str, _Run] = {}
+        self._memo: dict[tuple[str, str], MemoEntry] = {}
+        self._files: dict[str, tuple[tuple[int, int, int], str]] = {}
 
     def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
                    workflow: Any = None, leads: list[Dispatch] | None = None) -> RunLog:
@@ -56,7 +59,7 @@ class MemoryStore(Store):
             raise UsageError(f"run {run!r} already exists in {self.location}", run=run)
         info = RunInfo(run, "running", now(), spec, owner, workflow=workflow)
         self._runs[run] = _Run(info)
-        log = _MemoryRunLog(self._runs[run])
+        log = _MemoryRunLog(self._runs[run], self._memo)
         log.commit_effects(Effects(back=leads or []))
         return log
 
@@ -64,7 +67,7 @@ class MemoryStore(Store):
         state = self._get(run)
         if state.info.effective_status == "running" and state.info.owner != owner:
             raise RunBusy(run, str(state.info.owner))
-        log = _MemoryRunLog(state)
+        log = _MemoryRunLog(state, self._memo)
         log.previous = state.info.effective_status
         state.info.owner, state.info.status = owner, "running"
         return log
@@ -122,6 +125,27 @@ class MemoryStore(Store):
             states[join.id] = fresh
         return states
 
+    def memo_get(self, task: str, key: str) -> MemoEntry | None:
+        return self._memo.get((task, key))
+
+    def memo_latest(self, task: str, dispatch: str) -> MemoEntry | None:
+        entries = sorted((e for (t, _), e in self._memo.items() if t == task),
+                         key=lambda e: (e.dispatch == dispatch, e.created))
+        return entries[-1] if entries else None
+
+    def forget(self, task: str, run: str | None = None) -> int:
+        gone = [k for k, e in self._memo.items() if k[0] == task and run in (None, e.run)]
+        for key in gone:
+            del self._memo[key]
+        return len(gone)
+
+    def file_digest(self, path: str, stat: tuple[int, int, int]) -> str | None:
+        known = self._files.get(path)
+        return known[1] if known is not None and known[0] == stat else None
+
+    def remember_file(self, path: str, stat: tuple[int, int, int], digest: str) -> None:
+        self._files[path] = (stat, digest)
+
     def _get(self, run: str) -> _Run:
         try:
             return self._runs[run]
@@ -130,8 +154,9 @@ class MemoryStore(Store):
 
 
 class _MemoryRunLog(RunLog):
-    def __init__(self, state: _Run) -> None:
+    def __init__(self, state: _Run, memo: dict[tuple[str, str], MemoEntry]) -> None:
         self.state = state
+        self.memo = memo
         self.run = state.info.run
         self.state.front = min((p for p, _ in state.queue.values()), default=0)
         self.state.back = max((p for p, _ in state.queue.values()), default=0)
@@ -144,6 +169,10 @@ class _MemoryRunLog(RunLog):
         state.records[record.id] = record
         state.seq += 1
         state.seqs[record.id] = state.seq
+        if record.memo is not None:
+            entry = record.memo
+            entry.run, entry.dispatch, entry.created = self.run, record.id, now()
+            self.memo[(entry.task, entry.key)] = entry
         self.commit_effects(effects)
 
     def commit_effects(self, effects: Effects) -> None:
@@ -195,7 +224,8 @@ class _MemoryRunLog(RunLog):
 def _audit(record: DispatchRecord, seq: int) -> AuditRecord:
     return AuditRecord(record.id, record.node, record.task, record.sources, record.status,
                        record.value, record.attempts, seq, record.error, record.code_version,
-                       record.started, record.finished, record.inputs)
+                       record.started, record.finished, record.inputs, record.reused,
+                       record.outputs)
 
 
 class EmptyStore(MemoryStore):

@@ -18,7 +18,7 @@ __all__ = ["DISPATCH", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "MEMO", "QUEUE", "RUN
 RUN = ("run", "status", "created", "codec", "spec", "owner_host", "owner_pid",
        "owner_started")
 DISPATCH = ("run", "id", "node", "task", "sources", "inputs", "status", "result", "error",
-            "attempts", "seq", "started", "finished", "code_version", "reused")
+            "attempts", "seq", "started", "finished", "code_version", "reused", "outputs")
 QUEUE = ("run", "pos", "id", "node", "sources", "inputs")
 JOIN_ENTRY = ("run", "join_id", "slot", "audit", "seq")
 JOIN_COUNT = ("run", "join_id", "count")

@@ -56,6 +56,7 @@ MIGRATIONS: list[str] = [
         finished REAL,
         code_version TEXT,
         reused TEXT,
+        outputs TEXT,
         crc INTEGER NOT NULL,
         PRIMARY KEY (run, id)
     ) WITHOUT ROWID;

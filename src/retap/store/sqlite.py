@@ -33,7 +33,16 @@ from retap.errors import (
 )
 from retap.joins import Join, JoinState
 from retap.store import rows
-from retap.store.base import AuditRecord, Effects, Owner, RunInfo, RunLog, Store, now
+from retap.store.base import (
+    AuditRecord,
+    Effects,
+    MemoEntry,
+    Owner,
+    RunInfo,
+    RunLog,
+    Store,
+    now,
+)
 from retap.store.codec import Codec, JsonCodec, PickleCodec, codec_named, digest
 from retap.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
@@ -44,8 +53,11 @@ _HEADER = b"SQLite format 3\x00"
 _RETRY_FIRST = "CASE WHEN d.status IN ('failed','interrupted','running') THEN 0 ELSE 1 END"
 _AUDIT = ("SELECT d.id, d.node, d.task, d.sources, d.status, d.result, v.codec, v.data, "
           "d.attempts, d.seq, d.error, d.code_version, d.started, d.finished, d.inputs, "
-          f"{rows.crc_ok(rows.DISPATCH, 'd')} "
+          f"{rows.crc_ok(rows.DISPATCH, 'd')}, d.reused, d.outputs "
           'FROM dispatches d LEFT JOIN "values" v ON v.digest = d.result ')
+_MEMO = (f"SELECT m.task, m.key, m.result, v.codec, v.data, m.outputs, m.facts, m.run, "
+         f"m.dispatch, m.created, {rows.crc_ok(rows.MEMO, 'm')} FROM memo m "
+         'LEFT JOIN "values" v ON v.digest = m.result ')
 
 
 class SQLiteStore(Store):
@@ -301,7 +313,7 @@ class SQLiteStore(Store):
         return AuditRecord(r[0], json.loads(r[1]), r[2], tuple(json.loads(r[3])), r[4],
                            self.value_of(r[5], r[6], r[7]), r[8], r[9],
                            json.loads(r[10]) if r[10] else None, r[11] or "", r[12] or 0.0,
-                           r[13] or 0.0, inputs)
+                           r[13] or 0.0, inputs, r[16], json.loads(r[17]) if r[17] else None)
 
     def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
         with self.errors():
@@ -371,6 +383,46 @@ class SQLiteStore(Store):
             problems = [r[0] for r in self.conn.execute("PRAGMA quick_check")]
         if problems != ["ok"]:
             raise self.corrupt(f"its structure is damaged ({problems[0].splitlines()[-1]})")
+
+    # -- memo and file digests ---------------------------------------------------------------
+
+    def memo_get(self, task: str, key: str) -> MemoEntry | None:
+        with self.errors():
+            row = self.conn.execute(_MEMO + "WHERE m.task=? AND m.key=?", (task, key)).fetchone()
+            return self._memo(row) if row else None
+
+    def memo_latest(self, task: str, dispatch: str) -> MemoEntry | None:
+        with self.errors():
+            row = self.conn.execute(_MEMO + "WHERE m.task=? ORDER BY m.dispatch = ? DESC, "
+                                    "m.created DESC LIMIT 1", (task, dispatch)).fetchone()
+            return self._memo(row) if row else None
+
+    def _memo(self, r: Any) -> MemoEntry:
+        self.verify(r[10], f"the remembered result {r[1]} of {r[0]}")
+        return MemoEntry(r[0], r[1], self.value_of(r[2], r[3], r[4]), json.loads(r[5]),
+                         json.loads(r[6]), r[7], r[8], r[9])
+
+    def forget(self, task: str, run: str | None = None) -> int:
+        where, args = ("task=?", (task,)) if run is None else ("task=? AND run=?", (task, run))
+        with self.errors():
+            return self.conn.execute(f"DELETE FROM memo WHERE {where}", args).rowcount
+
+    def file_digest(self, path: str, stat: tuple[int, int, int]) -> str | None:
+        with self.errors():
+            row = self.conn.execute(
+                f"SELECT size, mtime_ns, inode, digest, {rows.crc_ok(rows.FILE)} "
+                "FROM file_digests WHERE path=?", (path,)).fetchone()
+        if row is None or tuple(row[:3]) != stat:
+            return None
+        self.verify(row[4], f"the remembered digest of {path}")
+        return str(row[3])
+
+    def remember_file(self, path: str, stat: tuple[int, int, int], digest: str) -> None:
+        fields = (path, *stat, digest)
+        with self.errors():
+            self.conn.execute("INSERT OR REPLACE INTO file_digests (path, size, mtime_ns, inode, "
+                              "digest, crc) VALUES (?, ?, ?, ?, ?, ?)", (*fields,
+                                                                         rows.crc(*fields)))
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

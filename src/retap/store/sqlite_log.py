@@ -73,14 +73,17 @@ class SQLiteRunLog(RunLog):
                                                                           memo)
         queued = self._queued(effects, values, memo)
         error = json.dumps(record.error) if record.error else None
+        outputs = json.dumps(record.outputs) if record.outputs else None
         self.seq += 1
         fields = (self.run, record.id, self._node(record.node), record.task,
                   json.dumps(record.sources), inputs, record.status, result, error,
                   record.attempts, self.seq, record.started, record.finished,
-                  record.code_version, None)
+                  record.code_version, record.reused, outputs)
         with self._transaction():
             self._insert_values(values)
             self.conn.execute(_UPSERT_DISPATCH, (*fields, rows.crc(*fields)))
+            if record.memo is not None and result is not None:
+                self._remember(record, result)
             if faults.armed:
                 faults.hit("in_commit")
             self._write_effects(effects, queued)
@@ -106,7 +109,7 @@ class SQLiteRunLog(RunLog):
         self.seq += 1
         fields = (self.run, dispatch.id, self._node(dispatch.node), task,
                   json.dumps(dispatch.sources), inputs, "running", None, None, 0, self.seq,
-                  now(), None, code_version, None)
+                  now(), None, code_version, None, None)
         with self._transaction(force=True):
             self._insert_values(values)
             self.conn.execute(_UPSERT_RUNNING, (*fields, rows.crc(*fields)))
@@ -183,6 +186,15 @@ class SQLiteRunLog(RunLog):
                     time.monotonic() - self._since >= self.store.batch_seconds:
                 self.conn.execute("COMMIT")
                 self._pending = 0
+
+    def _remember(self, record: DispatchRecord, result: str) -> None:
+        entry = record.memo
+        assert entry is not None
+        fields = (entry.task, entry.key, self.run, record.id, result,
+                  json.dumps(entry.outputs, sort_keys=True), json.dumps(entry.facts), now())
+        self.conn.execute("INSERT OR REPLACE INTO memo (task, key, run, dispatch, result, "
+                          "outputs, facts, created, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (*fields, rows.crc(*fields)))
 
     def _node(self, node: NodeId) -> str:
         text = self._nodes.get(node)

@@ -124,10 +124,11 @@ class Sleep(Task):
         return 1.0
 
 
-class Glob(Task):
+class Glob(Task, cache="inputs"):
     """Files matching its input patterns, as a sorted list of paths.
 
-    Patterns take ** for any depth (e.g. `data/**/*.csv`).
+    Patterns take ** for any depth (e.g. `data/**/*.csv`). Its result is remembered with
+    the listing, so it counts as up to date while the same files match.
     """
 
     def process(self, *patterns: str) -> list[str]:
@@ -135,3 +136,6 @@ class Glob(Task):
         for pattern in patterns:
             found.update(_glob.glob(str(pattern), recursive=True))
         return sorted(found)
+
+    def fingerprint(self, *patterns: str) -> list[str]:
+        return self.process(*patterns)
