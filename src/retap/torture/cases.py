@@ -92,6 +92,10 @@ def _run(folder: Path, workplan: dict[str, Any], rng: random.Random,
             result.problems.append(f"attempt {attempt}: done dispatches executed again: "
                                    f"{', '.join(i[:12] for i in again)}")
         with SQLiteStore(store_path) as store:
+            if not any(r.run == "r" for r in store.runs()):
+                result.problems.append(f"attempt {attempt} ({fault}): the run was not "
+                                       f"recorded (exit {code})")
+                return
             problems = check_store(store, "r")
             result.problems += [f"attempt {attempt} ({fault}): {p}" for p in problems]
             done_before = {a.id for a in store.audits("r") if a.status == "done"}
