@@ -105,17 +105,19 @@ def _warn_changes(recovery: Recovery, rerun_changed: bool,
 def resume(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]] = (),
            rerun_inflight: bool = False, rerun_changed: bool = False,
            middleware: Iterable[Middleware] = (), on_error: str = "stop",
-           notify: Callable[[str], None] | None = None) -> RunResult:
+           notify: Callable[[str], None] | None = None,
+           explain: Callable[[str], None] | None = None) -> RunResult:
     """Continue ``run`` from its saved queue and join states."""
     recovery = prepare(store, run, list(settings))
     _warn_changes(recovery, rerun_changed, notify)
     if rerun_changed and recovery.changes:
-        return _replay(store, recovery, rerun_inflight, True, middleware, on_error, notify)
+        return _replay(store, recovery, rerun_inflight, True, middleware, on_error, notify,
+                       explain)
     if recovery.already_done:
         return RunResult(run, "done", store)
     _check_inflight(store, recovery, rerun_inflight)
     app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
-              notify=notify)
+              notify=notify, explain=explain)
     log = store.claim_run(run, Owner.current())
     try:
         if recovery.info.workflow is None:
@@ -131,6 +133,7 @@ def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
            rerun_inflight: bool = False, rerun_changed: bool = False,
            middleware: Iterable[Middleware] = (), on_error: str = "stop",
            notify: Callable[[str], None] | None = None,
+           explain: Callable[[str], None] | None = None,
            halt_before_execute: bool = False) -> RunResult:
     """Run ``run`` again from a clean workflow, answering done dispatches from the store."""
     recovery = prepare(store, run, list(settings))
@@ -138,16 +141,17 @@ def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
     if recovery.already_done and not (rerun_changed and recovery.changes):
         return RunResult(run, "done", store)
     return _replay(store, recovery, rerun_inflight, rerun_changed, middleware, on_error, notify,
-                   halt_before_execute)
+                   explain, halt_before_execute)
 
 
 def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_changed: bool,
             middleware: Iterable[Middleware], on_error: str,
-            notify: Callable[[str], None] | None, halt: bool = False) -> RunResult:
+            notify: Callable[[str], None] | None, explain: Callable[[str], None] | None,
+            halt: bool = False) -> RunResult:
     run = recovery.info.run
     _check_inflight(store, recovery, rerun_inflight)
     app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
-              notify=notify)
+              notify=notify, explain=explain)
     log = store.claim_run(run, Owner.current())
     try:
         if recovery.info.workflow is None:

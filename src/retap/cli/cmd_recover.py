@@ -6,11 +6,16 @@ import click
 
 from retap.app import RunResult
 from retap.cli.main import echo_err, main, open_cli_store, store_location, store_option
+from retap.progress import Progress
+from retap.progress import wanted as progress_wanted
 from retap.recovery import parse_set, replay, resume
 
 
 def _common(fn):  # type: ignore[no-untyped-def]
-    fn = click.option("--quiet", "-q", is_flag=True, help="no status lines on stderr")(fn)
+    fn = click.option("--quiet", "-q", is_flag=True, help="no progress or status lines on "
+                                                          "stderr")(fn)
+    fn = click.option("--explain", is_flag=True, help="say on stderr why each cached task "
+                                                      "runs or is skipped")(fn)
     fn = click.option("--on-error", type=click.Choice(["stop", "continue"]), default="stop",
                       show_default=True, help="on a failed task: stop, or keep running "
                                               "independent branches")(fn)
@@ -30,29 +35,35 @@ def _common(fn):  # type: ignore[no-untyped-def]
 @_common
 @click.pass_context
 def resume_cmd(ctx: click.Context, run: str, store: str | None, settings: tuple[str, ...],
-               rerun_inflight: bool, rerun_changed: bool, on_error: str, quiet: bool) -> None:
+               rerun_inflight: bool, rerun_changed: bool, on_error: str, explain: bool,
+               quiet: bool) -> None:
     """Continue RUN from its saved queue and join states; done work is not re-run."""
-    _continue(ctx, "resume", run, store, settings, rerun_inflight, rerun_changed, on_error, quiet)
+    _continue(ctx, "resume", run, store, settings, rerun_inflight, rerun_changed, on_error,
+              explain, quiet)
 
 
 @main.command("replay")
 @_common
 @click.pass_context
 def replay_cmd(ctx: click.Context, run: str, store: str | None, settings: tuple[str, ...],
-               rerun_inflight: bool, rerun_changed: bool, on_error: str, quiet: bool) -> None:
+               rerun_inflight: bool, rerun_changed: bool, on_error: str, explain: bool,
+               quiet: bool) -> None:
     """Run RUN again from its spec, taking done dispatches' results from the store."""
-    _continue(ctx, "replay", run, store, settings, rerun_inflight, rerun_changed, on_error, quiet)
+    _continue(ctx, "replay", run, store, settings, rerun_inflight, rerun_changed, on_error,
+              explain, quiet)
 
 
 def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
-              on_error: str, quiet: bool) -> None:
+              on_error: str, explain: bool, quiet: bool) -> None:
     the_store = open_cli_store(ctx, store, create=False)
     parsed = [parse_set(s) for s in settings]
     say = (lambda m: None) if quiet else echo_err
     action = resume if verb == "resume" else replay
     result: RunResult = action(the_store, run, settings=parsed, rerun_inflight=rerun_inflight,
-                               rerun_changed=rerun_changed, on_error=on_error, notify=say)
+                               rerun_changed=rerun_changed, on_error=on_error, notify=say,
+                               explain=echo_err if explain else None,
+                               middleware=[Progress()] if progress_wanted(quiet) else [])
     if result.executed == 0 and result.cached == 0 and result.status == "done":
         say(f"run {run} is already done; nothing to {verb}")
         ctx.exit(0)
