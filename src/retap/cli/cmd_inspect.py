@@ -125,6 +125,8 @@ def check_cmd(ctx: click.Context, run: str | None, store: str | None) -> None:
     from retap.store.sqlite import SQLiteStore
 
     the_store = open_cli_store(ctx, store, create=False)
+    if run is not None:
+        the_store.run_info(run)  # an unknown run is a usage error, not a damaged store
     if not isinstance(the_store, SQLiteStore):
         click.echo(f"{the_store.location}: nothing stored, nothing to check")
         return

@@ -84,5 +84,8 @@ def forget_cmd(ctx: click.Context, task: str, run: str | None, store: str | None
     from retap.discovery import Registry
 
     path = Registry().find(task).__retap__.import_path
-    count = open_cli_store(ctx, store, create=False).forget(path, run)
+    the_store = open_cli_store(ctx, store, create=False)
+    if run is not None:
+        the_store.run_info(run)
+    count = the_store.forget(path, run)
     echo_err(f"forgot {count} remembered result(s) of {task}")
