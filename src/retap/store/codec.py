@@ -59,7 +59,14 @@ class JsonCodec(Codec):
 
     def decode(self, data: bytes) -> Any:
         try:
-            return json.loads(data, object_hook=_from_json)
+            return self.decode_text(data.decode())
+        except UnicodeDecodeError as exc:
+            raise CodecError(f"stored value is not valid retap JSON: {exc}") from None
+
+    def decode_text(self, text: str) -> Any:
+        """The value of JSON text (what inline values hold)."""
+        try:
+            return _DECODER.decode(text)
         except (ValueError, KeyError, TypeError) as exc:
             raise CodecError(f"stored value is not valid retap JSON: {exc}") from None
 
@@ -122,6 +129,9 @@ def _from_json(obj: dict[str, Any]) -> Any:
     if tag is None or len(obj) != 2 or "v" not in obj:
         return obj
     return _DECODERS[tag](obj["v"])
+
+
+_DECODER = json.JSONDecoder(object_hook=_from_json)
 
 
 class PickleCodec(Codec):

@@ -25,23 +25,13 @@ JOIN_COUNT = ("run", "join_id", "count")
 MEMO = ("task", "key", "run", "dispatch", "result", "outputs", "facts", "created")
 FILE = ("path", "size", "mtime_ns", "inode", "digest")
 
-_SEPARATOR = b"\x1f"
-
-
 def crc(*fields: Any) -> int:
-    """The checksum of a row's fields, in column order."""
-    value = 0
-    for field in fields:
-        if field is None:
-            data = b"\x00"
-        elif isinstance(field, bytes):
-            data = field
-        elif isinstance(field, int | float):
-            data = repr(float(field)).encode()  # as SQLite hands numbers back, int or real
-        else:
-            data = str(field).encode()
-        value = zlib.crc32(data + _SEPARATOR, value)
-    return value
+    """The checksum of a row's fields, in column order.
+
+    It is taken over ``repr`` of the fields, so writers must hand each column the type
+    SQLite gives back (float for REAL columns, int for INTEGER, str, bytes or None).
+    """
+    return zlib.crc32(repr(fields).encode())
 
 
 def crc_sql(columns: tuple[str, ...], alias: str = "", final: dict[str, str] | None = None
