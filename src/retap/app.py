@@ -256,6 +256,7 @@ class App:
             if faults.armed:
                 faults.hit("after_execute")
         call_hooks(self.middleware, "after_dispatch", self, d, outcome)
+        returned = outcome.status == "done" and not outcome.cached and outcome.reused is None
         effects = Effects()
         if outcome.status == "done":
             try:
@@ -263,7 +264,9 @@ class App:
             except JoinError as exc:  # recorded as a failure of the dispatch that fed it
                 outcome = Outcome("failed", error=_error(exc), attempts=outcome.attempts,
                                   started=outcome.started, finished=outcome.finished)
-        self._commit(node.task, d, outcome, effects)
+        outcome = self._commit(node.task, d, outcome, effects)
+        if returned:
+            node.task.after_commit(outcome.status == "done")
         call_hooks(self.middleware, "after_commit", self, d, outcome)
 
     def _lookup(self, d: Dispatch) -> Outcome | None:
@@ -384,7 +387,8 @@ class App:
                 fresh.append(x)
         return fresh
 
-    def _commit(self, task: Task, d: Dispatch, outcome: Outcome, effects: Effects) -> None:
+    def _commit(self, task: Task, d: Dispatch, outcome: Outcome, effects: Effects) -> Outcome:
+        """Record ``d``'s outcome and apply its effects; returns the outcome as recorded."""
         if outcome.cached:
             self.cached_hits += 1
             self._dirty = True  # the state is saved whole before the next real write
@@ -392,8 +396,6 @@ class App:
             outcome, effects = self._record(task, d, outcome, effects)
             if outcome.reused is not None:
                 self.reused += 1
-            elif outcome.status == "done":
-                task.after_commit()
             if faults.armed:
                 faults.hit("after_commit")
         if outcome.status == "done":
@@ -408,6 +410,7 @@ class App:
                 self.state = STOP
         else:
             self.stop(self.stop_signal or "SIGINT")
+        return outcome
 
     def _record(self, task: Task, d: Dispatch, outcome: Outcome,
                 effects: Effects) -> tuple[Outcome, Effects]:

@@ -5,9 +5,9 @@ again.
 A ``FileTask`` writes each output with ``self.output(path)``: a temporary path in the
 same directory, renamed into place when the block succeeds. A file changed in place
 goes through ``self.modify(path)``, which backs it up first. Every change is written to
-a journal (``.retap/backup/<dispatch>/``) *before* it is made; when the task fails the
-journal is undone at once, and when the process dies it is undone before the dispatch
-runs again. Files are compared by content digest, remembered by (size, mtime, inode),
+a journal (``.retap/backup/<run>/<dispatch>/``) *before* it is made; when the dispatch
+fails the journal is undone at once, and when the process dies it is undone before the
+dispatch runs again. Files are compared by content digest, remembered by (size, mtime, inode),
 so touching a file does not make it look changed, and changing one byte does.
 """
 
@@ -16,17 +16,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from retap.store.base import Store
+from retap.store.base import Owner, Store
 from retap.task import Task
 
-__all__ = ["BACKUP_ROOT", "FileDigests", "FileTask", "Input", "Journal", "Output", "digest_file"]
+__all__ = ["BACKUP_ROOT", "FileDigests", "FileTask", "Input", "Journal", "Output", "RunBackups",
+           "digest_file", "roll_back_abandoned"]
 
 BACKUP_ROOT = Path(".retap") / "backup"
 
@@ -131,14 +134,64 @@ class Journal:
         self.discard()
 
     def discard(self) -> None:
-        """The dispatch's changes stand: drop the backups."""
+        """The dispatch's changes stand: drop the backups (and the run's folder when empty)."""
         shutil.rmtree(self.dir, ignore_errors=True)
         self.entries = []
+        if {p.name for p in self.dir.parent.glob("*")} <= {OWNER_FILE}:
+            shutil.rmtree(self.dir.parent, ignore_errors=True)
 
     def _save(self) -> None:
         tmp = self.dir / "journal.json.tmp"
         tmp.write_text(json.dumps(self.entries))
         os.replace(tmp, self.dir / "journal.json")
+
+
+OWNER_FILE = "owner.json"
+
+
+class RunBackups:
+    """The journals of one run (``.retap/backup/<run>/``), with the process that owns them,
+    so another run can tell abandoned journals from live ones."""
+
+    _tidied: set[str] = set()  # runs for which this process rolled back abandoned journals
+
+    def __init__(self, run: str) -> None:
+        self.run = run
+        self.dir = BACKUP_ROOT / run
+
+    def journal(self, dispatch: str) -> Journal:
+        """The journal of ``dispatch``, after undoing what dead runs left half done."""
+        if self.run not in self._tidied:
+            roll_back_abandoned(self.run)
+            self._tidied.add(self.run)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        owner = self.dir / OWNER_FILE
+        if _owner(owner) != Owner.current():
+            owner.write_text(json.dumps(asdict(Owner.current())))
+        return Journal(self.dir, dispatch)
+
+
+def roll_back_abandoned(current: str) -> None:
+    """Undo the file changes of dispatches whose run's process died part way through them."""
+    if not BACKUP_ROOT.is_dir():
+        return
+    for folder in BACKUP_ROOT.iterdir():
+        owner = _owner(folder / OWNER_FILE)
+        if folder.name == current or not folder.is_dir() or (owner and owner.alive()):
+            continue
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                journal = Journal(folder, entry.name)
+                journal.load()
+                journal.rollback()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _owner(path: Path) -> Owner | None:
+    try:
+        return Owner(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 class FileTask(Task, abstract=True, cache="inputs"):
@@ -170,7 +223,7 @@ class FileTask(Task, abstract=True, cache="inputs"):
         journal = self._journal_now()
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.retap-{journal.dir.name[:8]}.tmp"
+        tmp = target.parent / f".{target.name}.retap-{secrets.token_hex(4)}.tmp"
         journal.record("temp", tmp)
         try:
             yield tmp
@@ -192,7 +245,8 @@ class FileTask(Task, abstract=True, cache="inputs"):
         return target
 
     def execute(self, *inputs: Any) -> Any:
-        self._journal = Journal(BACKUP_ROOT, self.dispatch_id or f"direct-{os.getpid()}")
+        run = self._app.run_id if self._app is not None else f"direct-{os.getpid()}"
+        self._journal = RunBackups(run).journal(self.dispatch_id or "direct")
         self._journal.begin()
         self._touched: list[Path] = []
         try:
@@ -204,8 +258,11 @@ class FileTask(Task, abstract=True, cache="inputs"):
     def written_files(self) -> dict[str, str]:
         return {str(p): digest_file(p) for p in dict.fromkeys(self._touched) if p.exists()}
 
-    def after_commit(self) -> None:
-        self._journal.discard()
+    def after_commit(self, done: bool) -> None:
+        if done:
+            self._journal.discard()
+        else:
+            self._journal.rollback()  # recorded as failed after it returned: undo its files
 
     def _journal_now(self) -> Journal:
         journal = getattr(self, "_journal", None)

@@ -204,8 +204,9 @@ class Task:
         """Files the last dispatch wrote, by path, with their content digests."""
         return {}
 
-    def after_commit(self) -> None:
-        """Called once the last dispatch's result is recorded."""
+    def after_commit(self, done: bool) -> None:
+        """Called once the last dispatch's outcome is recorded: ``done``, or failed after the
+        task returned (its result could not be stored or passed on)."""
 
     @property
     def configs(self) -> dict[str, Any]:
