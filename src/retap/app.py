@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import sys
-import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from types import FrameType
 from typing import Any
 
 from retap import faults
@@ -29,8 +25,9 @@ from retap.errors import CodecError, Interrupted, JoinError, RetapError
 from retap.joins import JoinState
 from retap.memo import Decision, Memoizer, memoized
 from retap.middleware import Middleware, call_hooks
+from retap.result import RunResult
+from retap.signals import StopOnSignals
 from retap.store.base import (
-    AuditRecord,
     DispatchRecord,
     Effects,
     MemoEntry,
@@ -52,36 +49,6 @@ _MISS = object()
 def new_run_id() -> str:
     """A sortable, readable run id: ``20261128-013045-3fa2c1``."""
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-
-
-@dataclass
-class RunResult:
-    """How a run (or a resume or replay of it) ended."""
-
-    run: str
-    status: str  # done | failed | interrupted
-    store: Store
-    signal: str | None = None
-    executed: int = 0
-    cached: int = 0
-    reused: int = 0
-    failures: list[tuple[NodeId, str, dict[str, Any]]] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        if self.status == "done":
-            return 0
-        if self.status == "failed":
-            return 1
-        return 143 if self.signal == "SIGTERM" else 130
-
-    def audits(self) -> list[AuditRecord]:
-        """Every recorded dispatch of the run, in recording order."""
-        return self.store.audits(self.run)
-
-    def values(self, node: NodeId) -> list[Any]:
-        """Results of ``node``'s done dispatches, in recording order."""
-        return [a.value for a in self.audits() if a.node == node and a.status == "done"]
 
 
 class App:
@@ -121,7 +88,7 @@ class App:
         self.reused = 0
         self._fresh: set[str] = set()
         self._dirty = False
-        self._in_task = False
+        self.in_task = False  # a task's code is running (a second signal may abort it)
         self.current: Dispatch | None = None  # the dispatch whose task is running
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
@@ -166,16 +133,15 @@ class App:
             raise RuntimeError(f"the app is not ready ({self.info()})")
         if self.log is None:
             self._start()
-        previous = self._install_signals()
         self.state = RUN
         call_hooks(self.middleware, "before_run", self)
         try:
-            self._loop()
+            with StopOnSignals(self):
+                self._loop()
         except BaseException:
             self._abandon()
             raise
         finally:
-            self._restore_signals(previous)
             self.state = READY
         status = self._status()
         if self._dirty:
@@ -341,14 +307,14 @@ class App:
                            finished=time.time(), outputs=outputs or None, memo=memo)
 
     def _call(self, task: Task, d: Dispatch) -> Any:
-        self._in_task = True
+        self.in_task = True
         self.current = d
         try:
             return task.execute(*d.inputs)
         except KeyboardInterrupt:
             raise Interrupted("SIGINT") from None
         finally:
-            self._in_task = False
+            self.in_task = False
             self.current = None
 
     def _backoff(self, seconds: float) -> None:
@@ -484,28 +450,6 @@ class App:
         assert self.log is not None
         self.log.save_state(self.queue, self.states)
         self._dirty = False
-
-    # -- signals --------------------------------------------------------------------------
-
-    def _install_signals(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        return {sig: signal.signal(sig, self._on_signal)
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def _restore_signals(self, previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        first = self.stop_signal is None
-        self.stop(name)
-        if first:
-            self.notify(f"{name}: stopping after the current dispatch "
-                        "(send it again to abort the dispatch)")
-        elif self._in_task:
-            raise Interrupted(name)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
