@@ -745,3 +745,27 @@ def test_with_on_error_continue_independent_branches_still_run() -> None:
     assert result.status == "failed"
     assert LOG == [("independent", ("i",))]
     assert [(x.node, x.status) for x in result.audits()] == [(0, "failed"), (2, "done")]
+
+
+class TerminateOnSleep(retap.Middleware):
+    """Asks the app to terminate as soon as the sleep task starts."""
+
+    def before_dispatch(self, app: App, dispatch: Any) -> None:
+        if app.workflow.nodes[dispatch.node].name == "sleep":
+            app.terminate()
+
+
+def test_terminate_aborts_a_task_at_its_next_checkpoint_and_keeps_it_queued() -> None:
+    from retap.tasks import Sleep
+
+    wf = Workflow()
+    first = wf.add(Sleep(seconds=30), "x")
+    after = wf.add(Sleep(seconds=0))
+    wf.join(first, after)
+    app = App(wf, middleware=[TerminateOnSleep()])
+
+    result = app.run()
+
+    assert result.status == "interrupted"
+    assert [a.status for a in result.audits()] == ["interrupted"]
+    assert app.info() == "state: 0 (READY) queue: 1"

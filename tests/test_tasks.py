@@ -247,7 +247,7 @@ def test_a_function_task_takes_positional_parameters_as_inputs_and_keyword_only_
     info = shout.__retap__
 
     assert info.name == "shout"
-    assert info.input_names == ["TEXT"]
+    assert info.usage == "shout TEXT"
     assert list(info.configs) == ["times"]
     assert info.configs["times"].default == 2
 

@@ -82,7 +82,7 @@ class App:
         self.explain = explain
         self.dry_run = dry_run
         self.would_run: list[tuple[Dispatch, str]] = []
-        self._after: dict[NodeId, str] = {}  # dry run: nodes that wait on one that runs
+        self.waits_on: dict[NodeId, str] = {}  # dry run: nodes that wait on one that runs
         self.executed = 0
         self.cached_hits = 0
         self.reused = 0
@@ -199,8 +199,8 @@ class App:
         node = self.workflow.nodes[d.node]
         outcome = self._lookup(d)
         decision = None
-        if self.dry_run and d.node in self._after:
-            self._skip_dry(d, None, f"after node {self._after[d.node]} runs")
+        if self.dry_run and d.node in self.waits_on:
+            self._skip_dry(d, None, f"after node {self.waits_on[d.node]} runs")
             return
         if outcome is None:
             decision = self._decide(node.task, d)
@@ -266,11 +266,11 @@ class App:
         """Dry run: note that ``d`` would run and pass nothing on, its result being unknown;
         everything downstream of it would then run too (a join may have waited for it)."""
         if decision is None and self.explain is not None:
-            waits = d.node in self._after  # its inputs are not all known yet: do not show them
+            waits = d.node in self.waits_on  # its inputs are not all known: do not show them
             self.explain(f"run  {self._describe(d, inputs=not waits)}: {reason}")
         self.would_run.append((d, reason))
         for node in self.workflow.downstream([d.node]):
-            self._after.setdefault(node, f"{d.node} ({self.workflow.nodes[d.node].name})")
+            self.waits_on.setdefault(node, f"{d.node} ({self.workflow.nodes[d.node].name})")
         self.queue.popleft()
         self.queued.discard(d.id)
 

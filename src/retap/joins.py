@@ -76,7 +76,6 @@ class Join:
     """Plain join: every result of every source goes to every target, alone."""
 
     kind: ClassVar[str] = "join"
-    stateful: ClassVar[bool] = False
 
     def __init__(self, id: NodeId, sources: list[NodeId], targets: list[NodeId], *,
                  enq: bool = False, iterate: bool = False, splat: bool = False) -> None:
@@ -143,7 +142,6 @@ class Sync(Join):
     """
 
     kind = "sync"
-    stateful = True
 
     def new_state(self) -> JoinState:
         return JoinState(len(self.sources))
@@ -167,7 +165,6 @@ class Gate(Join):
     and passes on what is left when the queue drains (no limit: only then)."""
 
     kind = "gate"
-    stateful = True
 
     def __init__(self, id: NodeId, sources: list[NodeId], targets: list[NodeId], *,
                  limit: int | None = None, **flags: bool) -> None:

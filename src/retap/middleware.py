@@ -4,14 +4,13 @@ that raises is logged, never fatal to the run."""
 from __future__ import annotations
 
 import logging
-import sys
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from retap.app import App
     from retap.dispatch import Dispatch, Outcome
 
-__all__ = ["Debugger", "Middleware"]
+__all__ = ["Middleware", "call_hooks"]
 
 log = logging.getLogger("retap")
 
@@ -42,18 +41,3 @@ def call_hooks(middleware: list[Middleware], hook: str, *args: Any) -> None:
             getattr(mw, hook)(*args)
         except Exception:
             log.exception("middleware %s.%s failed", type(mw).__name__, hook)
-
-
-class Debugger(Middleware):
-    """Logs each dispatch's inputs (``<<``) and result (``>>``), as Tap's debugger did."""
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stderr
-
-    def before_dispatch(self, app: App, dispatch: Dispatch) -> None:
-        self.stream.write(f"<< {dispatch.node} {list(dispatch.inputs)!r}\n")
-
-    def after_dispatch(self, app: App, dispatch: Dispatch, outcome: Outcome) -> None:
-        shown = outcome.value if outcome.status == "done" else (outcome.error or {}).get(
-            "message")
-        self.stream.write(f">> {dispatch.node} {outcome.status} {shown!r}\n")

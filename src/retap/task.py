@@ -93,11 +93,6 @@ class TaskInfo:
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     @property
-    def input_names(self) -> list[str]:
-        return [p.name.upper() for p in self.signature.parameters.values()
-                if p.kind is not inspect.Parameter.VAR_POSITIONAL]
-
-    @property
     def usage(self) -> str:
         """Usage words for the inputs: ``NAME``, ``[NAME]``, ``INPUTS...``."""
         words = []

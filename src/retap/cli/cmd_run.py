@@ -88,7 +88,7 @@ def dry_run_report(workflow: Workflow, store: Store) -> str:
     app = App(workflow, MemoryStore(), memo=store, dry_run=True, explain=lines.append)
     app.run()
     reported = {d.node for d, _ in app.would_run}
-    for node, after in app._after.items():
+    for node, after in app.waits_on.items():
         if node not in reported:
             lines.append(f"run  node {node} ({workflow.nodes[node].name}): after node {after} "
                          "runs")

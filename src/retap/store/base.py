@@ -21,9 +21,6 @@ from retap.joins import Join, JoinState
 
 __all__ = ["AuditRecord", "DispatchRecord", "Effects", "Owner", "RunInfo", "RunLog", "Store"]
 
-STATUSES = ("queued", "running", "done", "failed", "interrupted")
-
-
 @dataclass(frozen=True)
 class Owner:
     """The process that runs a run: a lease other processes respect while it is alive."""
