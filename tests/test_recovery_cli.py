@@ -10,7 +10,6 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -80,17 +79,6 @@ class First(retap.Task):
 def proj(logging_project: Project) -> Project:
     logging_project.retapfile(LOGGING_TASKS + EXTRA_TASKS)
     return logging_project
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[str]]]:
-    """Background `retap` processes, killed at teardown if a test left them running."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
 
 
 def read_stderr_until(proc: subprocess.Popen[str], text: str, timeout: float = 10) -> str:

@@ -11,8 +11,6 @@ import pickle
 import re
 import sqlite3
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,17 +76,6 @@ KEY = {"RETAP_PICKLE_KEY": "test-signing-key"}
 def proj(logging_project: Project) -> Project:
     logging_project.retapfile(LOGGING_TASKS + EXTRA_TASKS)
     return logging_project
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[str]]]:
-    """Background `retap` processes, killed at teardown if a test left them running."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
 
 
 def refused(result: Result, code: int = 2) -> str:
