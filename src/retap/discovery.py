@@ -73,12 +73,12 @@ class Registry:
             raise UnknownTask(path)
         module = self.retapfile() if module_name == RETAPFILE else _import(module_name, self.cwd)
         if module is None:
-            raise UnknownTask(path, [f"no {RETAPFILE}.py in {self.cwd}"])
+            raise UnknownTask(path, why=f"there is no {RETAPFILE}.py in {self.cwd}")
         obj: Any = module
         for part in qualname.split("."):
             obj = getattr(obj, part, None)
         if not (isinstance(obj, type) and issubclass(obj, Task) and "__retap__" in obj.__dict__):
-            raise UnknownTask(path, [f"{module_name} has no task {qualname}"])
+            raise UnknownTask(path, why=f"{module_name} has no task {qualname}")
         return obj
 
     def all(self) -> dict[str, Found]:
@@ -125,7 +125,7 @@ def _import(module_name: str, cwd: Path) -> ModuleType:
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
-        raise UnknownTask(f"{module_name}:", [f"cannot import {module_name}: {exc}"]) from None
+        raise UnknownTask(f"{module_name}:", why=f"cannot import {module_name}: {exc}") from None
     except Exception as exc:
         raise TaskImportError(module_name, _where(exc, module_name)) from None
 

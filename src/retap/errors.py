@@ -111,10 +111,11 @@ class WorkflowFileError(UsageError):
 class UnknownTask(UsageError):
     """No task is known by that name."""
 
-    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+    def __init__(self, name: str, known: Iterable[str] = (), why: str = "") -> None:
         known = list(known)
         hint = f" (known: {_names(known)})" if known else ""
-        super().__init__(f"unknown task {name!r}{hint}", name=name, known=known)
+        because = f": {why}" if why else ""
+        super().__init__(f"unknown task {name!r}{because}{hint}", name=name, known=known)
         self.name, self.known = name, known
 
 
