@@ -554,3 +554,18 @@ def test_resume_rerun_changed_reruns_the_changed_task_and_downstream(proj: Proje
 
     assert again.code == 0, again.err
     assert proj.counts() == {"d": 1, "first": 2, "b": 2, "c": 2}
+
+
+def test_batch_durability_commits_an_aging_group_while_a_long_task_runs(
+        proj: Project, procs: list) -> None:
+    proc = proj.start("run", "--run-id", "ag", "--durability", "batch", "--", "a", "--:", "b",
+                      "--:", "c", env={"DELAY_C": "30"})
+    procs.append(proc)
+    wait_for(lambda: "c" in proj.counts())
+    time.sleep(0.5)  # ten times the group's 50 ms limit
+
+    shown = show(proj, "ag")
+
+    assert shown["status"] == "running"
+    assert shown["counts"] == {"done": 2}  # a and b committed although c has not finished
+    proc.kill()

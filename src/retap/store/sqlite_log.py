@@ -8,6 +8,7 @@ one transaction with its record. Every row carries its checksum (``retap.store.r
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from typing import Any
 
 from retap import faults
 from retap.dispatch import Dispatch, NodeId
+from retap.errors import RetapError
 from retap.joins import JoinState
 from retap.store import rows
 from retap.store.base import DispatchRecord, Effects, RunLog, now
@@ -54,6 +56,10 @@ class SQLiteRunLog(RunLog):
         self._nodes: dict[NodeId, str] = {}
         self._pending = 0
         self._since = 0.0
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        if store.batch_size > 1:  # commit an aging group even while a long task runs
+            threading.Thread(target=self._commit_aging_batches, daemon=True).start()
         with store.errors():
             low, high = self.conn.execute(
                 "SELECT min(pos), max(pos) FROM queue WHERE run=?", (run,)).fetchone()
@@ -140,6 +146,7 @@ class SQLiteRunLog(RunLog):
     def finish(self, status: str) -> None:
         with self._transaction(force=True):
             self.store.update_run_txn(self.run, status=status)
+        self._closed.set()
 
     def update_spec(self, spec: dict[str, Any]) -> None:
         with self._transaction(force=True):
@@ -151,10 +158,22 @@ class SQLiteRunLog(RunLog):
 
     def flush(self) -> None:
         """Commit a pending batch now."""
-        if self.conn.in_transaction:
-            with self.store.errors():
-                self.conn.execute("COMMIT")
-            self._pending = 0
+        with self._lock:
+            if self.conn.in_transaction:
+                with self.store.errors():
+                    self.conn.execute("COMMIT")
+                self._pending = 0
+
+    def _commit_aging_batches(self) -> None:
+        """Batch durability: commit a group once it is ``batch_ms`` old, even when no new
+        dispatch comes to trigger it (a long task), so no group stays open for long."""
+        while not self._closed.wait(self.store.batch_seconds / 2):
+            with self._lock:
+                if self._pending and time.monotonic() - self._since >= self.store.batch_seconds:
+                    try:
+                        self.flush()
+                    except RetapError:
+                        return  # the next commit in the run's own thread reports it
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -176,7 +195,7 @@ class SQLiteRunLog(RunLog):
     @contextmanager
     def _transaction(self, force: bool = False) -> Iterator[None]:
         """Statements inside run in the open transaction; committed now, or with the batch."""
-        with self.store.errors():
+        with self._lock, self.store.errors():
             if not self.conn.in_transaction:
                 self.conn.execute("BEGIN")
                 self._since = time.monotonic()
