@@ -30,6 +30,8 @@ def main(cases: int, seed: int, only: int | None, budget: float | None,
             break
         result = run_case(seed, index, keep)
         results.append(result)
+        if len(results) % 100 == 0:
+            click.echo(f"... {summary(results, seed, time.monotonic() - started)}", err=True)
         if not result.held:
             click.echo(f"case {index} FAILED (seed {seed}):", err=True)
             for problem in result.problems:
