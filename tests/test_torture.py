@@ -12,8 +12,8 @@ from retap.torture import run_case
 
 
 def test_the_ci_sized_torture_run_finds_nothing_lost_or_run_twice() -> None:
-    # About a hundred kill-and-resume cycles over 30 generated workflows.
-    done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "30", "--seed",
+    # About a hundred kill-and-resume cycles (103 faults) over 36 generated workflows.
+    done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "36", "--seed",
                            "7"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 cases failed" in done.stdout
