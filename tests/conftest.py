@@ -34,6 +34,18 @@ class Result:
         return self.out.splitlines()
 
 
+def assert_one_line_error(result: Result, *needles: str) -> str:
+    """Bad usage: exit 2, nothing on stdout, one line on stderr holding every needle."""
+    assert result.code == 2, (result.code, result.out, result.err)
+    assert "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert result.out == ""
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
 class Project:
     """A working directory with a retapfile, where `retap` is run as a user would."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Project, Result
+from conftest import Project, Result, assert_one_line_error
 
 MEMORY = ("--store", ":memory:")
 
@@ -216,17 +216,6 @@ def test_warnings_go_to_stderr(project: Project) -> None:
 # -- malformed workflows: exit 2, one line pointing at the word ---------------------------------
 
 
-def assert_usage_error(result: Result, *needles: str) -> str:
-    assert result.code == 2, (result.code, result.out, result.err)
-    assert "Traceback" not in result.err
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    assert result.out == ""
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
 MALFORMED: dict[str, tuple[list[str], list[str]]] = {
     # case: (words after `--`, what the one error line must show)
     "unknown task": (["load", "a", "--:", "nosuch"], ["'nosuch'", "unknown task", "word 4"]),
@@ -259,7 +248,7 @@ def test_a_malformed_workflow_exits_2_with_one_line_at_the_offending_word(
 
     result = tap(project, *words)
 
-    assert_usage_error(result, *needles)
+    assert_one_line_error(result, *needles)
 
 
 def test_a_wrong_number_of_lead_inputs_is_a_usage_error_naming_the_task(
@@ -269,8 +258,8 @@ def test_a_wrong_number_of_lead_inputs_is_a_usage_error_naming_the_task(
     too_many = tap(project, "shout", "a", "b", "--:", "dump")
     too_few = tap(project, "greet", "--:", "dump")
 
-    assert_usage_error(too_many, "shout", "2 input(s)", "usage: shout TEXT")
-    assert_usage_error(too_few, "greet", "0 input(s)", "usage: greet NAME")
+    assert_one_line_error(too_many, "shout", "2 input(s)", "usage: shout TEXT")
+    assert_one_line_error(too_few, "greet", "0 input(s)", "usage: greet NAME")
 
 
 def test_a_join_target_needs_no_lead_inputs_even_if_its_task_takes_one(
@@ -287,7 +276,7 @@ def test_a_join_target_needs_no_lead_inputs_even_if_its_task_takes_one(
 def test_no_workflow_at_all_is_a_usage_error(project: Project, words: tuple[str, ...]) -> None:
     result = project.run("run", *MEMORY, *words)
 
-    assert_usage_error(result, "no workflow")
+    assert_one_line_error(result, "no workflow")
 
 
 def test_a_usage_error_runs_nothing_and_records_nothing(project: Project) -> None:
@@ -295,7 +284,7 @@ def test_a_usage_error_runs_nothing_and_records_nothing(project: Project) -> Non
 
     result = project.run("run", "--store", store, "--", "load", "a", "--:", "nosuch")
 
-    assert_usage_error(result, "nosuch")
+    assert_one_line_error(result, "nosuch")
     assert project.run("runs", "--store", store, "--json", check=0).json() == []
 
 

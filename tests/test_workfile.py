@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import Project, Result
+from conftest import Project, Result, assert_one_line_error
 
 MEMORY = ("--store", ":memory:")
 
@@ -33,16 +33,6 @@ def run_file(project: Project, name: str, text: str, *options: str) -> Result:
 
 def run_words(project: Project, *words: str) -> Result:
     return project.run("run", *MEMORY, "--", *words)
-
-
-def assert_one_line_error(result: Result, *needles: str) -> None:
-    assert result.code == 2, (result.code, result.out, result.err)
-    assert "Traceback" not in result.err
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    assert result.out == ""
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 # -- the same workflow as the command line -----------------------------------------------------
