@@ -425,9 +425,7 @@ class App:
 
     def _commit_effects(self, effects: Effects) -> None:
         assert self.log is not None
-        if self._dirty:
-            pass  # replaying from the cache: the whole state is saved before the next write
-        else:
+        if not self._dirty:  # when replaying from the cache, the whole state is saved later
             self.log.commit_effects(effects)
         self._apply(effects)
 
