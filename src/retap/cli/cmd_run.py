@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from retap import dryrun
 from retap.app import App, RunResult
 from retap.cli.main import echo_err, main, open_cli_store, store_location, store_option
 from retap.discovery import Registry
@@ -11,7 +12,7 @@ from retap.errors import UsageError
 from retap.help import task_help
 from retap.progress import Progress
 from retap.progress import wanted as progress_wanted
-from retap.store import DEFAULT_STORE, MemoryStore, Store
+from retap.store import DEFAULT_STORE
 from retap.store.sqlite import DURABILITY
 from retap.syntax import HelpRequested, is_break, parse_workflow
 from retap.workfile import WORKFLOW_SUFFIXES, read_workflow_file
@@ -49,7 +50,8 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
         click.echo(task_help(request.task, request.name), nl=False)
         return
     if dry_run:
-        click.echo(dry_run_report(workflow, open_cli_store(ctx, store, create=False)), nl=False)
+        lines = dryrun.dry_run(workflow, open_cli_store(ctx, store, create=False))
+        click.echo("\n".join(lines) if lines else "nothing to run")
         return
     the_store = open_cli_store(ctx, store, durability=durability, codec=codec)
     app = App(workflow, the_store, run_id=run_id, on_error=on_error,
@@ -79,20 +81,6 @@ def build_workflow(words: list[str], quiet: bool = False) -> Workflow:
         raise UsageError("no lead node: every node is the target of a join, so nothing would "
                          "run")
     return workflow
-
-
-def dry_run_report(workflow: Workflow, store: Store) -> str:
-    """What a run would do: each dispatch it reaches run or skipped with the reason, then the
-    nodes after those that run (their inputs are not known until then)."""
-    lines: list[str] = []
-    app = App(workflow, MemoryStore(), memo=store, dry_run=True, explain=lines.append)
-    app.run()
-    reported = {d.node for d, _ in app.would_run}
-    for node, after in app.waits_on.items():
-        if node not in reported:
-            lines.append(f"run  node {node} ({workflow.nodes[node].name}): after node {after} "
-                         "runs")
-    return "\n".join(lines) + "\n" if lines else "nothing to run\n"
 
 
 def report(result: RunResult, location: str) -> None:
