@@ -86,10 +86,11 @@ def done_ids(project: Project, run: str) -> set[str]:
     return {a["id"] for a in audit if a["status"] == "done"}
 
 
-def reference(project: Project) -> tuple[str, list[dict[str, object]]]:
+def reference(project: Project, env: dict[str, str] | None = None
+              ) -> tuple[str, list[tuple[str, object]]]:
     """The output and the done audit of the flow, uninterrupted, in a store of its own."""
     result = project.run("run", "--store", "ref.db", "--run-id", "ref", *FLOW, "--:", "dump",
-                         check=0)
+                         env=env, check=0)
     audit = project.run("audit", "ref", "--json", "--store", "ref.db", check=0).json()
     (project.path / "exec.log").unlink()
     return result.out, sorted((a["id"], a["value"]) for a in audit if a["status"] == "done")
@@ -154,7 +155,7 @@ def test_a_signal_during_a_commit_finishes_the_commit_then_stops(
 
 def test_a_full_disk_fails_the_run_without_losing_what_was_committed(proj: Project) -> None:
     env = {"PAD": "3000"}  # each result takes a page of its own
-    out, expected = reference_with(proj, env)
+    out, expected = reference(proj, env)
 
     full = proj.run("run", "--run-id", "f", *FLOW, "--:", "dump",
                     env={**env, "RETAP_FAULT": "disk_full:12"})
@@ -169,14 +170,6 @@ def test_a_full_disk_fails_the_run_without_losing_what_was_committed(proj: Proje
     assert full.out + again.out == out
     assert done_audit(proj, "f") == expected
     assert len(executions(proj)) <= len(expected) + 1  # only the one whose commit failed
-
-
-def reference_with(project: Project, env: dict[str, str]) -> tuple[str, list[tuple[str, object]]]:
-    result = project.run("run", "--store", "ref.db", "--run-id", "ref", *FLOW, "--:", "dump",
-                         env=env, check=0)
-    audit = project.run("audit", "ref", "--json", "--store", "ref.db", check=0).json()
-    (project.path / "exec.log").unlink()
-    return result.out, sorted((a["id"], a["value"]) for a in audit if a["status"] == "done")
 
 
 def test_two_resumes_at_once_exactly_one_proceeds(proj: Project) -> None:
