@@ -7,30 +7,38 @@ RetapError                      base; ``exit_code`` is what the CLI exits with
 │   ├── UnknownTask             no task by that name
 │   ├── UnknownConfig           a task has no config by that name
 │   ├── ConfigValueError        a config value does not validate
+│   ├── SecretMissing           a secret config is needed again and was not given
 │   ├── TaskDefinitionError     a task class or function is declared wrongly
 │   ├── TaskImportError         a retapfile or task module failed to import
 │   ├── InputArityError         a lead node gets the wrong number of inputs
 │   ├── SpecError               a workflow cannot be (de)serialised as a spec
+│   ├── BadRunId                a run id that is not letters, digits and ._-
 │   ├── UnknownRun              no run by that id in the store
+│   ├── RunExists               a new run would take an id already in the store
 │   ├── RunBusy                 another live process owns the run
-│   ├── InflightNotIdempotent   resume would re-run a non-idempotent dispatch
-│   └── StoreError              the store cannot be opened or used
-│       ├── StoreVersionError   the store was written by a newer retap
-│       ├── StoreCorrupt        the store file is damaged or not a store
-│       └── StoreWriteError     a write failed mid-run (disk full, I/O): exit 1, resumable
+│   └── InflightNotIdempotent   resume would re-run a non-idempotent dispatch
+├── StoreError                  the store cannot be opened or used (exit 2)
+│   ├── StoreVersionError       the store was written by a newer retap
+│   ├── StoreCorrupt            the store is damaged, crafted, or not a store at all
+│   └── StoreWriteError         a write failed mid-run (disk full, I/O): exit 1, resumable
+├── TaskFailed                  a task reports that it failed (the built-in ``fail``)
 ├── CodecError                  a value cannot be encoded or decoded safely
 ├── JoinError                   a join cannot pass a result on (bad switch index, ...)
 └── Interrupted                 the run was stopped by a signal (exit 130 / 143)
 
-Every error has ``to_dict()`` so a failure can be recorded as JSON.
+Every error has ``to_dict()``, and ``error_record`` turns any exception into the JSON
+a failed dispatch is recorded with.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BadRunId",
     "CodecError",
     "ConfigValueError",
     "InflightNotIdempotent",
@@ -39,12 +47,15 @@ __all__ = [
     "JoinError",
     "RetapError",
     "RunBusy",
+    "RunExists",
+    "SecretMissing",
     "SpecError",
     "StoreCorrupt",
     "StoreError",
     "StoreVersionError",
     "StoreWriteError",
     "TaskDefinitionError",
+    "TaskFailed",
     "TaskImportError",
     "UnknownConfig",
     "UnknownRun",
@@ -52,6 +63,7 @@ __all__ = [
     "UsageError",
     "WorkflowFileError",
     "WorkflowSyntaxError",
+    "error_record",
 ]
 
 
@@ -139,6 +151,17 @@ class ConfigValueError(UsageError):
         self.task, self.key, self.value, self.expected = task, key, value, expected
 
 
+class SecretMissing(UsageError):
+    """A secret config is not stored, so continuing a run needs it given again."""
+
+    def __init__(self, run: str, node: Any, key: str, env: str) -> None:
+        where = f"run {run}: " if run else ""
+        super().__init__(f"{where}node {node} config {key!r} is a secret, which is never "
+                         f"stored; give it again with --set {node}.{key}=VALUE or ${env}",
+                         run=run, node=node, key=key, env=env)
+        self.run, self.node, self.key, self.env = run, node, key, env
+
+
 class TaskDefinitionError(UsageError):
     """A task class or function is declared wrongly; raised when it is defined."""
 
@@ -182,13 +205,37 @@ class UnknownRun(UsageError):
         self.run, self.store = run, store
 
 
-class RunBusy(UsageError):
-    """Another live process owns the run, so it cannot be taken over."""
+class RunExists(UsageError):
+    """A new run would take an id that a run in the store already has."""
 
-    def __init__(self, run: str, owner: str) -> None:
-        super().__init__(f"run {run} is being run by {owner}; not taking it over",
-                         run=run, owner=owner)
-        self.run, self.owner = run, owner
+    def __init__(self, run: str, store: str = "") -> None:
+        where = f" in {store}" if store else ""
+        super().__init__(f"run {run!r} already exists{where}; pick another --run-id, or "
+                         f"continue it with `retap resume {run}`", run=run, store=store)
+        self.run, self.store = run, store
+
+
+class BadRunId(UsageError):
+    """A run id that is not 1-128 letters, digits, dots, underscores and dashes."""
+
+    def __init__(self, run: str) -> None:
+        super().__init__(f"bad run id {run!r}: use 1-128 ASCII letters, digits, '.', '_' or '-' "
+                         "(not '.' or '..')", run=run)
+        self.run = run
+
+
+class RunBusy(UsageError):
+    """Another process owns the run (alive, or on a host whose processes cannot be seen)."""
+
+    def __init__(self, run: str, owner: str, remote: bool = False) -> None:
+        if remote:
+            message = (f"run {run} is owned by {owner}, another host, whose processes this "
+                       "machine cannot see; if that process is gone (a restarted container, a "
+                       "renamed host), take the run over with --take-over")
+        else:
+            message = f"run {run} is being run by {owner}; not taking it over"
+        super().__init__(message, run=run, owner=owner, remote=remote)
+        self.run, self.owner, self.remote = run, owner, remote
 
 
 class InflightNotIdempotent(UsageError):
@@ -203,8 +250,10 @@ class InflightNotIdempotent(UsageError):
         self.run, self.dispatches = run, dispatches
 
 
-class StoreError(UsageError):
-    """The store cannot be opened or used."""
+class StoreError(RetapError):
+    """The store cannot be opened or used: nothing was run (exit 2)."""
+
+    exit_code = 2
 
     def __init__(self, store: str, reason: str) -> None:
         super().__init__(f"store {store}: {reason}", store=store, reason=reason)
@@ -230,6 +279,10 @@ class StoreWriteError(StoreError):
     exit_code = 1
 
 
+class TaskFailed(RetapError):
+    """A task reports that it failed, with a message and no traceback to speak of."""
+
+
 class CodecError(RetapError):
     """A value cannot be encoded or decoded with the store's codec."""
 
@@ -253,3 +306,31 @@ class Interrupted(RetapError):
         super().__init__(f"interrupted by {signal_name}", signal=signal_name)
         self.signal_name = signal_name
         self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent) + "/"
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """An exception as the JSON a failure is recorded with: type, message, the offending
+    inputs of a retap error, and the traceback from the task's own frames on."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR) \
+            and tb.tb_next is not None:
+        tb = tb.tb_next
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except Exception:  # a broken __str__ or a traceback too deep to render
+        text = f"{type(exc).__name__} (its traceback could not be rendered)\n"
+    record = exc.to_dict() if isinstance(exc, RetapError) else {
+        "type": type(exc).__name__, "message": _message(exc)}
+    record["message"] = record["message"] or type(exc).__name__
+    record["traceback"] = text
+    return record
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"{type(exc).__name__} (its message could not be rendered)"

@@ -18,15 +18,32 @@ __all__ = ["echo_err", "main", "open_cli_store", "store_option"]
 F = Callable[..., Any]
 
 
+INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in retap, not a mistake of the user's
+
+
 class _Group(click.Group):
-    """Turns a RetapError into one line on stderr and its exit code: no traceback."""
+    """Turns a RetapError into one line on stderr and its exit code: no traceback. Anything
+    else is a bug: one line too (the traceback with ``RETAP_DEBUG=1``), exit 70."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RetapError as exc:
-            echo_err(f"error: {exc.message}")
+            echo_err(f"error: {_one_line(exc.message)}")
             ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("RETAP_DEBUG"):
+                raise
+            echo_err(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (a bug in "
+                     "retap; RETAP_DEBUG=1 shows the traceback)")
+            ctx.exit(INTERNAL_ERROR)
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def store_option(fn: F) -> F:
@@ -53,12 +70,15 @@ def store_location(ctx: click.Context, store: str | None) -> str:
 
 
 def open_cli_store(ctx: click.Context, store: str | None, *, create: bool = True,
-                   **options: Any) -> Store:
+                   readonly: bool = False, **options: Any) -> Store:
     """The store the command names. ``create=False`` (commands that only read or continue
-    runs): a store file that does not exist yet is read as an empty store, not created."""
+    runs): a store file that does not exist yet is read as an empty store, not created.
+    ``readonly``: opened for reading only (works where the directory is not writable)."""
     location = store_location(ctx, store)
-    if not create and location != ":memory:" and not os.path.exists(location):
+    if (readonly or not create) and location != ":memory:" and not os.path.exists(location):
         return EmptyStore(location)
+    if readonly:
+        options["readonly"] = True
     return open_store(location, **options)
 
 

@@ -37,6 +37,9 @@ _SETTING_HINTS = {"idempotent": "True or False", "version": "a string", "cache":
                   "retries": "an int >= 0", "retry_delay": "seconds >= 0"}
 
 
+_NAME = re.compile(r"\w[\w./-]*")  # a command-line word: never "--", never an option
+
+
 def snake_case(name: str) -> str:
     """``Goodnight`` -> ``goodnight``, ``LoadCSV`` -> ``load_csv``, ``doThing`` -> ``do_thing``."""
     name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
@@ -154,6 +157,7 @@ class Task:
     cache: ClassVar[str | None] = None
     retries: ClassVar[int] = 0
     retry_delay: ClassVar[float] = 0.0
+    journaled: ClassVar[bool] = False  # its dispatches keep a journal of file changes
     __retap__: ClassVar[TaskInfo]
 
     def __init_subclass__(cls, name: str | None = None, abstract: bool = False,
@@ -166,8 +170,11 @@ class Task:
         for key in SETTINGS:
             if key in cls.__dict__:
                 _check_setting(label, key, cls.__dict__[key])
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise TaskDefinitionError(label, f"name must be a non-empty string, not {name!r}")
+        if name is not None and (not isinstance(name, str) or not _NAME.fullmatch(name)):
+            raise TaskDefinitionError(label, f"name must be a word of letters, digits and "
+                                             f"'_', '-', '.', '/' not starting with '-' (it "
+                                             f"is typed after `--` on the command line), "
+                                             f"not {name!r}")
         configs = _collect_configs(cls, label)
         for spec in configs.values():
             setattr(cls, spec.name, _ConfigAttribute(spec))
@@ -198,10 +205,6 @@ class Task:
     def written_files(self) -> dict[str, str]:
         """Files the last dispatch wrote, by path, with their content digests."""
         return {}
-
-    def after_commit(self, done: bool) -> None:
-        """Called once the last dispatch's outcome is recorded: ``done``, or failed after the
-        task returned (its result could not be stored or passed on)."""
 
     @property
     def configs(self) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""Case 13: the edges of a command's life. A signal during start-up exits 130 / 143 without a
+traceback; a dry run writes nothing; a task called `--` and a gate limit of `true` are
+refused when declared; a task that exits (`sys.exit`) fails its dispatch, not retap."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+import time
+
+import pytest
+
+import retap
+from conftest import Project, assert_one_line_error
+from retap.tasks import Load
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.45])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_case_13_a_signal_during_start_up_exits_without_a_traceback(
+        project: Project, delay: float, sig: signal.Signals, code: int) -> None:
+    proc = project.start("run", "--", "load", "a", "--:", "dump")
+    time.sleep(delay)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    if proc.returncode != 0:  # else it had finished before the signal came
+        assert proc.returncode == code, err
+        assert len(err.strip().splitlines()) <= 3, err
+
+
+def store_state(project: Project) -> str:
+    """Every row of the store, as SQL."""
+    with contextlib.closing(sqlite3.connect(project.path / ".retap" / "retap.db")) as conn:
+        return "\n".join(conn.iterdump())
+
+
+def test_case_13_a_dry_run_writes_nothing_to_the_store(project: Project) -> None:
+    project.retapfile('''
+        from pathlib import Path
+        import retap
+
+        class Copy(retap.FileTask):
+            """Copies in.txt to out.txt."""
+
+            dst: retap.Output = Path("out.txt")
+
+            def process(self, src: str) -> str:
+                with self.output(self.dst) as tmp:
+                    tmp.write_bytes(Path(src).read_bytes())
+                return str(self.dst)
+        ''')
+    (project.path / "in.txt").write_text("x")
+    project.run("run", "--dry-run", "--", "copy", "in.txt", check=0)
+    assert not (project.path / ".retap").exists()
+
+    project.run("run", "--", "copy", "in.txt", check=0)
+    (project.path / "in.txt").write_text("y")
+    before = store_state(project)
+    result = project.run("run", "--dry-run", "--", "copy", "in.txt", check=0)
+    assert "input file in.txt changed" in result.out
+    assert store_state(project) == before
+
+
+def test_case_13_a_task_named_dash_dash_is_refused_when_declared(project: Project) -> None:
+    project.retapfile('''
+        import retap
+
+        class Breaker(retap.Task, name="--"):
+            """A name that would end a node."""
+
+            def process(self):
+                return 1
+        ''')
+    line = assert_one_line_error(project.run("list"))
+    assert "name must be" in line and "'--'" in line
+    with pytest.raises(retap.TaskDefinitionError):
+        retap.task(lambda: 1, name="--")
+
+
+def test_case_13_a_gate_limit_of_true_is_refused_when_declared(project: Project) -> None:
+    project.write("flow.yaml", """
+        nodes:
+          a: {task: load, inputs: [x]}
+          b: {task: dump}
+        joins:
+          - {from: a, to: b, kind: gate, limit: true}
+        """)
+    line = assert_one_line_error(project.run("run", "flow.yaml"))
+    assert "limit must be a positive int" in line
+    wf = retap.Workflow()
+    wf.add(Load(), "x")
+    with pytest.raises(retap.SpecError):
+        wf.join(0, 0, "gate", limit=True)
+
+
+@pytest.mark.parametrize("how", ["sys.exit(0)", "sys.exit(3)", "raise SystemExit",
+                                 "raise BaseException('odd')", "raise GeneratorExit"])
+def test_case_7_a_task_that_exits_fails_its_dispatch_and_the_run_resumes(
+        project: Project, how: str) -> None:
+    project.retapfile(f'''
+        import os
+        import sys
+
+        import retap
+
+        @retap.task
+        def quitter(x: str) -> str:
+            if not os.path.exists("fixed"):
+                {how}
+            return x + "!"
+        ''')
+    first = project.run("run", "--run-id", "q", "--", "load", "a", "--:", "quitter", "--:",
+                        "dump")
+    assert first.code == 1, (first.out, first.err)
+    assert "Traceback" not in first.err
+    assert project.runs()[0]["status"] == "failed"
+    (project.path / "fixed").touch()
+    assert project.run("resume", "q", check=0).out == "a!\n"
