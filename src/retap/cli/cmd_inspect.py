@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from typing import Any
 
 import click
 
 from retap.cli.main import main, open_cli_store, store_option
+from retap.discovery import resolve_task
+from retap.errors import RetapError
 from retap.render import (
     audit_dot,
     audit_json,
@@ -20,6 +24,7 @@ from retap.render import (
     short,
 )
 from retap.store.base import Store
+from retap.store.codec import PICKLE_KEY_ENV
 
 
 @main.command("runs")
@@ -28,7 +33,7 @@ from retap.store.base import Store
 @click.pass_context
 def runs_cmd(ctx: click.Context, store: str | None, as_json: bool) -> None:
     """The runs in the store, newest first."""
-    runs = open_cli_store(ctx, store, create=False).runs()
+    runs = open_cli_store(ctx, store, readonly=True).runs()
     if as_json:
         click.echo(json.dumps(runs_json(runs), indent=2))
     else:
@@ -42,13 +47,25 @@ def runs_cmd(ctx: click.Context, store: str | None, as_json: bool) -> None:
 @click.pass_context
 def show_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool) -> None:
     """A run's status, counts, failed dispatches (inputs, configs, traceback) and queue."""
-    the_store = open_cli_store(ctx, store, create=False)
+    the_store = open_cli_store(ctx, store, readonly=True)
     the_store.check_structure()
+    _import_pickled_classes(the_store, run)
     report = show_report(the_store, run)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         click.echo(show_text(report), nl=False)
+
+
+def _import_pickled_classes(store: Store, run: str) -> None:
+    """A run stored with ``--codec pickle`` may hold values of its tasks' own classes:
+    import its task modules first, so those values can be shown (else they are opaque)."""
+    info = store.run_info(run)
+    if info.codec != "pickle" or not os.environ.get(PICKLE_KEY_ENV):
+        return
+    for node in info.spec.get("nodes", []):
+        with contextlib.suppress(RetapError):
+            resolve_task(node["task"])
 
 
 def show_report(store: Store, run: str) -> dict[str, Any]:
@@ -102,8 +119,9 @@ def show_text(report: dict[str, Any]) -> str:
 @click.pass_context
 def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None) -> None:
     """The provenance of every value of RUN: which dispatch fed which."""
-    the_store = open_cli_store(ctx, store, create=False)
+    the_store = open_cli_store(ctx, store, readonly=True)
     the_store.check_structure()
+    _import_pickled_classes(the_store, run)
     audits = the_store.audits(run)
     if fmt == "json":
         click.echo(json.dumps(audit_json(audits), indent=2, ensure_ascii=False))
@@ -124,7 +142,7 @@ def check_cmd(ctx: click.Context, run: str | None, store: str | None) -> None:
     from retap.store.check import check_store
     from retap.store.sqlite import SQLiteStore
 
-    the_store = open_cli_store(ctx, store, create=False)
+    the_store = open_cli_store(ctx, store, readonly=True)
     if run is not None:
         the_store.run_info(run)  # an unknown run is a usage error, not a damaged store
     if not isinstance(the_store, SQLiteStore):

@@ -7,8 +7,6 @@ The App talks to a store only through ``Store`` (runs as a whole) and ``RunLog``
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,55 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from retap.dispatch import Dispatch, NodeId
+from retap.errors import RunBusy
 from retap.joins import Join, JoinState
+from retap.owner import Owner
 
-__all__ = ["AuditRecord", "DispatchRecord", "Effects", "Owner", "RunInfo", "RunLog", "Store"]
-
-@dataclass(frozen=True)
-class Owner:
-    """The process that runs a run: a lease other processes respect while it is alive."""
-
-    host: str
-    pid: int
-    started: float  # process start time, so a recycled pid is not taken for the owner
-
-    @classmethod
-    def current(cls) -> Owner:
-        return cls(socket.gethostname(), os.getpid(), process_start(os.getpid()))
-
-    def alive(self) -> bool:
-        """True when this owner's process is still running (checked on this host only)."""
-        if self.host != socket.gethostname():
-            return True  # cannot see another host's processes: assume alive
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return _zombie(self.pid) is False and (
-            not self.started or abs(process_start(self.pid) - self.started) < 1.0)
-
-    def __str__(self) -> str:
-        return f"pid {self.pid} on {self.host}"
-
-
-def process_start(pid: int) -> float:
-    """A process's start time in seconds since boot (0.0 where /proc is missing)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _zombie(pid: int) -> bool | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return None
+__all__ = ["AuditRecord", "DispatchRecord", "Effects", "Owner", "RunInfo", "RunLog", "Store",
+           "busy_owner"]
 
 
 @dataclass(slots=True)
@@ -152,6 +107,7 @@ class RunInfo:
     owner: Owner | None
     dispatches: int = 0
     workflow: Any = None  # the live Workflow, kept only by in-memory stores
+    codec: str = "json"  # how the run's values are stored
 
     @property
     def effective_status(self) -> str:
@@ -171,15 +127,17 @@ class Store(ABC):
     def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
                    workflow: Any = None, leads: list[Dispatch] | None = None) -> RunLog:
         """Record a new run owned by ``owner`` with ``leads`` queued, in one transaction,
-        and return its log. Raises ``UsageError`` when a run with that id exists."""
+        and return its log. Raises ``RunExists`` when a run with that id exists."""
 
     @abstractmethod
-    def claim_run(self, run: str, owner: Owner) -> RunLog:
-        """Take an existing run over for ``owner``, atomically.
+    def claim_run(self, run: str, owner: Owner, take_over: bool = False) -> RunLog:
+        """Take an existing run over for ``owner``, atomically; the log writes values with
+        the codec the run was recorded with.
 
         Succeeds when the run is not ``running`` or its owner is dead; raises ``RunBusy``
-        when a live owner holds it, ``UnknownRun`` when there is no such run. Two claims
-        at once: exactly one succeeds.
+        when a live owner holds it (an owner on another host counts as live unless
+        ``take_over``), ``UnknownRun`` when there is no such run. Two claims at once:
+        exactly one succeeds.
         """
 
     @abstractmethod
@@ -213,6 +171,16 @@ class Store(ABC):
     @abstractmethod
     def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
         """The saved state of each stateful join, values filled in from the audit."""
+
+    @abstractmethod
+    def dispatch_status(self, run: str, dispatch: str) -> str | None:
+        """The status of one dispatch of ``run``; None when it was never recorded (or the
+        run is unknown)."""
+
+    @abstractmethod
+    def recorded_output(self, path: str, digest: str) -> bool:
+        """True when a committed dispatch of any run recorded the file at absolute ``path``
+        with content ``digest`` as an output."""
 
     @abstractmethod
     def memo_get(self, task: str, key: str) -> MemoEntry | None:
@@ -281,13 +249,22 @@ class RunLog(ABC):
     def flush_if_due(self) -> None:
         """Commit a pending group of commits if it has waited long enough (``batch``)."""
 
+    def synced(self) -> bool:
+        """True when every commit made so far is durable (``batch``: the group is flushed)."""
+        return True
+
     @abstractmethod
     def save_state(self, queue: Iterable[Dispatch], states: Mapping[NodeId, JoinState]) -> None:
         """Replace the run's whole queue and join state with these, in one transaction."""
 
     @abstractmethod
     def cached(self) -> Mapping[str, Any]:
-        """Replay lookup: done dispatch id -> its recorded result value."""
+        """Replay lookup: done dispatch id -> its recorded result value, loaded at once."""
+
+    def lookup(self) -> Mapping[str, Any]:
+        """The same answers as ``cached``, looked up one dispatch at a time: what a resume
+        checks before it executes a dispatch id (a saved queue may name a done one)."""
+        return self.cached()
 
     @abstractmethod
     def finish(self, status: str) -> None:
@@ -296,6 +273,17 @@ class RunLog(ABC):
     @abstractmethod
     def update_spec(self, spec: dict[str, Any]) -> None:
         """Replace the run's stored spec (``resume --set`` changes configs)."""
+
+
+def busy_owner(info: RunInfo, owner: Owner, take_over: bool) -> RunBusy | None:
+    """Why ``owner`` may not claim the run, or None: a live owner keeps its run; an owner on
+    another host (which cannot be looked at) keeps it unless ``take_over`` is asked."""
+    current = info.owner
+    if info.status != "running" or current is None or current == owner or not current.alive():
+        return None
+    if not current.local:
+        return None if take_over else RunBusy(info.run, str(current), remote=True)
+    return RunBusy(info.run, str(current))
 
 
 def now() -> float:

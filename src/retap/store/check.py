@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from retap.errors import RetapError
-from retap.store import rows
+from retap.errors import RetapError, StoreCorrupt
+from retap.store import boundary, rows
 from retap.store.codec import digest
 from retap.store.sqlite import SQLiteStore
 
@@ -18,19 +18,43 @@ __all__ = ["check_store"]
 
 
 def check_store(store: SQLiteStore, run: str | None = None) -> list[str]:
-    """Everything wrong with ``store`` (one run, or all); an empty list when it is sound."""
+    """Everything wrong with ``store`` (one run, or all); an empty list when it is sound.
+
+    Damage (SQLite's own checks, row checksums, value digests) and broken invariants are
+    listed. A row that passes its checksum but holds what retap never writes (a crafted
+    store) raises ``StoreCorrupt``, as every other command does on reading it.
+    """
     try:
         problems = _sqlite_problems(store)
         if problems:
             return problems
-        runs = [run] if run is not None else [r.run for r in store.runs()]
         problems += _checksum_problems(store)
+        if problems:
+            return problems
+        runs = [run] if run is not None else [r.run for r in store.runs()]
         for name in runs:
-            store.run_info(name)
+            _read_all(store, name)
             problems += _run_problems(store, name)
         return problems + _value_problems(store)
+    except StoreCorrupt:
+        raise
     except (RetapError, sqlite3.Error, ValueError) as exc:
         return [f"store cannot be read: {exc}"]
+
+
+def _read_all(store: SQLiteStore, run: str) -> None:
+    """Read every row of ``run`` through the store boundary (StoreCorrupt on a bad one)."""
+    store.run_info(run)
+    store.audits(run)
+    store.queue(run)
+    store.counts(run)
+    with store.errors():
+        for row in store.conn.execute("SELECT join_id, slot, audit FROM join_entries "
+                                      "WHERE run=?", (run,)):
+            store.row(boundary.JoinEntryRow, ("join_id", "slot", "audit"), row, "join entry")
+        for row in store.conn.execute("SELECT join_id, count FROM join_counts WHERE run=?",
+                                      (run,)):
+            store.row(boundary.JoinCountRow, ("join_id", "count"), row, "join counter")
 
 
 def _sqlite_problems(store: SQLiteStore) -> list[str]:

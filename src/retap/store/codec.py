@@ -22,15 +22,31 @@ from typing import Any
 
 from retap.errors import CodecError, UsageError
 
-__all__ = ["Codec", "JsonCodec", "PickleCodec", "codec_named", "digest"]
+__all__ = ["MAX_DEPTH", "Codec", "JsonCodec", "Opaque", "PickleCodec", "codec_named", "digest"]
 
 TAG = "$"
 PICKLE_KEY_ENV = "RETAP_PICKLE_KEY"
+MAX_DEPTH = 200  # nesting a value may have: deeper ones could not be read back safely
+# what decoding malformed or hostile bytes can raise, besides CodecError
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError, ArithmeticError, RecursionError,
+                  OverflowError, AttributeError)
 
 
 def digest(codec: str, data: bytes) -> str:
     """The content address of an encoded value."""
     return hashlib.blake2b(data, digest_size=16, person=codec.encode()[:16]).hexdigest()
+
+
+class Opaque:
+    """A stored value shown without decoding it (a reader never unpickles)."""
+
+    def __init__(self, codec: str, size: int, digest: str) -> None:
+        self.codec, self.size, self.digest = codec, size, digest
+
+    def __str__(self) -> str:
+        return f"<{self.codec} value, {self.size} bytes, {self.digest[:12]}>"
+
+    __repr__ = __str__
 
 
 class Codec(ABC):
@@ -54,8 +70,16 @@ class JsonCodec(Codec):
     name = "json"
 
     def encode(self, value: Any) -> bytes:
-        return json.dumps(_to_json(value), separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=True).encode()
+        try:
+            return json.dumps(_to_json(value, 0), separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=True).encode()
+        except CodecError:
+            raise
+        except UnicodeEncodeError:
+            raise CodecError("cannot encode a string that is not valid Unicode (a lone "
+                             "surrogate, e.g. from a file name that is not UTF-8)", "str") from None
+        except (ValueError, RecursionError, OverflowError, TypeError) as exc:
+            raise CodecError(f"cannot encode the value: {_first_line(exc)}") from None
 
     def decode(self, data: bytes) -> Any:
         try:
@@ -67,42 +91,53 @@ class JsonCodec(Codec):
         """The value of JSON text (what inline values hold)."""
         try:
             return _DECODER.decode(text)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CodecError(f"stored value is not valid retap JSON: {exc}") from None
+        except _DECODE_ERRORS as exc:
+            raise CodecError(f"stored value is not valid retap JSON: {type(exc).__name__}: "
+                             f"{_first_line(exc)}") from None
 
 
-def _to_json(value: Any) -> Any:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _to_json(value: Any, depth: int) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
+    if depth >= MAX_DEPTH:
+        raise CodecError(f"cannot encode a value nested more than {MAX_DEPTH} levels deep "
+                         "(or one that contains itself)", kind.__qualname__)
+    depth += 1
     if kind is list:
-        return [_to_json(v) for v in value]
+        return [_to_json(v, depth) for v in value]
     if kind is dict:
         if TAG not in value and all(type(k) is str for k in value):
-            return {k: _to_json(v) for k, v in value.items()}
-        return {TAG: "dict", "v": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
+            return {k: _to_json(v, depth) for k, v in value.items()}
+        return {TAG: "dict", "v": [[_to_json(k, depth), _to_json(v, depth)]
+                                   for k, v in value.items()]}
     encoder = _ENCODERS.get(kind) or next(
         (f for t, f in _ENCODERS.items() if isinstance(value, t)), None)
     if encoder is None:
         raise CodecError(f"cannot encode a value of type {kind.__module__}.{kind.__qualname__} "
                          "with the json codec (use JSON types, tuples, sets, bytes, dates, "
                          "paths or decimals, or --codec pickle)", kind.__qualname__)
-    tag, payload = encoder(value)
+    tag, payload = encoder(value, depth)
     return {TAG: tag, "v": payload}
 
 
 _ENCODERS: dict[type, Any] = {
-    tuple: lambda v: ("tuple", [_to_json(x) for x in v]),
-    set: lambda v: ("set", sorted((_to_json(x) for x in v), key=repr)),
-    frozenset: lambda v: ("frozenset", sorted((_to_json(x) for x in v), key=repr)),
-    bytes: lambda v: ("bytes", base64.b64encode(v).decode()),
-    bytearray: lambda v: ("bytes", base64.b64encode(bytes(v)).decode()),
-    dt.datetime: lambda v: ("datetime", v.isoformat()),
-    dt.date: lambda v: ("date", v.isoformat()),
-    dt.time: lambda v: ("time", v.isoformat()),
-    dt.timedelta: lambda v: ("timedelta", v.total_seconds()),
-    decimal.Decimal: lambda v: ("decimal", str(v)),
-    PurePath: lambda v: ("path", str(v)),
+    tuple: lambda v, d: ("tuple", [_to_json(x, d) for x in v]),
+    set: lambda v, d: ("set", sorted((_to_json(x, d) for x in v), key=repr)),
+    frozenset: lambda v, d: ("frozenset", sorted((_to_json(x, d) for x in v), key=repr)),
+    bytes: lambda v, d: ("bytes", base64.b64encode(v).decode()),
+    bytearray: lambda v, d: ("bytes", base64.b64encode(bytes(v)).decode()),
+    dt.datetime: lambda v, d: ("datetime", v.isoformat()),
+    dt.date: lambda v, d: ("date", v.isoformat()),
+    dt.time: lambda v, d: ("time", v.isoformat()),
+    dt.timedelta: lambda v, d: ("timedelta", v.total_seconds()),
+    decimal.Decimal: lambda v, d: ("decimal", str(v)),
+    PurePath: lambda v, d: ("path", str(v)),
 }
 
 _DECODERS: dict[str, Any] = {
@@ -153,13 +188,22 @@ class PickleCodec(Codec):
                              type(value).__qualname__) from None
         return hmac.new(self.key, payload, hashlib.sha256).digest() + payload
 
-    def decode(self, data: bytes) -> Any:
+    def signed(self, data: bytes) -> bool:
+        """True when ``data`` carries this key's signature (it was pickled by retap)."""
         signature, payload = data[:32], data[32:]
-        expected = hmac.new(self.key, payload, hashlib.sha256).digest()
-        if not hmac.compare_digest(signature, expected):
+        return hmac.compare_digest(signature, hmac.new(self.key, payload,
+                                                       hashlib.sha256).digest())
+
+    def decode(self, data: bytes) -> Any:
+        payload = data[32:]
+        if not self.signed(data):
             raise CodecError("a pickled value's signature does not match: the store was "
                              "changed outside retap or the key differs; refusing to unpickle it")
-        return pickle.loads(payload)
+        try:
+            return pickle.loads(payload)
+        except Exception as exc:  # signed, so ours: a class its code no longer has
+            raise CodecError(f"a pickled value cannot be loaded: {_first_line(exc)} (import "
+                             "the module that defines its class first)") from None
 
 
 def codec_named(name: str) -> Codec:

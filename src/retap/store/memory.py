@@ -6,12 +6,13 @@ have no import path (lambdas, local classes).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from retap.dispatch import Dispatch, NodeId
-from retap.errors import RunBusy, UnknownRun, UsageError
+from retap.errors import RunExists, UnknownRun
 from retap.joins import Join, JoinState
 from retap.store.base import (
     AuditRecord,
@@ -22,6 +23,7 @@ from retap.store.base import (
     RunInfo,
     RunLog,
     Store,
+    busy_owner,
     now,
 )
 
@@ -52,22 +54,24 @@ class MemoryStore(Store):
         self._runs: dict[str, _Run] = {}
         self._memo: dict[tuple[str, str], MemoEntry] = {}
         self._files: dict[str, tuple[tuple[int, int, int], str]] = {}
+        self._outputs: set[tuple[str, str]] = set()
 
     def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
                    workflow: Any = None, leads: list[Dispatch] | None = None) -> RunLog:
         if run in self._runs:
-            raise UsageError(f"run {run!r} already exists in {self.location}", run=run)
+            raise RunExists(run, self.location)
         info = RunInfo(run, "running", now(), spec, owner, workflow=workflow)
         self._runs[run] = _Run(info)
-        log = _MemoryRunLog(self._runs[run], self._memo)
+        log = _MemoryRunLog(self._runs[run], self._memo, self._outputs)
         log.commit_effects(Effects(back=leads or []))
         return log
 
-    def claim_run(self, run: str, owner: Owner) -> RunLog:
+    def claim_run(self, run: str, owner: Owner, take_over: bool = False) -> RunLog:
         state = self._get(run)
-        if state.info.effective_status == "running" and state.info.owner != owner:
-            raise RunBusy(run, str(state.info.owner))
-        log = _MemoryRunLog(state, self._memo)
+        busy = busy_owner(state.info, owner, take_over)
+        if busy is not None:
+            raise busy
+        log = _MemoryRunLog(state, self._memo, self._outputs)
         log.previous = state.info.effective_status
         state.info.owner, state.info.status = owner, "running"
         return log
@@ -125,6 +129,14 @@ class MemoryStore(Store):
             states[join.id] = fresh
         return states
 
+    def dispatch_status(self, run: str, dispatch: str) -> str | None:
+        state = self._runs.get(run)
+        record = state.records.get(dispatch) if state is not None else None
+        return record.status if record is not None else None
+
+    def recorded_output(self, path: str, digest: str) -> bool:
+        return (path, digest) in self._outputs
+
     def memo_get(self, task: str, key: str) -> MemoEntry | None:
         return self._memo.get((task, key))
 
@@ -154,9 +166,11 @@ class MemoryStore(Store):
 
 
 class _MemoryRunLog(RunLog):
-    def __init__(self, state: _Run, memo: dict[tuple[str, str], MemoEntry]) -> None:
+    def __init__(self, state: _Run, memo: dict[tuple[str, str], MemoEntry],
+                 outputs: set[tuple[str, str]]) -> None:
         self.state = state
         self.memo = memo
+        self.outputs = outputs
         self.run = state.info.run
         self.state.front = min((p for p, _ in state.queue.values()), default=0)
         self.state.back = max((p for p, _ in state.queue.values()), default=0)
@@ -173,6 +187,8 @@ class _MemoryRunLog(RunLog):
             entry = record.memo
             entry.run, entry.dispatch, entry.created = self.run, record.id, now()
             self.memo[(entry.task, entry.key)] = entry
+        if record.outputs and record.status == "done":
+            self.outputs.update((os.path.abspath(p), d) for p, d in record.outputs.items())
         self.commit_effects(effects)
 
     def commit_effects(self, effects: Effects) -> None:

@@ -9,8 +9,9 @@ position (its head and tail stay on a page or two); dispatches are read in seq o
 by sorting, not through an index every commit would have to write. A result or input
 is referred to by the digest of its row in "values" (stored once), or, when its JSON is
 at most 64 bytes, inline as ``=<json>``: smaller than a digest, and one page less to
-write per commit. Every table but "values" (whose key is the digest of its data) has a
-``crc`` column: see ``retap.store.rows``.
+write per commit. Every table but "values" (whose key is the digest of its data) and
+"outputs" (an index a checksum would not protect: it only ever keeps files alone) has
+a ``crc`` column: see ``retap.store.rows``.
 """
 
 from __future__ import annotations
@@ -106,6 +107,17 @@ MIGRATIONS: list[str] = [
         inode INTEGER NOT NULL,
         digest TEXT NOT NULL,
         crc INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 2: the files committed dispatches wrote, by path and content digest, so a roll-back
+    #    of an abandoned journal can leave alone a file that holds a recorded output.
+    """
+    CREATE TABLE outputs (
+        path TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        run TEXT NOT NULL,
+        dispatch TEXT NOT NULL,
+        PRIMARY KEY (path, digest, run, dispatch)
     ) WITHOUT ROWID;
     """,
 ]

@@ -8,6 +8,7 @@ one transaction with its record. Every row carries its checksum (``retap.store.r
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,7 +21,7 @@ from retap.errors import RetapError
 from retap.joins import JoinState
 from retap.store import rows
 from retap.store.base import DispatchRecord, Effects, RunLog, now
-from retap.store.codec import JsonCodec, digest
+from retap.store.codec import Codec, JsonCodec, digest
 from retap.store.sqlite import SQLiteStore
 
 __all__ = ["INLINE_MAX", "SQLiteRunLog"]
@@ -49,10 +50,11 @@ _UPSERT_RUNNING = (
 class SQLiteRunLog(RunLog):
     """The writes of one run; commits grouped in ``batch`` durability."""
 
-    def __init__(self, store: SQLiteStore, run: str) -> None:
+    def __init__(self, store: SQLiteStore, run: str, codec: Codec | None = None) -> None:
         self.store = store
         self.conn = store.conn
         self.run = run
+        self.codec = codec or store.codec  # the run's own codec, whatever the store's default
         self._nodes: dict[NodeId, str] = {}
         self._pending = 0
         self._since = 0.0
@@ -68,6 +70,10 @@ class SQLiteRunLog(RunLog):
                                          "WHERE run=?", (run,)).fetchone()[0]
             self.jseq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM join_entries "
                                           "WHERE run=?", (run,)).fetchone()[0]
+        counters = (self.front, self.back, self.seq, self.jseq)
+        if not all(type(c) is int for c in counters):
+            raise store.corrupt(f"run {run}: queue positions or sequence numbers are not "
+                                "integers")
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -90,6 +96,12 @@ class SQLiteRunLog(RunLog):
             self.conn.execute(_UPSERT_DISPATCH, (*fields, rows.crc(*fields)))
             if record.memo is not None and result is not None:
                 self._remember(record, result)
+            if record.outputs and record.status == "done":
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO outputs (path, digest, run, dispatch) "
+                    "VALUES (?, ?, ?, ?)", [(os.path.abspath(path), file_digest, self.run,
+                                             record.id)
+                                            for path, file_digest in record.outputs.items()])
             if faults.armed:
                 faults.hit("in_commit")
             self._write_effects(effects, queued)
@@ -152,6 +164,10 @@ class SQLiteRunLog(RunLog):
         with self._transaction(force=True):
             self.store.update_run_txn(self.run, spec=JsonCodec().encode(spec))
 
+    def synced(self) -> bool:
+        with self._lock:
+            return not self.conn.in_transaction
+
     def flush_if_due(self) -> None:
         if self._pending and time.monotonic() - self._since >= self.store.batch_seconds:
             self.flush()
@@ -177,6 +193,9 @@ class SQLiteRunLog(RunLog):
 
     # -- reading ----------------------------------------------------------------------------
 
+    def lookup(self) -> Mapping[str, Any]:
+        return _Lookup(self)
+
     def cached(self) -> Mapping[str, Any]:
         with self.store.errors():
             found = self.conn.execute(
@@ -187,6 +206,8 @@ class SQLiteRunLog(RunLog):
             raw = {}
             for ident, ref, codec, data, ok in found:
                 self.store.verify(ok, f"dispatch {ident}")
+                if not isinstance(ident, str) or not isinstance(ref, str) or not ref:
+                    raise self.store.corrupt(f"done dispatch {ident!r} has no readable result")
                 raw[ident] = (ref, codec, data)
         return _Cached(raw, self.store.value_of)
 
@@ -226,7 +247,7 @@ class SQLiteRunLog(RunLog):
         hit = memo.get(id(value))
         if hit is not None and hit[0] is value:
             return hit[1]
-        codec = self.store.codec
+        codec = self.codec
         data = codec.encode(value)
         if len(data) <= INLINE_MAX and codec.name == "json":
             key = "=" + data.decode()
@@ -297,6 +318,43 @@ class SQLiteRunLog(RunLog):
                                   "slot=? AND audit=?", (self.run, key, change[1], change[2]))
             else:
                 self._set_count(key, change[1])
+
+
+class _Lookup(Mapping[str, Any]):
+    """Done results by dispatch id, each looked up when asked for (resume)."""
+
+    def __init__(self, log: SQLiteRunLog) -> None:
+        self.log = log
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        store = self.log.store
+        with store.errors():
+            row = self.log.conn.execute(
+                "SELECT d.result, v.codec, v.data, "
+                f"{rows.crc_ok(rows.DISPATCH, 'd')} FROM dispatches d "
+                'LEFT JOIN "values" v ON v.digest = d.result '
+                "WHERE d.run=? AND d.id=? AND d.status='done'", (self.log.run, key)).fetchone()
+            if row is None:
+                return default
+            store.verify(row[3], f"dispatch {key}")
+            if not isinstance(row[0], str) or not row[0]:
+                raise store.corrupt(f"done dispatch {key} has no readable result")
+            return store.value_of(row[0], row[1], row[2])
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("a lookup answers one dispatch at a time")
+
+    def __len__(self) -> int:
+        raise TypeError("a lookup answers one dispatch at a time")
+
+
+_MISSING = object()
 
 
 class _Cached(Mapping[str, Any]):
