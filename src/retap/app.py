@@ -10,22 +10,21 @@ call would); targets of a ``q`` join go to its tail.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
-from retap import faults
+from retap import faults, journal
 from retap.dispatch import Dispatch, NodeId, Outcome, lead_dispatch_id
-from retap.errors import CodecError, Interrupted, JoinError, RetapError
+from retap.errors import CodecError, Interrupted, JoinError, error_record
+from retap.files import digest_file, settle_journals
 from retap.joins import JoinState
 from retap.memo import Decision, Memoizer, memoized
 from retap.middleware import Middleware, call_hooks
 from retap.result import RunResult
+from retap.runid import check_run_id, new_run_id
 from retap.signals import StopOnSignals
 from retap.store.base import (
     DispatchRecord,
@@ -36,7 +35,7 @@ from retap.store.base import (
     Store,
 )
 from retap.store.memory import MemoryStore
-from retap.task import Task
+from retap.taskdef import Task
 from retap.workflow import Workflow
 
 __all__ = ["READY", "RUN", "STOP", "TERMINATE", "App", "RunResult", "new_run_id"]
@@ -44,11 +43,6 @@ __all__ = ["READY", "RUN", "STOP", "TERMINATE", "App", "RunResult", "new_run_id"
 READY, RUN, STOP, TERMINATE = 0, 1, 2, 3
 STATE_NAMES = {READY: "READY", RUN: "RUN", STOP: "STOP", TERMINATE: "TERMINATE"}
 _MISS = object()
-
-
-def new_run_id() -> str:
-    """A sortable, readable run id: ``20261128-013045-3fa2c1``."""
-    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 class App:
@@ -63,7 +57,7 @@ class App:
             raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
         self.workflow = workflow
         self.store = store if store is not None else MemoryStore()
-        self.run_id = run_id or new_run_id()
+        self.run_id = check_run_id(run_id) if run_id is not None else new_run_id()
         self.middleware = list(middleware)
         self.on_error = on_error
         self.notify = notify or _to_stderr
@@ -71,6 +65,7 @@ class App:
         self.stop_signal: str | None = None
         self.queue: deque[Dispatch] = deque()
         self.queued: set[str] = set()
+        self.parked: list[Dispatch] = []  # failed here, still pending (on_error="continue")
         self.states: dict[NodeId, JoinState] = {
             j.id: s for j in workflow.joins if (s := j.new_state()) is not None}
         self.log: RunLog | None = None
@@ -78,7 +73,7 @@ class App:
         self.rerun_nodes: set[NodeId] = set()
         self.halt_before_execute = False
         self.failures: list[tuple[Dispatch, Outcome]] = []
-        self.memoizer = Memoizer(memo or self.store)
+        self.memoizer = Memoizer(memo or self.store, remember=not dry_run)
         self.explain = explain
         self.dry_run = dry_run
         self.would_run: list[tuple[Dispatch, str]] = []
@@ -88,6 +83,7 @@ class App:
         self.reused = 0
         self._fresh: set[str] = set()
         self._dirty = False
+        self._unsynced: list[str] = []  # journals to drop once their records are durable
         self.in_task = False  # a task's code is running (a second signal may abort it)
         self.current: Dispatch | None = None  # the dispatch whose task is running
         self._joins_from = workflow.joins_from()
@@ -118,12 +114,15 @@ class App:
     # -- running --------------------------------------------------------------------------
 
     def attach(self, log: RunLog, queue: Iterable[Dispatch] = (),
-               states: Mapping[NodeId, JoinState] | None = None) -> None:
-        """Continue a claimed run: its log, its saved queue and join states (resume)."""
+               states: Mapping[NodeId, JoinState] | None = None,
+               cache: Mapping[str, Any] | None = None) -> None:
+        """Continue a claimed run: its log, its saved queue and join states (resume), and
+        the store's answers for dispatches already done (``cache``: never run them)."""
         self.log = log
         self.run_id = log.run
         self.queue = deque(queue)
         self.queued = {d.id for d in self.queue}
+        self.cache = cache
         if states is not None:
             self.states.update(states)
 
@@ -133,6 +132,9 @@ class App:
             raise RuntimeError(f"the app is not ready ({self.info()})")
         if self.log is None:
             self._start()
+        if not self.dry_run:
+            for note in settle_journals(self.store, self.run_id):
+                self.notify(note)
         self.state = RUN
         call_hooks(self.middleware, "before_run", self)
         try:
@@ -148,6 +150,7 @@ class App:
             self._save_state()
         assert self.log is not None
         self.log.finish(status)
+        self._drop_journals(synced=True)
         call_hooks(self.middleware, "after_run", self, status)
         failures = [(d.node, self.workflow.nodes[d.node].name, o.error or {})
                     for d, o in self.failures]
@@ -189,9 +192,10 @@ class App:
         self._apply(Effects(back=self._leads()))
 
     def _status(self) -> str:
+        """``done`` only when nothing is failed, queued or in flight."""
         if self.stop_signal:
             return "interrupted"
-        if self.failures:
+        if self.failures or self.parked:
             return "failed"
         return "interrupted" if self.queue else "done"
 
@@ -228,11 +232,11 @@ class App:
             try:
                 effects = self._pass_on(d, outcome.value)
             except JoinError as exc:  # recorded as a failure of the dispatch that fed it
-                outcome = Outcome("failed", error=_error(exc), attempts=outcome.attempts,
+                outcome = Outcome("failed", error=error_record(exc), attempts=outcome.attempts,
                                   started=outcome.started, finished=outcome.finished)
         outcome = self._commit(node.task, d, outcome, effects)
-        if returned:
-            node.task.after_commit(outcome.status == "done")
+        if returned and node.task.journaled:
+            self._settle_journal(d, outcome.status == "done")
         call_hooks(self.middleware, "after_commit", self, d, outcome)
 
     def _lookup(self, d: Dispatch) -> Outcome | None:
@@ -293,13 +297,13 @@ class App:
             try:
                 value = self._call(task, d)
             except Interrupted as exc:
-                return Outcome("interrupted", error=_error(exc), attempts=attempts,
+                return Outcome("interrupted", error=error_record(exc), attempts=attempts,
                                started=started, finished=time.time())
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit too: a task's exit fails its dispatch
                 if attempts <= task.retries and not self.stopping:
                     self._backoff(task.retry_delay * 2 ** (attempts - 1))
                     continue
-                return Outcome("failed", error=_error(exc), attempts=attempts,
+                return Outcome("failed", error=error_record(exc), attempts=attempts,
                                started=started, finished=time.time())
             outputs = task.written_files()
             memo = decision.remember(task, value, outputs) if decision is not None else None
@@ -370,7 +374,7 @@ class App:
             self._apply(effects)
         elif outcome.status == "failed":
             self.queue.popleft()
-            self.queued.discard(d.id)
+            self.parked.append(d)
             self.failures.append((d, outcome))
             if self.on_error == "stop":
                 self.state = STOP
@@ -445,24 +449,34 @@ class App:
         return False
 
     def _save_state(self) -> None:
+        """Replace the stored queue and join states with these; failed dispatches stay
+        queued (first) for a later resume."""
         assert self.log is not None
-        self.log.save_state(self.queue, self.states)
+        self.log.save_state([*self.parked, *self.queue], self.states)
         self._dirty = False
 
+    # -- file journals ------------------------------------------------------------------------
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    def _settle_journal(self, d: Dispatch, done: bool) -> None:
+        """A file task's dispatch is recorded: its journal goes once the record is durable;
+        a dispatch recorded as failed after its task returned has its changes undone now."""
+        if done:
+            self._unsynced.append(d.id)
+            self._drop_journals()
+        else:
+            journal.undo(self.run_id, d.id, self.keeps_file)
 
+    def _drop_journals(self, synced: bool = False) -> None:
+        assert self.log is not None
+        if self._unsynced and (synced or self.log.synced()):
+            for dispatch in self._unsynced:
+                journal.drop(self.run_id, dispatch)
+            self._unsynced.clear()
 
-def _error(exc: BaseException) -> dict[str, Any]:
-    """An exception as JSON: type, message, traceback (from the task's own frames)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR) \
-            and tb.tb_next is not None:
-        tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    message = exc.message if isinstance(exc, RetapError) else str(exc)
-    return {"type": type(exc).__name__, "message": message or type(exc).__name__,
-            "traceback": text}
+    def keeps_file(self, path: str) -> bool:
+        """True when ``path`` holds the recorded output of a committed dispatch: a roll-back
+        leaves such a file alone."""
+        return self.store.recorded_output(os.path.abspath(path), digest_file(path))
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -5,33 +5,31 @@ again.
 A ``FileTask`` writes each output with ``self.output(path)``: a temporary path in the
 same directory, renamed into place when the block succeeds. A file changed in place
 goes through ``self.modify(path)``, which backs it up first. Every change is written to
-a journal (``.retap/backup/<run>/<dispatch>/``) *before* it is made; when the dispatch
-fails the journal is undone at once, and when the process dies it is undone before the
-dispatch runs again. Files are compared by content digest, remembered by (size, mtime, inode),
-so touching a file does not make it look changed, and changing one byte does.
+a journal (``retap.journal``) *before* it is made; when the dispatch fails the journal is
+undone at once; it is dropped once the dispatch's record is durably committed; and when
+the process dies, the next run on the project settles it first (``settle_journals``).
+Files are compared by content digest, remembered by (size, mtime, inode), so touching a
+file does not make it look changed, and changing one byte does.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
-import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from retap.store.base import Owner, Store
-from retap.task import Task
+from retap.errors import RetapError, TaskFailed
+from retap.journal import Journal, RunFolder, abandoned, inside, project_root
+from retap.store.base import Store
+from retap.store.memory import MemoryStore
+from retap.taskdef import Task
 
-__all__ = ["BACKUP_ROOT", "FileDigests", "FileTask", "Input", "Journal", "Output", "RunBackups",
-           "digest_file", "roll_back_abandoned"]
-
-BACKUP_ROOT = Path(".retap") / "backup"
+__all__ = ["FileDigests", "FileTask", "Input", "Output", "digest_file", "settle_journals"]
 
 
 class _Role:
@@ -70,8 +68,9 @@ class FileDigests:
     """Content digests of files, remembered in a store by (size, mtime_ns, inode) so an
     unchanged file is not read again; a recently changed one is always read."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, remember: bool = True) -> None:
         self.store = store
+        self.remember = remember  # False: a dry run, which writes nothing
 
     def digest(self, path: str) -> str | None:
         """The file's digest, or None when it does not exist (or is not a file)."""
@@ -86,112 +85,82 @@ class FileDigests:
         if known is not None:
             return known
         value = digest_file(path)
-        if time.time() - st.st_mtime > RACY_SECONDS:
+        if self.remember and time.time() - st.st_mtime > RACY_SECONDS:
             self.store.remember_file(os.path.abspath(path), key, value)
         return value
 
 
-class Journal:
-    """What one dispatch changed on disk, recorded before each change so it can be undone.
-
-    Entries: ``temp`` (a temporary file that may exist), ``made`` (a file that did not
-    exist before), ``backup`` (a file saved before it was replaced or changed in place).
-    """
-
-    def __init__(self, root: Path, dispatch: str) -> None:
-        self.dir = root / dispatch
-        self.entries: list[list[str]] = []
-
-    def begin(self) -> None:
-        """Start afresh, first undoing what a killed earlier attempt left half done."""
-        if self.dir.exists():
-            self.load()
-            self.rollback()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.entries = []
-        self._save()
-
-    def load(self) -> None:
-        try:
-            self.entries = json.loads((self.dir / "journal.json").read_text())
-        except (OSError, ValueError):
-            self.entries = []
-
-    def record(self, kind: str, path: Path, backup: Path | None = None) -> None:
-        self.entries.append([kind, str(path), str(backup or "")])
-        self._save()
-
-    def backup_path(self) -> Path:
-        return self.dir / f"backup-{len(self.entries)}"
-
-    def rollback(self) -> None:
-        """Undo every recorded change, newest first, then forget the journal."""
-        for kind, path, backup in reversed(self.entries):
-            if kind in ("temp", "made"):
-                Path(path).unlink(missing_ok=True)
-            elif kind == "backup" and Path(backup).exists():
-                os.replace(backup, path)
-        self.discard()
-
-    def discard(self) -> None:
-        """The dispatch's changes stand: drop the backups (and the run's folder when empty)."""
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.entries = []
-        if {p.name for p in self.dir.parent.glob("*")} <= {OWNER_FILE}:
-            shutil.rmtree(self.dir.parent, ignore_errors=True)
-
-    def _save(self) -> None:
-        tmp = self.dir / "journal.json.tmp"
-        tmp.write_text(json.dumps(self.entries))
-        os.replace(tmp, self.dir / "journal.json")
-
-
-OWNER_FILE = "owner.json"
-
-
-class RunBackups:
-    """The journals of one run (``.retap/backup/<run>/``), with the process that owns them,
-    so another run can tell abandoned journals from live ones."""
-
-    _tidied: set[str] = set()  # runs for which this process rolled back abandoned journals
-
-    def __init__(self, run: str) -> None:
-        self.run = run
-        self.dir = BACKUP_ROOT / run
-
-    def journal(self, dispatch: str) -> Journal:
-        """The journal of ``dispatch``, after undoing what dead runs left half done."""
-        if self.run not in self._tidied:
-            roll_back_abandoned(self.run)
-            self._tidied.add(self.run)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        owner = self.dir / OWNER_FILE
-        if _owner(owner) != Owner.current():
-            owner.write_text(json.dumps(asdict(Owner.current())))
-        return Journal(self.dir, dispatch)
-
-
-def roll_back_abandoned(current: str) -> None:
-    """Undo the file changes of dispatches whose run's process died part way through them."""
-    if not BACKUP_ROOT.is_dir():
-        return
-    for folder in BACKUP_ROOT.iterdir():
-        owner = _owner(folder / OWNER_FILE)
-        if folder.name == current or not folder.is_dir() or (owner and owner.alive()):
+def settle_journals(store: Store, current: str) -> list[str]:
+    """Settle the journals that dead processes left behind, newest first, before a run on
+    this project decides anything: a journal whose dispatch its store has as done is
+    dropped (its changes stand); any other is undone. Returns lines to warn about
+    journals that could not be settled (their store is gone)."""
+    found: list[tuple[int, Journal, Store]] = []
+    notes: list[str] = []
+    opened: list[Store] = []
+    for folder, owner in abandoned(current):
+        journals = folder.journals()
+        if not journals:
+            folder.remove_if_empty()
             continue
-        for entry in folder.iterdir():
-            if entry.is_dir():
-                journal = Journal(folder, entry.name)
-                journal.load()
-                journal.rollback()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _owner(path: Path) -> Owner | None:
+        where = _store_of(owner.store, store, opened)
+        if where is None:
+            notes.append(f"warning: file changes of run {owner.run} ({folder.dir}) are kept "
+                         f"as they are: its store {owner.store} is gone")
+            continue
+        found.extend((j.opened, j, where) for j in journals)
     try:
-        return Owner(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        for _, journal, where in sorted(found, key=lambda f: f[0], reverse=True):
+            if where.dispatch_status(journal.run, journal.dispatch) == "done":
+                journal.discard()
+            else:
+                journal.rollback(keep=_recorded_by({store, where}))
+    finally:
+        for other in opened:
+            other.close()
+    return notes
+
+
+def _store_of(location: str, current: Store, opened: list[Store]) -> Store | None:
+    """The store a journal's run was recorded in: this one, an empty one when it kept
+    nothing (``:memory:``), another store file read-only, or None when it is gone."""
+    if location == ":memory:":
+        return MemoryStore()
+    if location == _absolute(current.location):
+        return current
+    if not os.path.isfile(location):
         return None
+    from retap.store import open_store
+
+    try:
+        other = open_store(location, readonly=True)
+    except RetapError:
+        return None
+    opened.append(other)
+    return other
+
+
+def _recorded_by(stores: set[Store]) -> Callable[[str], bool]:
+    """Whether a file's current content is the recorded output of a committed dispatch."""
+    def keep(path: str) -> bool:
+        digest = digest_file(path)
+        return any(s.recorded_output(path, digest) for s in stores)
+    return keep
+
+
+def _absolute(location: str) -> str:
+    return location if location == ":memory:" else os.path.abspath(location)
+
+
+def _inside_project(task: Task, path: str | Path) -> Path:
+    """``path`` as given, after checking that it lies inside the project: a change outside
+    could not be undone (a journal naming such a path is never acted on)."""
+    root = project_root()
+    if not inside(path, root) or inside(path, root / ".retap"):
+        raise TaskFailed(f"{type(task).__name__} writes {path}, outside the project {root}; "
+                         "file tasks write inside the project (the working directory), so "
+                         "a failed dispatch can be undone")
+    return Path(path)
 
 
 class FileTask(Task, abstract=True, cache="inputs"):
@@ -201,6 +170,8 @@ class FileTask(Task, abstract=True, cache="inputs"):
     configs that name existing files. Write outputs with ``with self.output(path) as
     tmp:`` and change files in place only after ``self.modify(path)``.
     """
+
+    journaled = True
 
     def reads(self, *inputs: Any) -> Iterable[str | Path]:
         """Files this dispatch reads: by default every input naming a file (or a list of
@@ -221,7 +192,7 @@ class FileTask(Task, abstract=True, cache="inputs"):
         """A temporary path to write ``path`` to; it replaces ``path`` when the block ends
         without an error (the old file backed up until the dispatch is recorded)."""
         journal = self._journal_now()
-        target = Path(path)
+        target = _inside_project(self, path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.retap-{secrets.token_hex(4)}.tmp"
         journal.record("temp", tmp)
@@ -232,37 +203,35 @@ class FileTask(Task, abstract=True, cache="inputs"):
             raise
         if not tmp.exists():
             raise FileNotFoundError(f"{type(self).__name__} did not write {tmp} for {target}")
-        self._save_original(journal, target)
+        self._save_original(journal, target, "output")
         os.replace(tmp, target)
         self._touched.append(target)
 
     def modify(self, path: str | Path) -> Path:
         """Back ``path`` up before it is changed in place; restored if the dispatch fails."""
         journal = self._journal_now()
-        target = Path(path)
-        self._save_original(journal, target)
+        target = _inside_project(self, path)
+        self._save_original(journal, target, "modify")
         self._touched.append(target)
         return target
 
     def execute(self, *inputs: Any) -> Any:
-        run = self._app.run_id if self._app is not None else f"direct-{os.getpid()}"
-        self._journal = RunBackups(run).journal(self.dispatch_id or "direct")
+        app = self._app
+        run = app.run_id if app is not None else f"direct-{os.getpid()}"
+        store = _absolute(app.store.location) if app is not None else ":memory:"
+        self._journal: Journal | None = RunFolder(run, store).journal(self.dispatch_id or "direct")
         self._journal.begin()
         self._touched: list[Path] = []
         try:
             return self.process(*inputs)
         except BaseException:
-            self._journal.rollback()
+            self._journal.rollback(app.keeps_file if app is not None else _never)
             raise
+        finally:
+            self._journal = None
 
     def written_files(self) -> dict[str, str]:
         return {str(p): digest_file(p) for p in dict.fromkeys(self._touched) if p.exists()}
-
-    def after_commit(self, done: bool) -> None:
-        if done:
-            self._journal.discard()
-        else:
-            self._journal.rollback()  # recorded as failed after it returned: undo its files
 
     def _journal_now(self) -> Journal:
         journal = getattr(self, "_journal", None)
@@ -272,14 +241,14 @@ class FileTask(Task, abstract=True, cache="inputs"):
         return journal
 
     @staticmethod
-    def _save_original(journal: Journal, target: Path) -> None:
-        if any(e[1] == str(target) and e[0] in ("backup", "made") for e in journal.entries):
+    def _save_original(journal: Journal, target: Path, via: str) -> None:
+        if journal.has(target, ("backup", "made")):
             return  # already saved in this dispatch
         if not target.exists():
-            journal.record("made", target)
+            journal.record("made", target, via=via)
             return
-        backup = journal.backup_path()
-        journal.record("backup", target, backup)
-        copying = backup.with_suffix(".copying")
-        shutil.copy2(target, copying)
-        os.replace(copying, backup)
+        journal.save_copy(target, via)
+
+
+def _never(path: str) -> bool:
+    return False

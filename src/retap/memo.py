@@ -19,7 +19,7 @@ from retap.errors import CodecError
 from retap.files import FileDigests, FileTask
 from retap.store.base import MemoEntry, Store
 from retap.store.codec import JsonCodec
-from retap.task import Task
+from retap.taskdef import Task
 
 __all__ = ["Decision", "Memoizer", "explain", "memoized"]
 
@@ -51,9 +51,9 @@ class Decision:
 class Memoizer:
     """Decides, against a store's memo, whether each memoized dispatch has to run."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, remember: bool = True) -> None:
         self.store = store
-        self.files = FileDigests(store)
+        self.files = FileDigests(store, remember)  # remember=False: a dry run writes nothing
 
     def decide(self, task: Task, d: Dispatch) -> Decision:
         try:

@@ -1,0 +1,270 @@
+"""Journals: what one file-task dispatch changed on disk, written down before each change
+so the change can be undone.
+
+A dispatch's journal lives in ``.retap/backup/<run>/<dispatch>/``; the run's folder says
+which process and which store it belongs to (``owner.json``). A journal is dropped once
+the commit that records its dispatch is durable, undone at once when its dispatch fails,
+and left behind only when the process dies; ``retap.files.settle_journals`` then settles
+it before the next run on the project decides anything.
+
+Journals are data, like a store: one that names a path outside the project, a backup
+outside its own folder, or a run other than its folder's is never acted on. Folders are
+made 0700 and files 0600 whatever the umask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from retap.owner import Owner
+
+__all__ = ["BACKUP_ROOT", "Journal", "JournalRefused", "RunFolder", "abandoned", "drop", "undo"]
+
+BACKUP_ROOT = Path(".retap") / "backup"
+OWNER_FILE = "owner.json"
+JOURNAL_FILE = "journal.json"
+KINDS = ("temp", "made", "backup")  # a temporary file; a file made; a file saved first
+VIAS = ("output", "modify")  # written whole by ``output``, or changed in place by ``modify``
+_MODE = re.compile(r"(0o[0-7]{1,4})?")  # a file's permission bits; no setuid, no setgid
+
+
+class JournalRefused(Exception):
+    """A journal or run folder that does not hold up: it is left alone, never acted on."""
+
+
+def project_root() -> Path:
+    """The project a run works in: the directory whose ``.retap`` holds its journals."""
+    return Path.cwd().resolve()
+
+
+def inside(path: str | Path, root: Path) -> bool:
+    """True when ``path``, with every symlink resolved, lies within ``root``."""
+    return Path(os.path.realpath(path)).is_relative_to(root)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` (0600) through a temporary file renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+@dataclass(frozen=True)
+class FolderOwner:
+    """What ``owner.json`` says: the run, the process that ran it, and the run's store."""
+
+    run: str
+    host: str
+    pid: int
+    started: float
+    store: str
+
+    @property
+    def process(self) -> Owner:
+        return Owner(self.host, self.pid, self.started)
+
+
+class RunFolder:
+    """The journals of one run (``.retap/backup/<run>/``) and the process that owns them."""
+
+    def __init__(self, run: str, store: str = ":memory:") -> None:
+        self.run = run
+        self.store = store
+        self.dir = BACKUP_ROOT / run
+
+    def journal(self, dispatch: str) -> Journal:
+        """A fresh journal for ``dispatch`` in this run, the folder claimed for this process."""
+        _private_dir(BACKUP_ROOT)
+        _private_dir(self.dir)
+        me = Owner.current()
+        claimed = FolderOwner(self.run, me.host, me.pid, me.started, self.store)
+        if self.owner() != claimed:
+            _write_private(self.dir / OWNER_FILE, json.dumps(asdict(claimed)))
+        return Journal(self.dir, self.run, dispatch)
+
+    def owner(self) -> FolderOwner | None:
+        """The folder's owner, or None when ``owner.json`` is missing or malformed."""
+        try:
+            data = json.loads((self.dir / OWNER_FILE).read_text())
+            owner = FolderOwner(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+        fields = (owner.run, owner.host, owner.store)
+        if not all(isinstance(f, str) for f in fields) or not isinstance(owner.pid, int) \
+                or not isinstance(owner.started, int | float) or not 0 < owner.pid < 2 ** 31:
+            return None
+        return owner
+
+    def journals(self) -> list[Journal]:
+        """The journals in this folder that hold up, each loaded (see ``Journal.load``)."""
+        found = []
+        for entry in sorted(self.dir.iterdir()) if self.dir.is_dir() else []:
+            if entry.is_dir() and not entry.is_symlink():
+                journal = Journal(self.dir, self.run, entry.name)
+                try:
+                    journal.load()
+                except JournalRefused:
+                    continue
+                found.append(journal)
+        return found
+
+    def remove_if_empty(self) -> None:
+        if self.dir.is_dir() and {p.name for p in self.dir.iterdir()} <= {OWNER_FILE}:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def abandoned(current: str | None = None) -> Iterator[tuple[RunFolder, FolderOwner]]:
+    """Run folders whose owning process is gone (``current``, the run this process has
+    just claimed, counts as abandoned by its earlier owner). Folders without a readable
+    owner, or whose owner names another run, are left alone."""
+    if not BACKUP_ROOT.is_dir():
+        return
+    for path in sorted(BACKUP_ROOT.iterdir()):
+        if not path.is_dir() or path.is_symlink():
+            continue
+        folder = RunFolder(path.name)
+        owner = folder.owner()
+        if owner is None or owner.run != path.name:
+            continue
+        if path.name != current and owner.process.alive():
+            continue
+        folder.store = owner.store
+        yield folder, owner
+
+
+class Journal:
+    """What one dispatch changed, as entries ``[kind, path, backup, via, mode]``, saved
+    before each change is made (``mode``: the octal mode a backed-up file is restored
+    with, its backup being owner-only meanwhile)."""
+
+    def __init__(self, folder: Path, run: str, dispatch: str) -> None:
+        self.dir = folder / dispatch
+        self.run = run
+        self.dispatch = dispatch
+        self.opened = 0
+        self.entries: list[list[str]] = []
+
+    def begin(self) -> None:
+        """Start this dispatch's journal afresh (a leftover was settled before the run)."""
+        if self.dir.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
+        _private_dir(self.dir)
+        self.opened = time.time_ns()
+        self.entries = []
+        self._save()
+
+    def load(self) -> None:
+        """Read the journal back, refusing (``JournalRefused``) one that is malformed, that
+        names another run or dispatch, a path outside the project, or a backup outside
+        its own folder."""
+        try:
+            data = json.loads((self.dir / JOURNAL_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise JournalRefused(f"{self.dir}: unreadable ({exc})") from None
+        if not isinstance(data, dict) or data.get("run") != self.run or \
+                data.get("dispatch") != self.dispatch or not isinstance(data.get("opened"), int):
+            raise JournalRefused(f"{self.dir}: not this folder's journal")
+        entries = data.get("entries")
+        if not isinstance(entries, list):
+            raise JournalRefused(f"{self.dir}: malformed entries")
+        root = project_root()
+        for entry in entries:
+            _check_entry(entry, root, self.dir)
+        self.opened, self.entries = data["opened"], entries
+
+    def record(self, kind: str, path: Path, backup: Path | None = None,
+               via: str = "output", mode: int | None = None) -> None:
+        """Write down a change before it is made."""
+        self.entries.append([kind, str(Path(path).absolute()),
+                             str(backup.absolute()) if backup else "", via,
+                             oct(mode) if mode is not None else ""])
+        self._save()
+
+    def save_copy(self, path: Path, via: str) -> None:
+        """Record a backup of ``path``, then copy it into the journal (owner-only)."""
+        backup = self.dir / f"backup-{len(self.entries)}"
+        self.record("backup", path, backup, via, stat.S_IMODE(path.stat().st_mode))
+        copying = backup.with_suffix(".copying")
+        fd = os.open(copying, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            os.fchmod(out.fileno(), 0o600)
+            shutil.copyfileobj(src, out)
+        os.replace(copying, backup)
+
+    def has(self, path: Path, kinds: tuple[str, ...]) -> bool:
+        target = str(Path(path).absolute())
+        return any(e[1] == target and e[0] in kinds for e in self.entries)
+
+    def rollback(self, keep: Callable[[str], bool] = lambda path: False) -> None:
+        """Undo every change, newest first, then drop the journal. A file written whole
+        whose current content ``keep`` vouches for (the recorded output of a committed
+        dispatch) is left as it is; changes made in place are always undone."""
+        for kind, path, backup, via, mode in reversed(self.entries):
+            if kind == "temp":
+                Path(path).unlink(missing_ok=True)
+            elif via == "output" and os.path.isfile(path) and keep(path):
+                continue
+            elif kind == "made":
+                Path(path).unlink(missing_ok=True)
+            elif kind == "backup" and os.path.isfile(backup):
+                os.chmod(backup, int(mode, 8) if mode else 0o644)
+                os.replace(backup, path)
+        self.discard()
+
+    def discard(self) -> None:
+        """The dispatch's changes stand: drop the journal and its backups."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.entries = []
+        RunFolder(self.run).remove_if_empty()
+
+    def _save(self) -> None:
+        data = {"run": self.run, "dispatch": self.dispatch, "opened": self.opened,
+                "entries": self.entries}
+        _write_private(self.dir / JOURNAL_FILE, json.dumps(data))
+
+
+def _check_entry(entry: Any, root: Path, folder: Path) -> None:
+    if not (isinstance(entry, list) and len(entry) == 5 and all(isinstance(e, str)
+                                                                for e in entry)):
+        raise JournalRefused(f"{folder}: malformed entry {entry!r}")
+    kind, path, backup, via, mode = entry
+    if kind not in KINDS or via not in VIAS or not _MODE.fullmatch(mode):
+        raise JournalRefused(f"{folder}: unknown entry {entry!r}")
+    if not path or not inside(path, root) or inside(path, root / ".retap"):
+        raise JournalRefused(f"{folder}: names a path outside the project: {path}")
+    if kind == "backup" and not inside(backup, folder.resolve()):
+        raise JournalRefused(f"{folder}: names a backup outside its folder: {backup}")
+
+
+def drop(run: str, dispatch: str) -> None:
+    """The commit recording ``dispatch`` is durable: its changes stand, its journal goes."""
+    Journal(BACKUP_ROOT / run, run, dispatch).discard()
+
+
+def undo(run: str, dispatch: str, keep: Callable[[str], bool]) -> None:
+    """``dispatch`` was recorded as failed after its task returned: undo its changes."""
+    journal = Journal(BACKUP_ROOT / run, run, dispatch)
+    try:
+        journal.load()
+    except JournalRefused:
+        return
+    journal.rollback(keep)

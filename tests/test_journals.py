@@ -1,0 +1,246 @@
+"""File journals keep their promise on the paths hostile testing found broken.
+
+Case 1: a journal never outlives the decision about its dispatch, and a roll-back never
+touches a file that holds the recorded output of a committed dispatch. Case 4: in batch
+durability a journal goes only once the commit holding its record is durable. Case 6:
+a journal is data; one naming a path outside the project, or owned by another run, is
+never acted on, and journals are owner-only whatever the umask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import Project
+from test_file_tasks import FILE_TASKS, LONG_AGO, ORIGINAL
+
+APPEND = '''
+
+class Append(retap.FileTask):
+    """Appends its input and a newline to --log, in place."""
+
+    log: retap.Output = retap.config(Path("log.txt"), help="the file changed")
+
+    def process(self, word):
+        _log("append", word)
+        with open(self.modify(self.log), "a") as fh:
+            fh.write(word + " ")
+        return word
+'''
+
+
+@pytest.fixture
+def files(project: Project) -> Project:
+    project.retapfile(FILE_TASKS + APPEND)
+    write_input(project, b"hello\n")
+    (project.path / "data.bin").write_bytes(ORIGINAL)
+    return project
+
+
+def write_input(project: Project, data: bytes) -> None:
+    (project.path / "in.txt").write_bytes(data)
+    os.utime(project.path / "in.txt", (LONG_AGO, LONG_AGO))
+
+
+def backups(project: Project) -> list[str]:
+    root = project.path / ".retap" / "backup"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def killed(result: object) -> bool:
+    return getattr(result, "code", None) == -signal.SIGKILL
+
+
+# Case 1 ------------------------------------------------------------------------------------------
+
+
+def test_case_1_a_journal_left_by_a_kill_before_the_record_never_undoes_a_memo_answer(
+        files: Project) -> None:
+    # "bye" is built once and remembered; then "hello"; then "bye" again is killed after
+    # its output was renamed into place but before its record was committed.
+    write_input(files, b"bye\n")
+    files.run("run", "--", "upper", check=0)
+    write_input(files, b"hello\n")
+    files.run("run", "--", "upper", check=0)
+    write_input(files, b"bye\n")
+    assert killed(files.run("run", "--run-id", "k", "--", "upper",
+                            env={"RETAP_FAULT": "after_execute:1"}))
+    assert (files.path / "out.txt").read_bytes() == b"BYE\n"
+    assert backups(files)  # the killed dispatch's journal
+
+    # the next run answers the dispatch from the memo (BYE is the remembered output) ...
+    reuse = files.run("run", "--", "upper", check=0)
+    assert "(0 executed, 1 reused)" in reuse.err
+    # ... and a later run that executes a file task must not undo anything
+    files.run("run", "--", "stamp", check=0)
+    assert (files.path / "out.txt").read_bytes() == b"BYE\n"
+    assert backups(files) == []
+    assert files.counts() == {"upper": 3, "stamp": 1}
+
+
+def test_case_1_a_resume_answering_the_killed_dispatch_from_the_memo_drops_its_journal(
+        files: Project) -> None:
+    files.run("run", "--", "upper", check=0)
+    (files.path / "out.txt").unlink()
+    assert killed(files.run("run", "--run-id", "k", "--", "upper",
+                            env={"RETAP_FAULT": "after_execute:1"}))
+    assert backups(files)
+
+    files.run("resume", "k", check=0)
+    files.run("run", "--", "stamp", check=0)  # a later run executing a file task
+    assert (files.path / "out.txt").read_bytes() == b"HELLO\n"
+    assert backups(files) == []
+
+
+def test_case_1_a_kill_right_after_the_commit_never_undoes_the_committed_output(
+        files: Project) -> None:
+    assert killed(files.run("run", "--run-id", "c", "--", "upper", "--:", "dump",
+                            env={"RETAP_FAULT": "after_commit:1"}))
+    assert (files.path / "out.txt").read_bytes() == b"HELLO\n"
+
+    files.run("run", "--", "stamp", check=0)  # another run executes a file task first
+    assert (files.path / "out.txt").read_bytes() == b"HELLO\n"
+    result = files.run("resume", "c", check=0)
+    assert result.out == "out.txt\n"  # dump ran; upper did not run again
+    assert (files.path / "out.txt").read_bytes() == b"HELLO\n"
+    assert files.counts() == {"upper": 1, "stamp": 1}
+    assert backups(files) == []
+
+
+# Case 4 ------------------------------------------------------------------------------------------
+
+BATCH_SCRIPT = '''
+import sys
+from retap import App, open_store
+from retap.discovery import Registry
+from retap.workflow import Workflow
+
+registry = Registry()
+wf = Workflow()
+words = wf.add(registry.find("load")(yaml=True), "[a, b, c]")
+each = wf.add(registry.find("append")())
+wf.join(words, each, iterate=True)
+store = open_store(".retap/retap.db", durability="batch", batch_size=1000, batch_ms=600000)
+sys.exit(App(wf, store, run_id="b").run().exit_code)
+'''
+
+
+def test_case_4_a_batch_crash_never_applies_a_change_in_place_twice(files: Project) -> None:
+    # A group commit that never happens: the kill comes before the third append, with the
+    # first two recorded only in the uncommitted group.
+    script = files.write("batch.py", BATCH_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], cwd=files.path, capture_output=True,
+                          text=True, env={**files.env, "RETAP_FAULT": "before_dispatch:4"})
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert (files.path / "log.txt").read_text() == "a b "
+
+    files.run("resume", "b", check=0)
+    assert (files.path / "log.txt").read_text() == "a b c "
+    assert files.counts()["append"] == 5  # a and b ran again: their records were lost
+    assert backups(files) == []
+
+
+def test_case_4_batch_journals_go_once_their_group_is_committed(files: Project) -> None:
+    files.run("run", "--durability", "batch", "--", "load", "--yaml", "[x, y]", "--:i",
+              "append", check=0)
+    assert (files.path / "log.txt").read_text() == "x y "
+    assert backups(files) == []
+
+
+# Case 6: journals are data -----------------------------------------------------------------------
+
+
+def plant_journal(project: Project, run: str, entries: list[list[str]],
+                  owner_run: str | None = None) -> Path:
+    """A journal of a dead process, as a crafted one would look."""
+    folder = project.path / ".retap" / "backup" / run
+    (folder / "d").mkdir(parents=True)
+    owner = {"run": owner_run or run, "host": os.uname().nodename, "pid": 2 ** 22 + 7,
+             "started": 1.0, "store": ":memory:"}
+    (folder / "owner.json").write_text(json.dumps(owner))
+    journal = {"run": run, "dispatch": "d", "opened": 1, "entries": entries}
+    (folder / "d" / "journal.json").write_text(json.dumps(journal))
+    return folder
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "store"])
+def test_case_6_a_journal_naming_a_path_outside_the_project_is_never_acted_on(
+        files: Project, tmp_path_factory: pytest.TempPathFactory, where: str) -> None:
+    outside = tmp_path_factory.mktemp("elsewhere") / "victim.txt"
+    outside.write_text("keep me")
+    files.run("run", "--", "upper", check=0)  # makes the store
+    target = {"absolute": str(outside),
+              "dotdot": str(files.path / ".." / outside.parent.name / outside.name),
+              "store": str(files.path / ".retap" / "retap.db")}[where]
+    plant_journal(files, "x1", [["made", target, "", "output", ""]])
+
+    files.run("run", "--", "stamp", check=0)
+    assert outside.read_text() == "keep me"
+    assert (files.path / ".retap" / "retap.db").exists()
+    assert files.run("runs").code == 0
+
+
+def test_case_6_a_journal_with_a_backup_outside_its_folder_is_never_acted_on(
+        files: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
+    secret = tmp_path_factory.mktemp("elsewhere") / "secret.txt"
+    secret.write_text("private")
+    entry = ["backup", str(files.path / "in.txt"), str(secret), "modify", "0o644"]
+    plant_journal(files, "x2", [entry])
+    files.run("run", "--", "stamp", check=0)
+    assert secret.read_text() == "private"
+    assert (files.path / "in.txt").read_bytes() == b"hello\n"
+
+
+def test_case_6_a_journal_whose_owner_names_another_run_is_never_acted_on(
+        files: Project) -> None:
+    (files.path / "keep.txt").write_text("mine")
+    plant_journal(files, "x3", [["made", str(files.path / "keep.txt"), "", "output", ""]],
+                  owner_run="someone-else")
+    files.run("run", "--", "stamp", check=0)
+    assert (files.path / "keep.txt").read_text() == "mine"
+
+
+def test_case_6_a_journal_of_a_dead_run_inside_the_project_is_undone(files: Project) -> None:
+    (files.path / "half.txt").write_text("half-written")
+    plant_journal(files, "x4", [["made", str(files.path / "half.txt"), "", "output", ""]])
+    files.run("run", "--", "stamp", check=0)
+    assert not (files.path / "half.txt").exists()
+    assert backups(files) == []
+
+
+def test_case_6_journals_are_owner_only_whatever_the_umask(files: Project) -> None:
+    script = files.write("umask.py", """
+        import os, sys
+        os.umask(0)
+        sys.argv = ["retap", "run", "--run-id", "u", "--", "stamp"]
+        from retap.__main__ import main
+        main()
+        """)
+    done = subprocess.run([sys.executable, str(script)], cwd=files.path, capture_output=True,
+                          text=True, env={**files.env, "SLOW": "0",
+                                          "RETAP_FAULT": "after_execute:1"})
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    root = files.path / ".retap" / "backup"
+    found = list(root.rglob("*"))
+    assert found
+    for path in [root, *found]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+def test_case_6_a_file_task_writing_outside_the_project_fails_without_writing(
+        files: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
+    elsewhere = tmp_path_factory.mktemp("out") / "copy.txt"
+    result = files.run("run", "--", "upper", "--dst", str(elsewhere), check=1)
+    assert "outside the project" in result.err
+    assert not elsewhere.exists()
+    assert textwrap.dedent(result.err).count("Traceback") == 0
