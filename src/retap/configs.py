@@ -23,6 +23,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from retap import secret
 from retap.errors import ConfigValueError, TaskDefinitionError, UnknownConfig
 
 __all__ = ["MISSING", "ConfigSpec", "config", "load_config_file"]
@@ -79,6 +80,11 @@ class ConfigSpec:
     @property
     def type_name(self) -> str:
         return type_name(self.annotation)
+
+    @property
+    def secret(self) -> bool:
+        """A SecretStr/SecretBytes config: never stored, given again on resume."""
+        return secret.is_secret_type(self.annotation)
 
 
 def spec_from(task: str, name: str, annotation: Any, value: Any) -> ConfigSpec:
@@ -148,7 +154,10 @@ def validate_one(task: str, spec: ConfigSpec, value: Any) -> Any:
 
 
 def to_json(spec: ConfigSpec, value: Any) -> Any:
-    """A config value as JSON-safe data (what a workflow spec records)."""
+    """A config value as JSON-safe data (what a workflow spec records); a secret as its
+    keyed digest, never in clear."""
+    if spec.secret:
+        return secret.marker(value)
     return spec.adapter.dump_python(value, mode="json")
 
 
@@ -176,29 +185,36 @@ def coerce_text(task: str, spec: ConfigSpec, raw: list[str]) -> Any:
 
 
 def _yaml(task: str, spec: ConfigSpec, text: str) -> Any:
+    from retap.safeyaml import load_yaml
+
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        return load_yaml(text)
+    except (ValueError, yaml.YAMLError) as exc:
         raise ConfigValueError(task, spec.name, text, f"{spec.type_name} as YAML ({exc})"
                                ) from None
 
 
 def load_config_file(path: str | Path, task: str = "?") -> dict[str, Any]:
     """Read a config file (YAML, TOML or JSON, by extension) into a dict of config values."""
+    from retap.safeyaml import load_yaml
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigValueError(task, "--config", str(path), f"a readable file ({exc.strerror})"
                                ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigValueError(task, "--config", str(path), f"UTF-8 text ({exc.reason} at "
+                                                            f"byte {exc.start})") from None
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)
         elif path.suffix == ".json":
             data = json.loads(text)
         else:
-            data = yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
+            data = load_yaml(text)
+    except (ValueError, RecursionError, yaml.YAMLError) as exc:
         reason = str(exc).splitlines()[0]
         raise ConfigValueError(task, "--config", str(path), f"YAML, TOML or JSON ({reason})"
                                ) from None

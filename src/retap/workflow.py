@@ -15,11 +15,11 @@ from typing import Any
 from retap.dispatch import NodeId
 from retap.errors import InputArityError, RetapError, SpecError
 from retap.joins import Join, join_from_dict, make_join
-from retap.task import Task
+from retap.secret import MARK, SecretSource, is_marker
+from retap.spec import SPEC_VERSION, check_spec
+from retap.taskdef import Task
 
 __all__ = ["SPEC_VERSION", "Node", "Workflow"]
-
-SPEC_VERSION = 1
 
 
 @dataclass(eq=False)
@@ -143,26 +143,30 @@ class Workflow:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any],
-                  resolve: Callable[[str], type[Task]] | None = None) -> Workflow:
-        """Rebuild a clean workflow from ``spec``; a part that no longer fits is a SpecError."""
+                  resolve: Callable[[str], type[Task]] | None = None,
+                  secrets: Callable[[NodeId, str, str, Any], Any] | None = None) -> Workflow:
+        """Rebuild a clean workflow from ``spec``; a part that no longer fits is a SpecError.
+        Secret configs, which a spec only names, come from ``secrets`` (see SecretSource)."""
         if resolve is None:
             from retap.discovery import resolve_task
 
             resolve = resolve_task
-        if not isinstance(spec, dict) or spec.get("retap") != SPEC_VERSION:
-            raise SpecError("workflow spec", f"not a retap spec of version {SPEC_VERSION}")
-        _check_shape(spec)
+        model = check_spec(spec)
         workflow = cls()
-        for entry in spec["nodes"]:
-            what = f"node {entry['id']} ({entry.get('name', entry['task'])})"
+        for node in model.nodes:
+            what = f"node {node.id} ({node.name or node.task})"
             try:
-                task_cls = resolve(entry["task"])
-                task = task_cls(**entry.get("config", {}))
+                task_cls = resolve(node.task)
             except RetapError as exc:
                 raise SpecError(what, f"no longer fits the code: {exc.message}") from None
-            node_id = workflow.add(task, id=entry["id"])
-            workflow.nodes[node_id].leads = copy.deepcopy(entry.get("leads", [[]]))
-        for entry in spec["joins"]:
+            config = _with_secrets(task_cls, node.id, node.config, secrets or SecretSource())
+            try:
+                task = task_cls(**config)
+            except RetapError as exc:
+                raise SpecError(what, f"no longer fits the code: {exc.message}") from None
+            node_id = workflow.add(task, id=node.id)
+            workflow.nodes[node_id].leads = copy.deepcopy(node.leads)
+        for entry in model.joins:
             try:
                 join = join_from_dict(entry)
                 workflow._check_join(join)
@@ -193,16 +197,14 @@ class Workflow:
                                           f"{', '.join(map(str, self.nodes))})")
 
 
-def _check_shape(spec: dict[str, Any]) -> None:
-    """A spec's nodes and joins have the types a spec promises, or SpecError says which not."""
-    nodes, joins = spec.get("nodes"), spec.get("joins", [])
-    if not isinstance(nodes, list) or not isinstance(joins, list):
-        raise SpecError("workflow spec", "`nodes` and `joins` must be lists")
-    for i, entry in enumerate(nodes):
-        if not isinstance(entry, dict) or "id" not in entry or "task" not in entry:
-            raise SpecError(f"node entry {i}", "must be a mapping with `id` and `task`")
-        if not isinstance(entry.get("config", {}), dict):
-            raise SpecError(f"node {entry['id']}", "`config` must be a mapping")
-        leads = entry.get("leads", [[]])
-        if not isinstance(leads, list) or not all(isinstance(x, list) for x in leads):
-            raise SpecError(f"node {entry['id']}", "`leads` must be a list of input lists")
+def _with_secrets(task_cls: type[Task], node: NodeId, config: dict[str, Any],
+                  secrets: Callable[[NodeId, str, str, Any], Any]) -> dict[str, Any]:
+    """``config`` with each secret the spec only names filled in from ``secrets``."""
+    specs = task_cls.__retap__.configs
+    filled = dict(config)
+    for key, value in config.items():
+        spec = specs.get(key)
+        if spec is not None and spec.secret and is_marker(value):
+            default = None if spec.required else spec.default
+            filled[key] = secrets(node, key, value[MARK], default)
+    return filled
