@@ -33,11 +33,13 @@ class Boom(retap.Task):
         raise RuntimeError("boom")
 
 
+@retap.selector
 def pick_by_length(result: Any) -> int:
     """A switch selector: short strings go to target 0, long ones to target 1."""
     return 0 if len(result) < 4 else 1
 
 
+@retap.selector
 def always_five(result: Any) -> int:
     return 5
 

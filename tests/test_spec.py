@@ -33,6 +33,7 @@ def double(value: Any, *, times: int = 2) -> Any:
     return value * times
 
 
+@retap.selector
 def pick_by_length(result: Any) -> int:
     """A module-level switch selector: short strings to target 0, long ones to target 1."""
     return 0 if len(result) < 4 else 1

@@ -15,6 +15,7 @@ RETAPFILE = '''
 import retap
 
 
+@retap.selector
 def pick_by_length(result):
     return 0 if len(result) < 4 else 1
 

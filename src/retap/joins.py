@@ -15,14 +15,34 @@ counters in its serialised form, so it can be stored, restored and compared.
 from __future__ import annotations
 
 import importlib
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from retap.dispatch import Dispatch, NodeId, join_dispatch_id
 from retap.errors import JoinError, SpecError
 
-__all__ = ["Gate", "Join", "JoinState", "Switch", "Sync", "join_from_dict"]
+__all__ = ["Gate", "Join", "JoinState", "Switch", "Sync", "join_from_dict", "selector"]
+
+_SELECTOR_MARK = "__retap_selector__"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def selector(fn: F) -> F:
+    """Declare ``fn`` a switch selector. A recorded workflow may name it by import path,
+    and a selector named by a spec, a store or a file is called only when so declared:
+    a store is data, and cannot make retap call ``builtins:eval``."""
+    if not callable(fn):
+        raise SpecError(repr(fn), "@retap.selector decorates a function")
+    setattr(fn, _SELECTOR_MARK, True)
+    return fn
+
+
+def is_selector(fn: Any) -> bool:
+    return callable(fn) and getattr(fn, _SELECTOR_MARK, False) is True
 
 
 class JoinState:
@@ -169,7 +189,8 @@ class Gate(Join):
     def __init__(self, id: NodeId, sources: list[NodeId], targets: list[NodeId], *,
                  limit: int | None = None, **flags: bool) -> None:
         super().__init__(id, sources, targets, **flags)
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 1):
             raise SpecError(f"gate {id}", f"limit must be a positive int, not {limit!r}")
         self.limit = limit
 
@@ -202,6 +223,7 @@ class Gate(Join):
         return data
 
 
+@selector
 def pair_selector(result: Any) -> tuple[int, Any]:
     """The command line's switch rule: a result ``[index, value]`` sends value to target index."""
     if isinstance(result, list | tuple) and len(result) == 2 and isinstance(result[0], int):
@@ -221,7 +243,7 @@ class Switch(Join):
     def __init__(self, id: NodeId, sources: list[NodeId], targets: list[NodeId], *,
                  selector: Callable[[Any], int] | str | None = None, **flags: bool) -> None:
         super().__init__(id, sources, targets, **flags)
-        self.selector = resolve_callable(selector, f"switch {id}") if isinstance(
+        self.selector = resolve_selector(selector, f"switch {id}") if isinstance(
             selector, str) else selector
 
     def receive(self, state: JoinState | None, slot: int, audit_id: str,
@@ -243,7 +265,12 @@ class Switch(Join):
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         if self.selector is not None:
-            data["selector"] = callable_path(self.selector, f"selector of switch {self.id}")
+            what = f"selector of switch {self.id}"
+            data["selector"] = callable_path(self.selector, what)
+            if not is_selector(self.selector):
+                raise SpecError(what, f"{data['selector']} is not a declared selector; "
+                                      "decorate it with @retap.selector so a recorded run "
+                                      "may call it")
         return data
 
 
@@ -256,8 +283,10 @@ _FLAG_NAMES = ("enq", "iterate", "splat")
 
 def make_join(id: NodeId, kind: str, sources: Any, targets: Any, **options: Any) -> Join:
     """Build a join of ``kind``, checking every option; SpecError names what is wrong."""
-    what = f"join {id}"
-    if kind not in KINDS:
+    what = f"join {id!r}"
+    if not isinstance(id, int | str) or isinstance(id, bool):
+        raise SpecError(what, "join ids are ints or strings")
+    if not isinstance(kind, str) or kind not in KINDS:
         raise SpecError(what, f"unknown join kind {kind!r} (known: {', '.join(KINDS)})")
     for key, value in options.items():
         if key in _FLAG_NAMES:
@@ -302,15 +331,29 @@ def callable_path(fn: Callable[..., Any], what: str) -> str:
     return f"{module}:{qualname}"
 
 
-def resolve_callable(path: str, what: str) -> Any:
-    """Import ``module:qualname``."""
+def resolve_selector(path: str, what: str) -> Any:
+    """The declared selector at ``module:qualname``; anything else is refused unused."""
+    obj = import_path(path, what)
+    if not is_selector(obj):
+        raise SpecError(what, f"{path} is not a declared selector (@retap.selector); "
+                              "refusing to call it")
+    return obj
+
+
+_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def import_path(path: str, what: str) -> Any:
+    """Import ``module:qualname`` (plain identifiers, no dunders); SpecError on a miss."""
     module_name, _, qualname = path.partition(":")
+    if not (_PATH.fullmatch(module_name) and _PATH.fullmatch(qualname)) or "__" in path:
+        raise SpecError(what, f"{path!r} is not an import path (module:name)")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise SpecError(what, f"cannot import {path!r}: {exc}") from None
+    except Exception as exc:  # a module that fails to import is refused, whatever it raised
+        raise SpecError(what, f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
     return obj
 
 

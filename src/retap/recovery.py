@@ -16,10 +16,11 @@ from typing import Any
 
 from retap.app import App, RunResult
 from retap.configs import coerce_text, validate_one
-from retap.dispatch import NodeId
-from retap.errors import InflightNotIdempotent, RunBusy, UnknownConfig, UsageError
+from retap.dispatch import Dispatch, NodeId
+from retap.errors import InflightNotIdempotent, StoreCorrupt, UnknownConfig, UsageError
 from retap.middleware import Middleware
-from retap.store.base import Owner, RunInfo, Store
+from retap.secret import SecretSource
+from retap.store.base import Owner, RunInfo, RunLog, Store, busy_owner
 from retap.workflow import Workflow
 
 __all__ = ["CodeChange", "Recovery", "parse_set", "replay", "resume"]
@@ -52,22 +53,30 @@ class Recovery:
 
 
 def parse_set(text: str) -> tuple[NodeId, str, str]:
-    """``NODE.KEY=VALUE`` -> (node, key, value); a node of digits is an index."""
+    """``NODE.KEY=VALUE`` -> (node, key, value); a node of ASCII digits is an index."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"--set {text!r} is not valid UTF-8") from None
     target, eq, value = text.partition("=")
     node, dot, key = target.rpartition(".")
     if not eq or not dot or not node or not key:
         raise UsageError(f"--set expects NODE.KEY=VALUE, got {text!r}")
-    return (int(node) if node.isdigit() else node), key.replace("-", "_"), value
+    index = node.isascii() and node.isdecimal()
+    return (int(node) if index else node), key.replace("-", "_"), value
 
 
-def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] = ()
-            ) -> Recovery:
+def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] = (),
+            take_over: bool = False) -> Recovery:
     """Rebuild the run's workflow from its spec, apply ``--set``s, and list code changes."""
     store.check_structure()
     info = store.run_info(run)
-    if info.effective_status == "running" and info.owner is not None:
-        raise RunBusy(run, str(info.owner))
-    workflow = info.workflow if info.workflow is not None else Workflow.from_spec(info.spec)
+    busy = busy_owner(info, Owner.current(), take_over)
+    if busy is not None:
+        raise busy
+    settings = list(settings)
+    workflow = info.workflow if info.workflow is not None else Workflow.from_spec(
+        info.spec, secrets=SecretSource(run, {(n, k): v for n, k, v in settings}))
     for node, key, value in settings:
         _set_config(workflow, node, key, value)
     current = {n: type(workflow.nodes[n].task).__retap__.code_version for n in workflow.nodes}
@@ -106,27 +115,30 @@ def resume(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
            rerun_inflight: bool = False, rerun_changed: bool = False,
            middleware: Iterable[Middleware] = (), on_error: str = "stop",
            notify: Callable[[str], None] | None = None,
-           explain: Callable[[str], None] | None = None) -> RunResult:
-    """Continue ``run`` from its saved queue and join states."""
-    recovery = prepare(store, run, list(settings))
+           explain: Callable[[str], None] | None = None, take_over: bool = False) -> RunResult:
+    """Continue ``run`` from its saved queue and join states. A dispatch the saved queue
+    names but the store has as done is answered from the store, never executed."""
+    recovery = prepare(store, run, list(settings), take_over)
     _warn_changes(recovery, rerun_changed, notify)
     if rerun_changed and recovery.changes:
         return _replay(store, recovery, rerun_inflight, True, middleware, on_error, notify,
-                       explain)
+                       explain, take_over)
     if recovery.already_done:
         return RunResult(run, "done", store)
-    _check_inflight(store, recovery, rerun_inflight)
-    app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
-              notify=notify, explain=explain)
-    log = store.claim_run(run, Owner.current())
-    try:
-        if recovery.info.workflow is None:
-            log.update_spec(recovery.workflow.spec())
-        app.attach(log, store.queue(run), store.join_states(run, recovery.workflow.joins))
-    except BaseException:
-        log.finish(log.previous)  # refused before anything ran: the run stays as it was
-        raise
+    app = _claim(store, recovery, rerun_inflight, take_over, middleware, on_error, notify,
+                 explain, lambda app, log: app.attach(
+                     log, _known(store, recovery.workflow, store.queue(run)),
+                     store.join_states(run, recovery.workflow.joins), cache=log.lookup()))
     return app.run()
+
+
+def _known(store: Store, workflow: Workflow, queue: list[Dispatch]) -> list[Dispatch]:
+    """The saved queue, refused (StoreCorrupt) if it names a node the workflow lacks."""
+    for d in queue:
+        if d.node not in workflow.nodes:
+            raise StoreCorrupt(store.location, f"the saved queue names node {d.node!r}, which "
+                                               "the run's workflow does not have")
+    return queue
 
 
 def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]] = (),
@@ -134,38 +146,48 @@ def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
            middleware: Iterable[Middleware] = (), on_error: str = "stop",
            notify: Callable[[str], None] | None = None,
            explain: Callable[[str], None] | None = None,
-           halt_before_execute: bool = False) -> RunResult:
+           halt_before_execute: bool = False, take_over: bool = False) -> RunResult:
     """Run ``run`` again from a clean workflow, answering done dispatches from the store."""
-    recovery = prepare(store, run, list(settings))
+    recovery = prepare(store, run, list(settings), take_over)
     _warn_changes(recovery, rerun_changed, notify)
     if recovery.already_done and not (rerun_changed and recovery.changes):
         return RunResult(run, "done", store)
     return _replay(store, recovery, rerun_inflight, rerun_changed, middleware, on_error, notify,
-                   explain, halt_before_execute)
+                   explain, take_over, halt_before_execute)
 
 
 def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_changed: bool,
             middleware: Iterable[Middleware], on_error: str,
             notify: Callable[[str], None] | None, explain: Callable[[str], None] | None,
-            halt: bool = False) -> RunResult:
-    run = recovery.info.run
-    _check_inflight(store, recovery, rerun_inflight)
-    app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
-              notify=notify, explain=explain)
-    log = store.claim_run(run, Owner.current())
-    try:
-        if recovery.info.workflow is None:
-            log.update_spec(recovery.workflow.spec())
-        app.attach(log)
-        app.cache = log.cached()
-    except BaseException:
-        log.finish(log.previous)
-        raise
+            take_over: bool, halt: bool = False) -> RunResult:
+    app = _claim(store, recovery, rerun_inflight, take_over, middleware, on_error, notify,
+                 explain, lambda app, log: app.attach(log, cache=log.cached()))
     if rerun_changed:
         app.rerun_nodes = {c.node for c in recovery.changes}
     app.halt_before_execute = halt
     app.enqueue_leads_for_replay()
     return app.run()
+
+
+def _claim(store: Store, recovery: Recovery, rerun_inflight: bool, take_over: bool,
+           middleware: Iterable[Middleware], on_error: str,
+           notify: Callable[[str], None] | None, explain: Callable[[str], None] | None,
+           attach: Callable[[App, RunLog], None]) -> App:
+    """Claim the run through the store's atomic claim and attach an App to it; a resume or
+    replay refused while attaching leaves the run as it was."""
+    run = recovery.info.run
+    _check_inflight(store, recovery, rerun_inflight)
+    app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
+              notify=notify, explain=explain)
+    log = store.claim_run(run, Owner.current(), take_over)
+    try:
+        if recovery.info.workflow is None:
+            log.update_spec(recovery.workflow.spec())
+        attach(app, log)
+    except BaseException:
+        log.finish(log.previous)  # refused before anything ran: the run stays as it was
+        raise
+    return app
 
 
 def _check_inflight(store: Store, recovery: Recovery, rerun_inflight: bool) -> None:

@@ -27,6 +27,9 @@ def _common(fn):  # type: ignore[no-untyped-def]
                            "the run stopped")(fn)
     fn = click.option("--set", "settings", multiple=True, metavar="NODE.KEY=VALUE",
                       help="change a node's config before continuing")(fn)
+    fn = click.option("--take-over", is_flag=True,
+                      help="continue a run whose owner ran on another host (a restarted "
+                           "container, a renamed host) and is gone")(fn)
     fn = store_option(fn)
     return click.argument("run")(fn)
 
@@ -34,37 +37,37 @@ def _common(fn):  # type: ignore[no-untyped-def]
 @main.command("resume")
 @_common
 @click.pass_context
-def resume_cmd(ctx: click.Context, run: str, store: str | None, settings: tuple[str, ...],
-               rerun_inflight: bool, rerun_changed: bool, on_error: str, explain: bool,
-               quiet: bool) -> None:
+def resume_cmd(ctx: click.Context, run: str, store: str | None, take_over: bool,
+               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
+               on_error: str, explain: bool, quiet: bool) -> None:
     """Continue RUN from its saved queue and join states; done work is not re-run."""
     _continue(ctx, "resume", run, store, settings, rerun_inflight, rerun_changed, on_error,
-              explain, quiet)
+              explain, quiet, take_over)
 
 
 @main.command("replay")
 @_common
 @click.pass_context
-def replay_cmd(ctx: click.Context, run: str, store: str | None, settings: tuple[str, ...],
-               rerun_inflight: bool, rerun_changed: bool, on_error: str, explain: bool,
-               quiet: bool) -> None:
+def replay_cmd(ctx: click.Context, run: str, store: str | None, take_over: bool,
+               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
+               on_error: str, explain: bool, quiet: bool) -> None:
     """Run RUN again from its spec, taking done dispatches' results from the store."""
     _continue(ctx, "replay", run, store, settings, rerun_inflight, rerun_changed, on_error,
-              explain, quiet)
+              explain, quiet, take_over)
 
 
 def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
-              on_error: str, explain: bool, quiet: bool) -> None:
+              on_error: str, explain: bool, quiet: bool, take_over: bool) -> None:
     the_store = open_cli_store(ctx, store, create=False)
     parsed = [parse_set(s) for s in settings]
     say = (lambda m: None) if quiet else echo_err
     action = resume if verb == "resume" else replay
     result: RunResult = action(the_store, run, settings=parsed, rerun_inflight=rerun_inflight,
                                rerun_changed=rerun_changed, on_error=on_error, notify=say,
-                               explain=echo_err if explain else None,
+                               explain=echo_err if explain else None, take_over=take_over,
                                middleware=[Progress()] if progress_wanted(quiet) else [])
-    if result.executed == 0 and result.cached == 0 and result.status == "done":
+    if result.status == "done" and not (result.executed or result.cached or result.reused):
         say(f"run {run} is already done; nothing to {verb}")
         ctx.exit(0)
     if not quiet:

@@ -12,6 +12,7 @@ from retap.errors import UsageError
 from retap.help import task_help
 from retap.progress import Progress
 from retap.progress import wanted as progress_wanted
+from retap.runid import check_run_id
 from retap.store import DEFAULT_STORE
 from retap.store.sqlite import DURABILITY
 from retap.syntax import HelpRequested, is_break, parse_workflow
@@ -44,13 +45,15 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
             durability: str, codec: str, dry_run: bool, explain: bool, quiet: bool,
             words: tuple[str, ...]) -> None:
     """Run a workflow: `retap run -- load 'goodnight moon' --: dump`, or `retap run FILE.yaml`."""
+    if run_id is not None:
+        check_run_id(run_id)
     try:
         workflow = build_workflow(list(words), quiet)
     except HelpRequested as request:
         click.echo(task_help(request.task, request.name), nl=False)
         return
     if dry_run:
-        lines = dryrun.dry_run(workflow, open_cli_store(ctx, store, create=False))
+        lines = dryrun.dry_run(workflow, open_cli_store(ctx, store, readonly=True))
         click.echo("\n".join(lines) if lines else "nothing to run")
         return
     the_store = open_cli_store(ctx, store, durability=durability, codec=codec)
