@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -15,13 +16,15 @@ from types import ModuleType
 from typing import Any
 
 from retap.errors import RetapError, TaskImportError, UnknownTask
-from retap.task import Task
+from retap.taskdef import Task
 
 __all__ = ["Registry", "resolve_task", "tasks_in"]
 
 BUILTINS = "retap.tasks.builtin"
 RETAPFILE = "retapfile"
 ENTRY_POINT_GROUP = "retap.tasks"
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_IMPORT_PATH = re.compile(rf"{_NAME}(\.{_NAME})*:{_NAME}(\.{_NAME})*")
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,16 @@ class Registry:
     def resolve(self, path: str) -> type[Task]:
         """The task at ``module:QualName`` (the retapfile module is read from ``cwd``)."""
         module_name, _, qualname = path.partition(":")
-        if not module_name or not qualname:
-            raise UnknownTask(path)
+        if not _IMPORT_PATH.fullmatch(path) or "__" in path:
+            raise UnknownTask(path, why="not an import path (module:Name)")
         module = self.retapfile() if module_name == RETAPFILE else _import(module_name, self.cwd)
         if module is None:
             raise UnknownTask(path, why=f"there is no {RETAPFILE}.py in {self.cwd}")
         obj: Any = module
         for part in qualname.split("."):
             obj = getattr(obj, part, None)
-        if not (isinstance(obj, type) and issubclass(obj, Task) and "__retap__" in obj.__dict__):
+        if not (isinstance(obj, type) and issubclass(obj, Task) and "__retap__" in obj.__dict__
+                and not obj.__retap__.abstract):
             raise UnknownTask(path, why=f"{module_name} has no task {qualname}")
         return obj
 
@@ -113,7 +117,9 @@ class Registry:
         sys.modules[RETAPFILE] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: a retapfile must not end retap
             del sys.modules[RETAPFILE]
             raise TaskImportError(str(path), _where(exc, str(path))) from None
         return module
@@ -126,7 +132,9 @@ def _import(module_name: str, cwd: Path) -> ModuleType:
         return importlib.import_module(module_name)
     except ImportError as exc:
         raise UnknownTask(f"{module_name}:", why=f"cannot import {module_name}: {exc}") from None
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise TaskImportError(module_name, _where(exc, module_name)) from None
 
 
@@ -141,7 +149,8 @@ def _where(exc: BaseException, path: str) -> str:
         return f"SyntaxError: {exc.msg} (line {exc.lineno})"
     if isinstance(exc, RetapError):
         return exc.message + line
-    return f"{type(exc).__name__}: {exc}{line}"
+    message = str(exc)
+    return f"{type(exc).__name__}{': ' if message else ''}{message}{line}"
 
 
 def _entry_points() -> list[Any]:
@@ -151,7 +160,9 @@ def _entry_points() -> list[Any]:
 def _entry_point_task(ep: Any) -> type[Task]:
     try:
         obj = ep.load()
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise TaskImportError(f"entry point {ep.name} = {ep.value}", _where(exc, "")) from None
     if not (isinstance(obj, type) and issubclass(obj, Task)):
         raise TaskImportError(f"entry point {ep.name}", f"{ep.value} is not a retap task")

@@ -6,7 +6,7 @@ import textwrap
 
 from retap.configs import ConfigSpec
 from retap.discovery import Found
-from retap.task import Task
+from retap.taskdef import Task
 
 __all__ = ["task_help", "task_list"]
 

@@ -22,7 +22,7 @@ from retap.errors import (
     WorkflowSyntaxError,
 )
 from retap.joins import KINDS
-from retap.task import Task
+from retap.taskdef import Task
 from retap.workflow import Workflow
 
 __all__ = ["HelpRequested", "is_break", "parse_workflow"]
@@ -31,6 +31,7 @@ _SEQUENCE = re.compile(r"^--:(?P<flags>[A-Za-z]*)(?:\.(?P<kind>[A-Za-z_]*)(?::(?
 _JOIN = re.compile(r"^--\[(?P<a>[^\]]*)\]\[(?P<b>[^\]]*)\](?P<flags>[A-Za-z]*)"
                    r"(?:\.(?P<kind>[A-Za-z_]*)(?::(?P<limit>.*))?)?$")
 _FLAGS = {"q": "enq", "i": "iterate", "s": "splat"}
+_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only: "²".isdigit() is true, int("²") fails
 
 
 class HelpRequested(Exception):
@@ -67,6 +68,7 @@ def parse_workflow(words: list[str], registry: Registry | None = None
                    ) -> tuple[Workflow, list[str]]:
     """Read workflow words into a Workflow; returns it with warnings to show the user."""
     registry = registry or Registry()
+    _check_text(words)
     nodes, joins = _split(words)
     workflow = Workflow()
     for node in nodes:
@@ -86,6 +88,15 @@ def parse_workflow(words: list[str], registry: Registry | None = None
     warnings = [f"ignoring inputs of node {n.id} ({n.name}): it is the target of a join, "
                 f"so its inputs come from the join" for n in workflow.ignored_inputs()]
     return workflow, warnings
+
+
+def _check_text(words: list[str]) -> None:
+    """Refuse a word holding bytes that are not UTF-8 (Python reads them as lone surrogates)."""
+    for position, word in enumerate(words):
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            raise WorkflowSyntaxError(word, position, "not valid UTF-8") from None
 
 
 def _split(words: list[str]) -> tuple[list[_Node], list[_Join]]:
@@ -168,7 +179,7 @@ def _parse_join(word: str, position: int, sources: list[int] | None,
         if kind != "gate":
             raise WorkflowSyntaxError(word, position, f"only a gate takes a limit (:N), "
                                                       f"not a {kind}")
-        if not groups["limit"].isdigit() or int(groups["limit"]) < 1:
+        if not _NUMBER.fullmatch(groups["limit"]) or int(groups["limit"]) < 1:
             raise WorkflowSyntaxError(word, position, f"gate limit must be a positive "
                                                       f"integer, not {groups['limit']!r}")
         options["limit"] = int(groups["limit"])
@@ -177,7 +188,7 @@ def _parse_join(word: str, position: int, sources: list[int] | None,
 
 def _indexes(text: str, word: str, position: int, role: str) -> list[int]:
     parts = [p.strip() for p in text.split(",")]
-    if not text.strip() or not all(p.isdigit() for p in parts):
+    if not all(_NUMBER.fullmatch(p) for p in parts):
         raise WorkflowSyntaxError(word, position, f"join {role} must be a comma list of node "
                                                   f"indexes, not [{text}]")
     return [int(p) for p in parts]

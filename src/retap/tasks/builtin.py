@@ -11,14 +11,11 @@ from typing import Any
 import yaml
 
 from retap.configs import config
-from retap.errors import RetapError
-from retap.task import Task
+from retap.errors import TaskFailed
+from retap.safeyaml import UnsafeYaml, load_yaml
+from retap.taskdef import Task
 
 __all__ = ["Dump", "Fail", "Glob", "Load", "Sleep", "TaskFailed", "dump_line"]
-
-
-class TaskFailed(RetapError):
-    """Raised by the ``fail`` task."""
 
 
 def _single(inputs: tuple[Any, ...]) -> Any:
@@ -48,7 +45,11 @@ class Load(Task):
             if self.json:
                 return json.loads(value)
             if self.yaml:
-                return yaml.safe_load(value)
+                return load_yaml(value)
+        except RecursionError:
+            raise TaskFailed("load: input refused as JSON: nested too deeply") from None
+        except UnsafeYaml as exc:
+            raise TaskFailed(f"load: input refused as YAML: {exc}") from None
         except (ValueError, yaml.YAMLError) as exc:
             kind = "JSON" if self.json else "YAML"
             raise TaskFailed(f"load: input is not valid {kind}: {value!r} "
