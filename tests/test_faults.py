@@ -192,7 +192,7 @@ def test_two_resumes_at_once_exactly_one_proceeds(proj: Project) -> None:
 def test_readers_during_a_run_never_block_it_and_see_a_consistent_state(
         proj: Project) -> None:
     runner = proj.start("run", "--run-id", "busy", "--", "items", "--count", "40", "--:i",
-                        "work", env={"DELAY": "0.05"})
+                        "work", env={"DELAY": "0.15"})
     wait_for(lambda: len(executions(proj)) > 3)
     seen = []
     while runner.poll() is None:

@@ -16,7 +16,7 @@ from conftest import Project, assert_one_line_error
 from retap.tasks import Load
 
 
-@pytest.mark.parametrize("delay", [0.15, 0.3, 0.45])
+@pytest.mark.parametrize("delay", [0.25, 0.4, 0.6])
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
                          ids=["SIGINT", "SIGTERM"])
 def test_case_13_a_signal_during_start_up_exits_without_a_traceback(

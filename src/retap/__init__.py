@@ -8,9 +8,11 @@ start-up) pays only for what it touches.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (25 ms at start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from retap.app import App, RunResult
     from retap.configs import config
     from retap.errors import (

@@ -12,9 +12,10 @@ import base64
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from retap.store.base import AuditRecord, RunInfo
+if TYPE_CHECKING:
+    from retap.store.base import AuditRecord, RunInfo
 
 __all__ = ["audit_dot", "audit_json", "audit_mermaid", "audit_trail", "iso", "jsonable",
            "runs_json", "runs_table"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from retap.cli.main import main, open_cli_store, store_option
-from retap.discovery import resolve_task
 from retap.errors import RetapError
 from retap.render import (
     audit_dot,
@@ -23,8 +22,9 @@ from retap.render import (
     runs_table,
     short,
 )
-from retap.store.base import Store
-from retap.store.codec import PICKLE_KEY_ENV
+
+if TYPE_CHECKING:
+    from retap.store.base import Store
 
 
 @main.command("runs")
@@ -60,6 +60,9 @@ def show_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool) -> 
 def _import_pickled_classes(store: Store, run: str) -> None:
     """A run stored with ``--codec pickle`` may hold values of its tasks' own classes:
     import its task modules first, so those values can be shown (else they are opaque)."""
+    from retap.discovery import resolve_task
+    from retap.store.codec import PICKLE_KEY_ENV
+
     info = store.run_info(run)
     if info.codec != "pickle" or not os.environ.get(PICKLE_KEY_ENV):
         return

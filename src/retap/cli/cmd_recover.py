@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from retap.app import RunResult
 from retap.cli.main import echo_err, main, open_cli_store, store_location, store_option
-from retap.progress import Progress
-from retap.progress import wanted as progress_wanted
-from retap.recovery import parse_set, replay, resume
+
+if TYPE_CHECKING:
+    from retap.app import RunResult
 
 
 def _common(fn):  # type: ignore[no-untyped-def]
@@ -59,6 +60,10 @@ def replay_cmd(ctx: click.Context, run: str, store: str | None, take_over: bool,
 def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
               on_error: str, explain: bool, quiet: bool, take_over: bool) -> None:
+    from retap.progress import Progress
+    from retap.progress import wanted as progress_wanted
+    from retap.recovery import parse_set, replay, resume
+
     the_store = open_cli_store(ctx, store, create=False)
     parsed = [parse_set(s) for s in settings]
     say = (lambda m: None) if quiet else echo_err

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from retap import dryrun
-from retap.app import App, RunResult
 from retap.cli.main import echo_err, main, open_cli_store, store_location, store_option
-from retap.discovery import Registry
-from retap.errors import UsageError
-from retap.help import task_help
-from retap.progress import Progress
-from retap.progress import wanted as progress_wanted
-from retap.runid import check_run_id
-from retap.store import DEFAULT_STORE
-from retap.store.sqlite import DURABILITY
-from retap.syntax import HelpRequested, is_break, parse_workflow
-from retap.workfile import WORKFLOW_SUFFIXES, read_workflow_file
-from retap.workflow import Workflow
+from retap.store import DEFAULT_STORE, DURABILITY
+
+if TYPE_CHECKING:
+    from retap.app import RunResult
+    from retap.workflow import Workflow
 
 _SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
@@ -45,6 +39,14 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
             durability: str, codec: str, dry_run: bool, explain: bool, quiet: bool,
             words: tuple[str, ...]) -> None:
     """Run a workflow: `retap run -- load 'goodnight moon' --: dump`, or `retap run FILE.yaml`."""
+    from retap import dryrun
+    from retap.app import App
+    from retap.help import task_help
+    from retap.progress import Progress
+    from retap.progress import wanted as progress_wanted
+    from retap.runid import check_run_id
+    from retap.syntax import HelpRequested
+
     if run_id is not None:
         check_run_id(run_id)
     try:
@@ -69,6 +71,11 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
 
 def build_workflow(words: list[str], quiet: bool = False) -> Workflow:
     """The workflow from the command line: a workflow file, or Tap's workflow syntax."""
+    from retap.discovery import Registry
+    from retap.errors import UsageError
+    from retap.syntax import is_break, parse_workflow
+    from retap.workfile import WORKFLOW_SUFFIXES, read_workflow_file
+
     registry = Registry()
     if words and words[0].endswith(WORKFLOW_SUFFIXES) and not is_break(words[0]):
         if len(words) > 1:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from retap.errors import RetapError
-from retap.store import DEFAULT_STORE, Store, open_store
-from retap.store.memory import EmptyStore
+from retap.store import DEFAULT_STORE, open_store
+
+if TYPE_CHECKING:
+    from retap.store.base import Store
 
 __all__ = ["echo_err", "main", "open_cli_store", "store_option"]
 
@@ -76,6 +78,8 @@ def open_cli_store(ctx: click.Context, store: str | None, *, create: bool = True
     ``readonly``: opened for reading only (works where the directory is not writable)."""
     location = store_location(ctx, store)
     if (readonly or not create) and location != ":memory:" and not os.path.exists(location):
+        from retap.store.memory import EmptyStore
+
         return EmptyStore(location)
     if readonly:
         options["readonly"] = True

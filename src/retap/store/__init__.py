@@ -1,22 +1,52 @@
-"""Stores: where runs are recorded. ``open_store`` picks one by location."""
+"""Stores: where runs are recorded. ``open_store`` picks one by location.
+
+The store classes are imported when first used, so commands that never open a store of
+some kind do not pay for it.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-from retap.store.base import AuditRecord, DispatchRecord, Effects, Owner, RunInfo, RunLog, Store
-from retap.store.memory import MemoryStore
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-__all__ = ["AuditRecord", "DispatchRecord", "Effects", "MemoryStore", "Owner", "RunInfo",
-           "RunLog", "Store", "open_store"]
+    from retap.store.base import (
+        AuditRecord,
+        DispatchRecord,
+        Effects,
+        Owner,
+        RunInfo,
+        RunLog,
+        Store,
+    )
+    from retap.store.memory import MemoryStore
+
+__all__ = ["DEFAULT_STORE", "DURABILITY", "AuditRecord", "DispatchRecord", "Effects",
+           "MemoryStore", "Owner", "RunInfo", "RunLog", "Store", "open_store"]
 
 DEFAULT_STORE = ".retap/retap.db"
+DURABILITY = ("normal", "power", "batch")
+_HOMES = {"MemoryStore": "retap.store.memory", **{
+    name: "retap.store.base" for name in ("AuditRecord", "DispatchRecord", "Effects", "Owner",
+                                          "RunInfo", "RunLog", "Store")}}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'retap.store' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def open_store(location: str | Path | None = None, **options: object) -> Store:
     """``:memory:`` for an in-memory store, otherwise the path of a SQLite store file."""
     location = str(location or DEFAULT_STORE)
     if location == ":memory:":
+        from retap.store.memory import MemoryStore
+
         return MemoryStore()
     if "://" in location:
         from retap.errors import StoreError

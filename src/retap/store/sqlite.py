@@ -35,7 +35,7 @@ from retap.errors import (
 )
 from retap.joins import Join, JoinState
 from retap.spec import check_spec
-from retap.store import boundary, rows
+from retap.store import DURABILITY, boundary, rows
 from retap.store.base import (
     AuditRecord,
     Effects,
@@ -60,7 +60,6 @@ from retap.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["DURABILITY", "SQLiteStore"]
 
-DURABILITY = ("normal", "power", "batch")
 _HEADER = b"SQLite format 3\x00"
 _RETRY_FIRST = "CASE WHEN d.status IN ('failed','interrupted','running') THEN 0 ELSE 1 END"
 _AUDIT_COLUMNS = ("id", "node", "task", "sources", "status", "result", "attempts", "seq",
