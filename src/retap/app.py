@@ -227,6 +227,8 @@ class App:
                 faults.hit("after_execute")
         call_hooks(self.middleware, "after_dispatch", self, d, outcome)
         returned = outcome.status == "done" and not outcome.cached and outcome.reused is None
+        if self._dirty and not outcome.cached:
+            self._save_state()  # the state before ``d``: its own changes go with its record
         effects = Effects()
         if outcome.status == "done":
             try:
@@ -386,8 +388,6 @@ class App:
                 effects: Effects) -> tuple[Outcome, Effects]:
         """Commit ``d``'s record with its effects; a result the store cannot encode fails it."""
         assert self.log is not None
-        if self._dirty:
-            self._save_state()
         self.executed += 1
         if self.rerun_nodes:
             self._fresh.add(d.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections import Counter
@@ -10,6 +11,18 @@ from pathlib import Path
 import click
 
 from retap.torture.cases import CaseResult, run_case
+
+# kinds of problem, told apart by what their lines say (see retap.torture.checks)
+CATEGORIES = {
+    "divergences": r"differs",
+    "duplicate executions": r"executed again",
+    "memo misses": r"memo should have answered|earlier in the same attempt",
+    "integrity problems": r"sqlite:|: run r\d+: |store cannot be read",
+    "journals left": r"journal |\.retap/backup is not empty",
+    "status mismatches": r"\(expected |is done with|was not recorded|with no failed",
+    "unexpected exits": r"exited -?\d+",
+    "changes applied twice": r"applied twice",
+}
 
 
 @click.command()
@@ -33,30 +46,55 @@ def main(cases: int, seed: int, only: int | None, budget: float | None,
         if len(results) % 100 == 0:
             click.echo(f"... {summary(results, seed, time.monotonic() - started)}", err=True)
         if not result.held:
-            click.echo(f"case {index} FAILED (seed {seed}):", err=True)
-            for problem in result.problems:
-                click.echo(f"  {problem}", err=True)
-            click.echo(f"  replay it: python -m retap.torture --seed {seed} --only {index} "
-                       "--keep torture-cases", err=True)
+            report_failure(result, seed)
     click.echo(summary(results, seed, time.monotonic() - started))
     sys.exit(0 if results and all(r.held for r in results) else 1)
 
 
+def report_failure(result: CaseResult, seed: int) -> None:
+    click.echo(f"case {result.index} FAILED (seed {seed}, {result.scenario}, "
+               f"{result.durability}, features: {', '.join(result.features) or 'none'}):",
+               err=True)
+    for problem in result.problems:
+        click.echo(f"  {problem}", err=True)
+    click.echo(f"  replay it: python -m retap.torture --seed {seed} --only {result.index} "
+               "--keep torture-cases", err=True)
+
+
 def summary(results: list[CaseResult], seed: int, seconds: float) -> str:
+    """One line: what ran, what was injected, each feature's figures, what broke."""
     faults: Counter[str] = Counter()
     for r in results:
         faults.update(r.faults)
     failed = [r for r in results if not r.held]
-    duplicates = sum("executed again" in p for r in results for p in r.problems)
-    divergences = sum("differs" in p for r in results for p in r.problems)
-    integrity = sum(("sqlite:" in p or "run r:" in p) for r in results for p in r.problems)
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(faults.items()))
+    broken = ", ".join(f"{_count(results, pattern)} {name}"
+                       for name, pattern in CATEGORIES.items())
     return (f"torture seed {seed}: {len(results)} cases, {sum(r.dispatches for r in results)} "
             f"reference dispatches, {sum(r.attempts for r in results)} attempts, "
             f"{sum(faults.values())} faults injected ({kinds}), "
-            f"{sum(r.failures for r in results)} task failures; {len(failed)} cases failed: "
-            f"{divergences} divergences, {duplicates} duplicate executions, "
-            f"{integrity} integrity problems; {seconds:.1f} s")
+            f"{sum(r.failures for r in results)} task failures; {features(results)}; "
+            f"{len(failed)} cases failed: {broken}; {seconds:.1f} s")
+
+
+def features(results: list[CaseResult]) -> str:
+    """Per feature: how many cases had it, and its figures."""
+    having = Counter(name for r in results for name in r.features)
+    by_durability: Counter[str] = Counter()
+    for r in results:
+        by_durability[r.durability] += sum(r.faults.values())
+    reused = [r.reused for r in results if r.reused]
+    return (f"cases with file tasks {having['files']}, memoized tasks {having['memo']}, "
+            f"memo reuse {len(reused)} ({sum(reused)} dispatches reused), on-error continue "
+            f"{having['continue']}, rerun scenarios {having['rerun']}, fresh runs "
+            f"{sum(r.fresh_runs for r in results)} (in {having['fresh']} cases allowed), "
+            f"journals left by kills {sum(r.killed_journals for r in results)}; "
+            f"faults per durability: "
+            + ", ".join(f"{d} {by_durability[d]}" for d in ("normal", "power", "batch")))
+
+
+def _count(results: list[CaseResult], pattern: str) -> int:
+    return sum(bool(re.search(pattern, p)) for r in results for p in r.problems)
 
 
 if __name__ == "__main__":

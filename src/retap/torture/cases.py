@@ -1,9 +1,9 @@
-"""One torture case: a reference run, then the same workflow killed at random fault points
-and resumed or replayed until done, checked after every attempt."""
+"""One torture case: a reference run of its scenario, then the same scenario in subprocesses
+killed at random fault points and resumed, replayed or run afresh until each phase's run
+is done, checked after every attempt (``retap.torture.checks``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -12,20 +12,26 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from retap.app import App
 from retap.faults import POINTS
-from retap.recovery import resume
 from retap.store.check import check_store
-from retap.store.memory import MemoryStore
 from retap.store.sqlite import DURABILITY, SQLiteStore
-from retap.torture.plans import build, plan
+from retap.torture import checks
+from retap.torture import project as disk
+from retap.torture.execlog import ExecLog, Execution
+from retap.torture.features import Features, draw, feature_rng
+from retap.torture.plans import decorate, memoized_labels, node_features, plan
+from retap.torture.project import set_up
+from retap.torture.reference import Expected, reference
+from retap.torture.scenario import Phase, phases
 
 __all__ = ["CaseResult", "run_case"]
 
-MAX_ATTEMPTS = 40
+MAX_ATTEMPTS = 40  # besides the resumes the reference needed
 ACTIONS = ("kill", "kill", "kill", "kill", "exit", "sigint", "sigterm")
+FAULT_CODES = (-9, 137, 130, 143)
+MAX_FRESH = 2  # fresh runs a phase may start besides its first
+TIMEOUT = 300
 
 
 @dataclass
@@ -35,10 +41,15 @@ class CaseResult:
     index: int
     seed: int
     durability: str = ""
+    scenario: str = "single"
+    features: list[str] = field(default_factory=list)
     attempts: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     failures: int = 0
     dispatches: int = 0
+    fresh_runs: int = 0
+    reused: int = 0
+    killed_journals: int = 0  # journals a killed attempt left for the next one to settle
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -50,80 +61,157 @@ def case_seed(seed: int, index: int) -> int:
     return seed * 100_003 + index
 
 
-def run_case(seed: int, index: int, keep: Path | None = None) -> CaseResult:
-    """Run case ``index`` of ``seed`` in a fresh directory (kept under ``keep`` if given)."""
+def run_case(seed: int, index: int, keep: Path | None = None,
+             features: Features | None = None) -> CaseResult:
+    """Run case ``index`` of ``seed`` in a fresh directory (kept under ``keep`` if given);
+    ``features`` overrides the drawn ones (``CLASSIC`` replays a case from before them)."""
     rng = random.Random(case_seed(seed, index))
     workplan = plan(rng)
-    result = CaseResult(index, case_seed(seed, index), durability=rng.choice(DURABILITY))
+    durability = rng.choice(DURABILITY)
+    frng = feature_rng(case_seed(seed, index))
+    chosen = features if features is not None else draw(frng)
+    decorate(workplan, frng, chosen)
+    steps = phases(workplan, chosen, frng)
+    present = set(node_features(workplan))  # a drawn node kind may have drawn no node
+    result = CaseResult(index, case_seed(seed, index), durability, chosen.scenario,
+                        [n for n in chosen.names if n not in ("files", "memo") or n in present])
     if keep is not None:
         folder = keep.resolve() / f"case-{index}"
         folder.mkdir(parents=True, exist_ok=True)
-        _run(folder, workplan, rng, result)
+        Case(folder, rng, frng, chosen, result, memoized_labels(workplan)).play(steps)
     else:
         with tempfile.TemporaryDirectory(prefix="retap-torture-") as tmp:
-            _run(Path(tmp), workplan, rng, result)
+            Case(Path(tmp), rng, frng, chosen, result, memoized_labels(workplan)).play(steps)
     return result
 
 
-def _run(folder: Path, workplan: dict[str, Any], rng: random.Random,
-         result: CaseResult) -> None:
-    expected = _reference(folder, workplan)
-    result.dispatches = len(expected)
-    (folder / "flow.json").write_text(json.dumps(build(workplan).spec()))
-    env = {**os.environ, "TORTURE_LOG": str(folder / "exec.log"),
-           "TORTURE_MARKERS": str(folder / "markers")}
-    env.pop("RETAP_FAULT", None)
-    store_path = folder / "run.db"
-    done_before: set[str] = set()
-    for attempt in range(MAX_ATTEMPTS):
-        result.attempts += 1
-        fault = _fault(rng, len(expected), attempt)
-        code = _attempt(folder, store_path, attempt, result.durability, rng, fault, env)
-        if fault and code in (-9, 137, 130, 143):
-            result.faults[fault.rsplit(":", 1)[-1]] += 1
-        elif code == 1:
-            result.failures += 1
-        elif code not in (0, 1):
-            result.problems.append(f"attempt {attempt} ({fault or 'no fault'}) exited {code}")
+class Case:
+    """The faulted side of a case: its project, store, execution log and runs so far."""
+
+    def __init__(self, folder: Path, rng: random.Random, frng: random.Random,
+                 features: Features, result: CaseResult, memoized: set[str]) -> None:
+        self.folder, self.rng, self.frng = folder, rng, frng
+        self.features, self.result = features, result
+        self.project = folder / "project"
+        self.store_path = folder / "run.db"
+        self.log = ExecLog(folder / "exec.log")
+        self.ledger = checks.Ledger(memoized)
+        self.env = {**os.environ, "TORTURE_LOG": str(self.log.path),
+                    "TORTURE_MARKERS": str(folder / "markers")}
+        self.env.pop("RETAP_FAULT", None)
+        self.runs: list[str] = []
+        self.fresh_in_phase = 0
+        self.seen: set[str] = set()  # problems reported so far
+        self.last_error = ""  # the last line the last attempt wrote on stderr
+
+    def play(self, steps: list[Phase]) -> None:
+        """Bring each phase's run to done, comparing it with the reference's."""
+        try:
+            expected = reference(self.folder, steps, self.features.on_error)
+        except Exception as exc:  # a bug on the path without faults: say so, go on
+            self.result.problems.append(f"the reference run failed: {type(exc).__name__}: "
+                                        f"{exc}")
             return
-        ran = _executions(folder / "exec.log", attempt)
-        again = sorted(ran & done_before)
-        if again:
-            result.problems.append(f"attempt {attempt}: done dispatches executed again: "
-                                   f"{', '.join(i[:12] for i in again)}")
-        with SQLiteStore(store_path) as store:
-            if not any(r.run == "r" for r in store.runs()):
-                result.problems.append(f"attempt {attempt} ({fault}): the run was not "
-                                       f"recorded (exit {code})")
+        self.result.dispatches = sum(len(e.audit) for e in expected)
+        set_up(self.project)
+        self.log.path.touch()
+        for k, (phase, wanted) in enumerate(zip(steps, expected, strict=True), start=1):
+            phase.prepare(self.project)
+            with open(self.folder / "attempts.log", "a") as fh:
+                fh.write(f"# phase {k}: {phase.describe()}\n")
+            if not self._to_done(phase, wanted):
                 return
-            problems = check_store(store, "r")
-            result.problems += [f"attempt {attempt} ({fault}): {p}" for p in problems]
-            done_before = {a.id for a in store.audits("r") if a.status == "done"}
+        with SQLiteStore(self.store_path) as store:
+            self.result.reused = sum(a.reused is not None for r in store.runs()
+                                     for a in store.audits(r.run))
+        self.result.problems += checks.leftover_problems(self.project)
+
+    def _to_done(self, phase: Phase, wanted: Expected) -> bool:
+        """Attempts until the phase's newest run is done (False: the case cannot go on)."""
+        self.fresh_in_phase = 0
+        for local in range(MAX_ATTEMPTS + wanted.resumes):
+            fault = _fault(self.rng, len(wanted.audit), local)
+            args = self._next(phase, local)
+            code = self._attempt(args, fault)
+            if not self._judge(args, fault, code, wanted):
+                return False
             if code == 0:
-                actual = _done_audit(store)
-                if actual != expected:
-                    result.problems.append(_difference(expected, actual))
-                return
-    result.problems.append(f"not done after {MAX_ATTEMPTS} attempts")
+                return True
+        self.result.problems.append(f"{self.runs[-1]} not done after "
+                                    f"{MAX_ATTEMPTS + wanted.resumes} attempts")
+        return False
 
+    def _next(self, phase: Phase, local: int) -> list[str]:
+        """The next command: a fresh run first (or when drawn), else resume or replay."""
+        fresh = local == 0 or (self.features.fresh and self.fresh_in_phase < MAX_FRESH
+                               and self.frng.random() < 0.25)
+        if fresh:
+            self.fresh_in_phase += local > 0
+            self.result.fresh_runs += local > 0
+            self.runs.append(f"r{len(self.runs) + 1}")
+            return ["run", "--run-id", self.runs[-1], "--durability", self.result.durability,
+                    "--on-error", self.features.on_error, "--quiet", phase.flow]
+        verb = self.rng.choice(["resume", "replay"])
+        return [verb, self.runs[-1], "--on-error", self.features.on_error, "--quiet"]
 
-def _reference(folder: Path, workplan: dict[str, Any]) -> list[tuple[str, ...]]:
-    """The done audit of an uninterrupted run (flaky tasks fail once, then resume)."""
-    saved = {k: os.environ.get(k) for k in ("TORTURE_LOG", "TORTURE_MARKERS")}
-    os.environ["TORTURE_MARKERS"] = str(folder / "reference-markers")
-    os.environ.pop("TORTURE_LOG", None)
-    try:
-        store = MemoryStore()
-        outcome = App(build(workplan), store, run_id="r").run()
-        while outcome.status != "done":
-            outcome = resume(store, "r")
-        return _done_audit(store)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    def _attempt(self, args: list[str], fault: str | None) -> int:
+        """Run one ``retap`` command in the project; its exit code (-1: it hung)."""
+        self.result.attempts += 1
+        self.log.mark(self.result.attempts)
+        command = [sys.executable, "-m", "retap", "--store", str(self.store_path), *args]
+        env = {**self.env, "RETAP_FAULT": fault} if fault else self.env
+        try:
+            done = subprocess.run(command, cwd=self.project, env=env, capture_output=True,
+                                  text=True, timeout=TIMEOUT)
+            code, stderr = done.returncode, done.stderr
+        except subprocess.TimeoutExpired:
+            code, stderr = -1, f"timed out after {TIMEOUT} s\n"
+        self.last_error = (stderr.strip().splitlines() or [""])[-1]
+        with open(self.folder / "attempts.log", "a") as fh:
+            fh.write(f"{self.result.attempts} {' '.join(args)} fault={fault} "
+                     f"exit={code}\n{stderr}")
+        return code
+
+    def _judge(self, args: list[str], fault: str | None, code: int, wanted: Expected) -> bool:
+        """Check the attempt; False when the case cannot go on."""
+        what = f"attempt {self.result.attempts} ({args[0]} {self.runs[-1]}, " \
+               f"{fault or 'no fault'})"
+        ran = self.log.since_mark()
+        if not self._tally(fault, code):
+            self.result.problems.append(f"{what} exited {code}: {self.last_error}")
+            return False
+        with SQLiteStore(self.store_path) as store:
+            if not any(r.run == self.runs[-1] for r in store.runs()):
+                self.result.problems.append(f"{what}: the run was not recorded (exit {code})")
+                return False
+            problems = self._problems(store, ran, code)
+            if code == 0:
+                problems += checks.final_problems(store, self.project, self.runs[-1], wanted)
+            self.ledger.refresh(store, self.project, self.log)
+        fresh = [p for p in problems if p not in self.seen]  # a broken store says so once
+        self.seen.update(fresh)
+        self.result.problems += [f"{what}: {p}" for p in fresh]
+        return True
+
+    def _tally(self, fault: str | None, code: int) -> bool:
+        """Count the attempt's fault or task failure; False for an exit nothing explains."""
+        if fault and code in FAULT_CODES:
+            self.result.faults[fault.rsplit(":", 1)[-1]] += 1
+        elif code == 1:
+            self.result.failures += 1
+        elif code != 0:
+            return False
+        if code not in checks.ENDED:
+            self.result.killed_journals += len(disk.journals(self.project))
+        return True
+
+    def _problems(self, store: SQLiteStore, ran: list[Execution], code: int) -> list[str]:
+        problems = self.ledger.execution_problems(ran, store, self.project)
+        problems += check_store(store)
+        if code in checks.ENDED:
+            problems += checks.journal_problems(store, self.project)
+            problems += checks.status_problems(store, self.runs[-1], code)
+        return problems + checks.stamp_problems(self.project)
 
 
 def _fault(rng: random.Random, size: int, attempt: int) -> str | None:
@@ -133,45 +221,3 @@ def _fault(rng: random.Random, size: int, attempt: int) -> str | None:
     # early hits are likelier to happen before the attempt runs out of work
     count = min(rng.randint(1, max(1, size)), rng.randint(1, max(1, size // 3)))
     return f"{rng.choice(POINTS)}:{count}:{rng.choice(ACTIONS)}"
-
-
-def _attempt(folder: Path, store: Path, attempt: int, durability: str, rng: random.Random,
-             fault: str | None, env: dict[str, str]) -> int:
-    with open(folder / "exec.log", "a") as fh:
-        fh.write(f"# attempt {attempt}\n")
-    if attempt == 0:
-        args = ["run", "--run-id", "r", "--durability", durability, "--quiet", "flow.json"]
-    else:
-        args = [rng.choice(["resume", "replay"]), "r", "--quiet"]
-    command = [sys.executable, "-m", "retap", "--store", str(store), *args]
-    attempt_env = {**env, "RETAP_FAULT": fault} if fault else env
-    done = subprocess.run(command, cwd=folder, env=attempt_env, capture_output=True, text=True,
-                          timeout=300)
-    with open(folder / "attempts.log", "a") as fh:
-        fh.write(f"{attempt} {' '.join(args)} fault={fault} exit={done.returncode}\n"
-                 f"{done.stderr}")
-    return done.returncode
-
-
-def _executions(log: Path, attempt: int) -> set[str]:
-    """Dispatch ids the given attempt executed."""
-    ids: set[str] = set()
-    current = -1
-    for line in log.read_text().splitlines() if log.exists() else []:
-        if line.startswith("# attempt "):
-            current = int(line.split()[-1])
-        elif current == attempt:
-            ids.add(line.split("\t")[0])
-    return ids
-
-
-def _done_audit(store: Any) -> list[tuple[str, ...]]:
-    return sorted((a.id, json.dumps(a.node), json.dumps(a.sources), json.dumps(a.value))
-                  for a in store.audits("r") if a.status == "done")
-
-
-def _difference(expected: list[tuple[str, ...]], actual: list[tuple[str, ...]]) -> str:
-    missing = sorted(set(expected) - set(actual))
-    extra = sorted(set(actual) - set(expected))
-    return (f"final audit differs from the uninterrupted run: {len(missing)} missing "
-            f"(e.g. {missing[:1]}), {len(extra)} unexpected (e.g. {extra[:1]})")

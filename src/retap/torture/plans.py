@@ -1,17 +1,24 @@
 """Random workflows for the torture runner: DAGs of 3-7 nodes with every join kind and
-modifier, iterate over lists, slow and flaky tasks. Seeded, so a case can be replayed."""
+modifier, iterate over lists, slow and flaky tasks, and (per the case's features) file
+tasks and memoized tasks among them. Seeded, so a case can be replayed."""
 
 from __future__ import annotations
 
+import copy
 import random
 from typing import Any
 
+from retap.taskdef import Task
+from retap.torture.features import Features
 from retap.workflow import Workflow
 
-__all__ = ["build", "plan"]
+__all__ = ["INPUT_FILES", "build", "decorate", "memoized_labels", "node_features", "plan",
+           "read_inputs", "with_new_lead"]
 
 MODES = ("value", "list", "pair")
 KINDS = ("join", "sync", "switch", "gate")
+INPUT_FILES = ("in/a.txt", "in/b.txt", "in/c.txt")
+MEMOIZED = ("memo", "write", "stamp")  # node kinds whose results later runs may reuse
 
 
 def plan(rng: random.Random) -> dict[str, Any]:
@@ -22,6 +29,75 @@ def plan(rng: random.Random) -> dict[str, Any]:
     joins = [j for j in (_join(rng, nodes) for _ in range(rng.randint(2, count + 2))) if j]
     leads = rng.sample(["x", "y", "z"], rng.randint(1, 3))
     return {"nodes": nodes, "joins": joins, "leads": leads}
+
+
+def decorate(workplan: dict[str, Any], rng: random.Random, features: Features) -> None:
+    """Give each node a kind (gen, memo, write, stamp) and file nodes an input file."""
+    kinds = ["gen"] + ["memo"] * features.memo + ["write", "stamp"] * features.files
+    count = len(workplan["nodes"])
+    workplan["kinds"] = [rng.choice(kinds) for _ in range(count)]
+    workplan["srcs"] = [rng.choice(("", *INPUT_FILES)) for _ in range(count)]
+    if features.on_error == "continue":
+        _steady_failures(workplan)
+
+
+def _steady_failures(workplan: dict[str, Any]) -> None:
+    """With on-error continue, a failed dispatch is parked while the rest runs on, so a
+    failure lost to a kill (or answered by the memo in a fresh run) changes the order in
+    which results reach a stateful join (sync, gate), and with it the values: no node
+    upstream of one is flaky, so the reference stays comparable."""
+    stateful = {s for j in workplan["joins"] if j["kind"] in ("sync", "gate")
+                for s in j["sources"]}
+    for i, node in enumerate(workplan["nodes"]):
+        if _downstream(workplan, i) & stateful:
+            node[3] = False
+
+
+def _downstream(workplan: dict[str, Any], start: int) -> set[int]:
+    """``start`` and every node its results reach."""
+    seen, todo = {start}, [start]
+    while todo:
+        node = todo.pop()
+        for join in workplan["joins"]:
+            if node in join["sources"]:
+                fresh = set(join["targets"]) - seen
+                seen |= fresh
+                todo.extend(fresh)
+    return seen
+
+
+def memoized_labels(workplan: dict[str, Any]) -> set[str]:
+    """Labels of the nodes whose results are memoized."""
+    return {f"n{i}" for i, kind in enumerate(_kinds(workplan)) if kind in MEMOIZED}
+
+
+def node_features(workplan: dict[str, Any]) -> list[str]:
+    """``files`` when the plan has file nodes, ``memo`` when it has memoized plain ones."""
+    kinds = set(_kinds(workplan))
+    return ["files"] * bool(kinds & {"write", "stamp"}) + ["memo"] * ("memo" in kinds)
+
+
+def read_inputs(workplan: dict[str, Any]) -> list[str]:
+    """The input files some file node reads."""
+    return sorted({src for kind, src in zip(_kinds(workplan), workplan.get("srcs", []),
+                                            strict=False)
+                   if src and kind in ("write", "stamp")})
+
+
+def with_new_lead(workplan: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """The plan with one lead input replaced (or one more added): a changed lead input."""
+    changed = copy.deepcopy(workplan)
+    leads = changed["leads"]
+    fresh = rng.choice([v for v in ("u", "v", "w") if v not in leads])
+    if rng.random() < 0.5:
+        leads[rng.randrange(len(leads))] = fresh
+    else:
+        leads.append(fresh)
+    return changed
+
+
+def _kinds(workplan: dict[str, Any]) -> list[str]:
+    return workplan.get("kinds") or ["gen"] * len(workplan["nodes"])
 
 
 def _join(rng: random.Random, nodes: list[list[Any]]) -> dict[str, Any] | None:
@@ -53,14 +129,27 @@ def _join(rng: random.Random, nodes: list[list[Any]]) -> dict[str, Any] | None:
     return {"kind": kind, "sources": sources, "targets": targets, "options": options}
 
 
-def build(plan: dict[str, Any]) -> Workflow:
+def build(workplan: dict[str, Any]) -> Workflow:
     """The workflow of a plan; node 0 is a lead with one dispatch per lead input."""
-    from retap.torture.tasks import Gen
-
     workflow = Workflow()
-    for i, (mode, width, slow_ms, flaky) in enumerate(plan["nodes"]):
-        workflow.add(Gen(label=f"n{i}", mode=mode, width=width, slow_ms=slow_ms, flaky=flaky))
-    workflow.nodes[0].leads = [[value] for value in plan["leads"]]
-    for join in plan["joins"]:
+    srcs = workplan.get("srcs") or [""] * len(workplan["nodes"])
+    for i, (kind, node, src) in enumerate(zip(_kinds(workplan), workplan["nodes"], srcs,
+                                              strict=True)):
+        workflow.add(_task(kind, f"n{i}", node, src))
+    workflow.nodes[0].leads = [[value] for value in workplan["leads"]]
+    for join in workplan["joins"]:
         workflow.join(join["sources"], join["targets"], join["kind"], **join["options"])
     return workflow
+
+
+def _task(kind: str, label: str, node: list[Any], src: str) -> Task:
+    from retap.torture.filetasks import StampFile, WriteFile
+    from retap.torture.tasks import Gen, Memo
+
+    mode, width, slow_ms, flaky = node
+    common = {"label": label, "mode": mode, "width": width, "slow_ms": slow_ms, "flaky": flaky}
+    if kind == "write":
+        return WriteFile(**common, src=src)
+    if kind == "stamp":
+        return StampFile(**common, src=src)
+    return (Memo if kind == "memo" else Gen)(**common)

@@ -1,7 +1,10 @@
 """Tasks of torture workflows: deterministic values, optional slowness and one-off failures.
 
-Every execution is appended to ``$TORTURE_LOG`` as ``dispatch-id<TAB>label`` before any
-work, so a checker outside the store can tell which dispatches really ran, and when.
+Every execution is appended to ``$TORTURE_LOG`` as ``dispatch-id<TAB>label<TAB>run<TAB>key``
+before any work, so a checker outside the store can tell which dispatches really ran, in
+which run, and (for memoized tasks) with which facts: ``key`` digests what a memoized
+result depends on, so an execution whose key was already committed is one the memo should
+have answered.
 """
 
 from __future__ import annotations
@@ -14,11 +17,51 @@ from typing import Any
 
 import retap
 
-__all__ = ["Gen"]
+__all__ = ["Gen", "Memo", "digest_text", "log_execution", "shaped"]
 
 
 def _number(*parts: Any) -> int:
     return int(hashlib.blake2b(repr(parts).encode(), digest_size=4).hexdigest(), 16)
+
+
+def digest_text(*parts: Any) -> str:
+    """A short stable digest of ``parts`` (their repr, which tells tuples from lists)."""
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+
+
+def shaped(label: str, mode: str, width: int, h: int, payload: str) -> Any:
+    """A node's value shaped for its joins: a value, a list of ``width`` or an index pair."""
+    if mode == "list":
+        return [f"{label}{i}.{h % 97}" for i in range(width - 1)] + [payload]
+    if mode == "pair":
+        return [h % width, payload]
+    return payload
+
+
+def log_execution(task: retap.Task, label: str, key: str = "") -> None:
+    """Append this execution to ``$TORTURE_LOG`` (nothing outside the torture runner)."""
+    log = os.environ.get("TORTURE_LOG")
+    if log:
+        run = task._app.run_id if task._app is not None else ""
+        with open(log, "a") as fh:
+            fh.write(f"{task.dispatch_id}\t{label}\t{run}\t{key}\n")
+
+
+def fail_once(task: retap.Task, label: str) -> None:
+    """Raise the first time this dispatch runs (a marker file remembers it across runs)."""
+    markers = os.environ.get("TORTURE_MARKERS")
+    if not markers:
+        return
+    marker = Path(markers) / f"{task.dispatch_id}"
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        raise RuntimeError(f"{label} fails once (flaky)")
+
+
+def pause(slow_ms: int) -> None:
+    if slow_ms:
+        time.sleep(slow_ms / 1000)
 
 
 class Gen(retap.Task):
@@ -31,11 +74,10 @@ class Gen(retap.Task):
     flaky: bool = False
 
     def process(self, *inputs: Any) -> Any:
-        self._log()
-        if self.slow_ms:
-            time.sleep(self.slow_ms / 1000)
+        log_execution(self, self.label)
+        pause(self.slow_ms)
         if self.flaky:
-            self._fail_once()
+            fail_once(self, self.label)
         h = _number(self.label, inputs)
         if self.mode == "list":
             return [f"{self.label}{i}.{h % 97}" for i in range(self.width)]
@@ -43,18 +85,20 @@ class Gen(retap.Task):
             return [h % self.width, f"{self.label}.{h % 997}"]
         return f"{self.label}.{h % 9973}"
 
-    def _log(self) -> None:
-        log = os.environ.get("TORTURE_LOG")
-        if log:
-            with open(log, "a") as fh:
-                fh.write(f"{self.dispatch_id}\t{self.label}\n")
 
-    def _fail_once(self) -> None:
-        markers = os.environ.get("TORTURE_MARKERS")
-        if not markers:
-            return
-        marker = Path(markers) / f"{self.dispatch_id}"
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-            raise RuntimeError(f"{self.label} fails once (flaky)")
+class Memo(retap.Task, cache="inputs"):
+    """Gen's values, memoized: a later run with the same inputs reuses the result."""
+
+    label: str = "n"
+    mode: str = "value"
+    width: int = 2
+    slow_ms: int = 0
+    flaky: bool = False
+
+    def process(self, *inputs: Any) -> Any:
+        log_execution(self, self.label, digest_text(self.label, inputs))
+        pause(self.slow_ms)
+        if self.flaky:
+            fail_once(self, self.label)
+        h = _number(self.label, inputs)
+        return shaped(self.label, self.mode, self.width, h, f"{self.label}.{h % 9973}")

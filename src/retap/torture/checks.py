@@ -1,0 +1,163 @@
+"""The invariants a torture case holds retap to after every attempt and at the end of each
+phase. Each check returns the problems it found, one line each (empty: it held).
+
+``Ledger`` is what the store had before an attempt: per run the dispatches it had as done
+(an attempt must not execute them again in that run), and the memo keys of committed
+results whose written files are still intact (a later execution with such a key should
+have been answered from the memo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retap.files import digest_file
+from retap.store.sqlite import SQLiteStore
+from retap.torture import project as disk
+from retap.torture.execlog import ExecLog, Execution
+from retap.torture.reference import Expected, done_audit
+
+__all__ = ["ENDED", "Ledger", "final_problems", "journal_problems", "leftover_problems",
+           "stamp_problems", "status_problems"]
+
+# exit codes of an attempt that ended on its own (not SIGKILL nor os._exit)
+ENDED = {0: "done", 1: "failed", 130: "interrupted", 143: "interrupted"}
+
+
+@dataclass
+class Ledger:
+    """What the store had before an attempt, to judge what the attempt executed."""
+
+    memoized: set[str]  # labels of memoized nodes
+    done: dict[str, set[str]] = field(default_factory=dict)  # run -> done dispatch ids
+    intact: dict[str, str] = field(default_factory=dict)  # memo key -> "run/dispatch"
+
+    def refresh(self, store: SQLiteStore, project: Path, log: ExecLog) -> None:
+        """Read the store (and the files) as they are after an attempt."""
+        self.done, self.intact = {}, {}
+        for info in store.runs():
+            audits = [a for a in store.audits(info.run) if a.status == "done"]
+            self.done[info.run] = {a.id for a in audits}
+            for a in audits:
+                key = log.last_key.get((info.run, a.id), "")
+                if a.reused is None and f"n{a.node}" in self.memoized and key and \
+                        _intact(project, a.outputs or {}):
+                    self.intact.setdefault(key, f"{info.run}/{a.id[:12]}")
+
+    def execution_problems(self, ran: list[Execution], store: SQLiteStore,
+                           project: Path) -> list[str]:
+        """Done dispatches executed again in their run; memoized results not reused."""
+        problems = [f"{e.run}/{e.dispatch[:12]} ({e.label}) was done in run {e.run} and "
+                    f"executed again" for e in ran if e.dispatch in self.done.get(e.run, ())]
+        problems += [f"{e.run}/{e.dispatch[:12]} ({e.label}) executed although "
+                     f"{self.intact[e.key]} had committed its result (key {e.key}) with "
+                     f"its files intact: the memo should have answered it"
+                     for e in ran if e.key and e.key in self.intact]
+        return problems + _reexecuted_within(ran, store, project, self.memoized)
+
+
+def _intact(project: Path, outputs: dict[str, str]) -> bool:
+    for path, digest in outputs.items():
+        target = project / path
+        if not target.is_file() or digest_file(target) != digest:
+            return False
+    return True
+
+
+def _reexecuted_within(ran: list[Execution], store: SQLiteStore, project: Path,
+                       memoized: set[str]) -> list[str]:
+    """An execution whose key an earlier execution in the same attempt had committed."""
+    last = {(e.run, e.dispatch): i for i, e in enumerate(ran)}
+    own = _done_by_execution(store, project, {e.run for e in ran})
+    committed: dict[str, int] = {}  # key -> index of the committing execution
+    for (run, dispatch), i in sorted(last.items(), key=lambda item: item[1]):
+        e = ran[i]
+        if e.key and e.label in memoized and (run, dispatch) in own:
+            committed.setdefault(e.key, i)
+    return [f"{e.run}/{e.dispatch[:12]} ({e.label}) executed although "
+            f"{ran[committed[e.key]].dispatch[:12]} had committed its result (key {e.key}) "
+            f"earlier in the same attempt" for i, e in enumerate(ran)
+            if e.key in committed and committed[e.key] < i]
+
+
+def _done_by_execution(store: SQLiteStore, project: Path,
+                       runs: set[str]) -> set[tuple[str, str]]:
+    """(run, dispatch) done by its own execution (not reused), its files still intact."""
+    return {(run, a.id) for run in runs for a in store.dispatches(run, ["done"])
+            if a.reused is None and _intact(project, a.outputs or {})}
+
+
+def journal_problems(store: SQLiteStore, project: Path) -> list[str]:
+    """After an attempt that ended on its own: no journal is left at all; one whose
+    dispatch is done would be undone by nobody and is worse."""
+    problems = []
+    for run, dispatch in disk.journals(project):
+        status = store.dispatch_status(run, dispatch)
+        what = "a committed (done) dispatch" if status == "done" else f"a {status} dispatch"
+        problems.append(f"journal {run}/{dispatch[:12]} left for {what} after the process "
+                        "ended on its own")
+    return problems
+
+
+def status_problems(store: SQLiteStore, run: str, code: int) -> list[str]:
+    """The run's status agrees with the exit code; a done run has nothing pending."""
+    status = store.run_info(run).status
+    if status != ENDED[code]:
+        return [f"run {run} is {status} after exit {code} (expected {ENDED[code]})"]
+    counts = store.counts(run)
+    if status == "failed" and not counts.get("failed"):
+        return [f"run {run} is failed with no failed dispatch ({counts})"]
+    if status != "done":
+        return []
+    pending = {k: v for k, v in counts.items() if k in ("failed", "running", "interrupted")}
+    queue = store.queue(run)
+    problems = [f"run {run} is done with {v} {k} dispatch(es)" for k, v in pending.items()]
+    return problems + ([f"run {run} is done with {len(queue)} queued dispatch(es)"]
+                       if queue else [])
+
+
+def final_problems(store: SQLiteStore, project: Path, run: str,
+                   expected: Expected) -> list[str]:
+    """At the end of a phase: its run's audit and the files equal the reference's."""
+    problems = []
+    actual = done_audit(store, run)
+    if actual != expected.audit:
+        problems.append(_difference(expected.audit, actual))
+    problems += _file_differences(expected.files, disk.files(project))
+    return problems
+
+
+def _difference(expected: list[tuple[str, ...]], actual: list[tuple[str, ...]]) -> str:
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    return (f"final audit differs from the uninterrupted run: {len(missing)} missing "
+            f"(e.g. {missing[:1]}), {len(extra)} unexpected (e.g. {extra[:1]})")
+
+
+def _file_differences(expected: dict[str, bytes], actual: dict[str, bytes]) -> list[str]:
+    problems = []
+    for path in sorted(set(expected) | set(actual)):
+        if path not in actual:
+            problems.append(f"file {path} differs from the reference: missing")
+        elif path not in expected:
+            problems.append(f"file {path} differs from the reference: not in the reference")
+        elif actual[path] != expected[path]:
+            problems.append(f"file {path} differs from the reference: {_clip(actual[path])} "
+                            f"instead of {_clip(expected[path])}")
+    return problems
+
+
+def _clip(data: bytes, limit: int = 80) -> str:
+    text = repr(data)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def leftover_problems(project: Path) -> list[str]:
+    """At the end: nothing is left under ``.retap/backup``."""
+    left = disk.backup_leftovers(project)
+    return [f".retap/backup is not empty at the end: {', '.join(left[:4])}"] if left else []
+
+
+def stamp_problems(project: Path) -> list[str]:
+    return [f"in-place change applied twice: {d}" for d in disk.duplicate_stamps(project)]
