@@ -5,6 +5,7 @@ refused when declared; a task that exits (`sys.exit`) fails its dispatch, not re
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sqlite3
 import time
@@ -58,6 +59,7 @@ def test_case_13_a_dry_run_writes_nothing_to_the_store(project: Project) -> None
 
     project.run("run", "--", "copy", "in.txt", check=0)
     (project.path / "in.txt").write_text("y")
+    os.utime(project.path / "in.txt", (1_000_000_000, 1_000_000_000))  # digest rememberable
     before = store_state(project)
     result = project.run("run", "--dry-run", "--", "copy", "in.txt", check=0)
     assert "input file in.txt changed" in result.out
