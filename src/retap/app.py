@@ -1,39 +1,40 @@
-"""The App: a queue of dispatches and the loop that runs them, one commit per dispatch.
+"""The App: the loop that runs a workflow, one commit per dispatch.
 
-Every dispatch passes through ``_step``: look it up in the replay cache or execute
-it, let the joins it feeds compute what goes on, then commit the record, the
-join-state changes and the queue changes together before anything downstream runs.
-Targets of a depth-first join go to the head of the queue (they run next, as a nested
-call would); targets of a ``q`` join go to its tail.
+It ties together a scheduler (what is pending, what runs, what the store can answer), an
+executor (where task bodies run: inline, threads, processes or Dask), a recorder (every
+write to the store) and, for dry runs, a plan. Each turn of the loop does one thing: answer
+a dispatch from the store, start one (or answer it from the memo), or take one completion
+and commit it: the record, the join-state changes and the queue changes together, before
+its result is passed on. Targets of a depth-first join go to the head of the queue (they
+run next, as a nested call would); targets of a ``q`` join go to its tail.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from retap import faults, journal
+from retap import faults
+from retap.context import TaskContext
 from retap.dispatch import Dispatch, NodeId, Outcome, lead_dispatch_id
-from retap.errors import CodecError, Interrupted, JoinError, error_record
-from retap.files import digest_file, settle_journals
+from retap.dryrun import DryPlan
+from retap.errors import Interrupted, JoinError, error_record
+from retap.executors import Completion, Executor, Job, make_executor
+from retap.executors.choose import check_tasks
+from retap.files import absolute_store, settle_journals
 from retap.joins import JoinState
 from retap.memo import Decision, Memoizer, memoized
 from retap.middleware import Middleware, call_hooks
+from retap.owner import Owner
+from retap.recorder import Recorder
 from retap.result import RunResult
 from retap.runid import check_run_id, new_run_id
+from retap.scheduler import Scheduler
 from retap.signals import StopOnSignals
-from retap.store.base import (
-    DispatchRecord,
-    Effects,
-    MemoEntry,
-    Owner,
-    RunLog,
-    Store,
-)
+from retap.store.base import Effects, MemoEntry, Recorded, RunLog, Store
 from retap.store.memory import MemoryStore
 from retap.taskdef import Task
 from retap.workflow import Workflow
@@ -42,17 +43,19 @@ __all__ = ["READY", "RUN", "STOP", "TERMINATE", "App", "RunResult", "new_run_id"
 
 READY, RUN, STOP, TERMINATE = 0, 1, 2, 3
 STATE_NAMES = {READY: "READY", RUN: "RUN", STOP: "STOP", TERMINATE: "TERMINATE"}
-_MISS = object()
+TICK = 0.1  # longest wait for a completion before the loop looks at signals and retries
 
 
 class App:
-    """Runs a workflow, recording every dispatch in ``store`` (in memory by default)."""
+    """Runs a workflow, recording every dispatch in ``store`` (in memory by default), with
+    up to ``jobs`` dispatches at once on ``executor`` (a name or an Executor)."""
 
     def __init__(self, workflow: Workflow, store: Store | None = None, *,
                  run_id: str | None = None, middleware: Iterable[Middleware] = (),
                  on_error: str = "stop", notify: Callable[[str], None] | None = None,
                  memo: Store | None = None, explain: Callable[[str], None] | None = None,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, jobs: int = 1, executor: str | Executor | None = None,
+                 timeout: float | None = None) -> None:
         if on_error not in ("stop", "continue"):
             raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
         self.workflow = workflow
@@ -61,35 +64,33 @@ class App:
         self.middleware = list(middleware)
         self.on_error = on_error
         self.notify = notify or _to_stderr
+        self.explain = explain
+        self.jobs, self.timeout = jobs, timeout
+        self.executor = executor if isinstance(executor, Executor) else None
+        self._executor_name = executor if isinstance(executor, str) else None
         self.state = READY
         self.stop_signal: str | None = None
-        self.queue: deque[Dispatch] = deque()
-        self.queued: set[str] = set()
-        self.parked: list[Dispatch] = []  # failed here, still pending (on_error="continue")
+        self.aborting = False  # a second signal: stop what runs, do not wait for it
+        self.sched = Scheduler(self._limit)
         self.states: dict[NodeId, JoinState] = {
             j.id: s for j in workflow.joins if (s := j.new_state()) is not None}
         self.log: RunLog | None = None
-        self.cache: Mapping[str, Any] | None = None
-        self.rerun_nodes: set[NodeId] = set()
+        self.recorder: Recorder | None = None
+        self.cache: Recorded | None = None
+        self._rerun: set[NodeId] = set()
         self.halt_before_execute = False
         self.failures: list[tuple[Dispatch, Outcome]] = []
         self.memoizer = Memoizer(memo or self.store, remember=not dry_run)
-        self.explain = explain
-        self.dry_run = dry_run
-        self.would_run: list[tuple[Dispatch, str]] = []
-        self.waits_on: dict[NodeId, str] = {}  # dry run: nodes that wait on one that runs
-        self.executed = 0
+        self.plan = DryPlan(workflow, explain) if dry_run else None
         self.cached_hits = 0
-        self.reused = 0
         self._fresh: set[str] = set()
-        self._dirty = False
-        self._unsynced: list[str] = []  # journals to drop once their records are durable
-        self.in_task = False  # a task's code is running (a second signal may abort it)
-        self.current: Dispatch | None = None  # the dispatch whose task is running
+        self._dirty = False  # the state changed without a commit: saved whole before one
+        self._decisions: dict[str, Decision | None] = {}
+        self._attempts: dict[str, tuple[int, float]] = {}  # attempts made, first start
+        self._retries: list[tuple[float, Dispatch, Completion]] = []  # waiting to run again
+        self._owner = Owner.current()
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
-        for node in workflow.nodes.values():
-            node.task._app = self
 
     # -- control --------------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class App:
         return self.state in (STOP, TERMINATE)
 
     def stop(self, signal_name: str | None = None) -> None:
-        """Finish the current dispatch, then stop; the queue is kept for resume."""
+        """Start nothing more; what runs finishes and is recorded; the queue is kept."""
         if signal_name and self.stop_signal is None:
             self.stop_signal = signal_name
         if self.state == RUN:
@@ -108,31 +109,63 @@ class App:
         """Stop at the next checkpoint inside the running task (``check_terminate``)."""
         self.state = TERMINATE
 
+    def abort(self) -> None:
+        """Stop what runs (a second signal): it is recorded interrupted, to run again."""
+        self.aborting = True
+        self.stop(self.stop_signal or "SIGINT")
+
     def info(self) -> str:
         return f"state: {self.state} ({STATE_NAMES[self.state]}) queue: {len(self.queue)}"
+
+    @property
+    def queue(self) -> deque[Dispatch]:
+        """The pending dispatches, head first (running ones included)."""
+        return self.sched.queue
+
+    @property
+    def in_task(self) -> bool:
+        """A task runs in this very thread (``-j 1``): a second signal may abort it."""
+        return bool(getattr(self.executor, "in_task", False))
+
+    @property
+    def executed(self) -> int:
+        return self.recorder.executed if self.recorder is not None else 0
+
+    @property
+    def rerun_nodes(self) -> set[NodeId]:
+        return self._rerun
+
+    @rerun_nodes.setter
+    def rerun_nodes(self, nodes: set[NodeId]) -> None:
+        """Nodes whose dispatches run again though the store has them (--rerun-changed),
+        and so does everything fed by a dispatch that ran again."""
+        self._rerun = set(nodes)
+        self.sched.must_run = lambda d: d.node in self._rerun or any(
+            s in self._fresh for s in d.sources)
 
     # -- running --------------------------------------------------------------------------
 
     def attach(self, log: RunLog, queue: Iterable[Dispatch] = (),
                states: Mapping[NodeId, JoinState] | None = None,
-               cache: Mapping[str, Any] | None = None) -> None:
+               cache: Recorded | None = None) -> None:
         """Continue a claimed run: its log, its saved queue and join states (resume), and
         the store's answers for dispatches already done (``cache``: never run them)."""
         self.log = log
+        self.recorder = Recorder(self.store, log)
         self.run_id = log.run
-        self.queue = deque(queue)
-        self.queued = {d.id for d in self.queue}
         self.cache = cache
+        self.sched.load(queue, cache)
         if states is not None:
             self.states.update(states)
 
     def run(self) -> RunResult:
-        """Run until the queue drains, a task fails (on_error=stop) or a stop is asked."""
+        """Run until nothing is pending, a task fails (on_error=stop) or a stop is asked."""
         if self.state != READY:
             raise RuntimeError(f"the app is not ready ({self.info()})")
+        executor = self._open_executor()
         if self.log is None:
             self._start()
-        if not self.dry_run:
+        if self.plan is None:
             for note in settle_journals(self.store, self.run_id):
                 self.notify(note)
         self.state = RUN
@@ -140,29 +173,66 @@ class App:
         try:
             with StopOnSignals(self):
                 self._loop()
+                self._wind_down()
         except BaseException:
             self._abandon()
             raise
         finally:
             self.state = READY
+            executor.close()
+        return self._finish()
+
+    def _open_executor(self) -> Executor:
+        executor = self.executor or make_executor(
+            self._executor_name if self.plan is None else "inline",
+            self.jobs if self.plan is None else 1)
+        self.executor = executor
+        check_tasks(executor, ((n.id, n.task) for n in self.workflow.nodes.values()))
+        timed = sorted({n.name for n in self.workflow.nodes.values() if self._timeout_of(
+            n.task) is not None})
+        if timed and not executor.kills:
+            self.notify(f"warning: the {executor.name} executor cannot stop a running task: "
+                        f"timeouts of {', '.join(timed)} are not enforced (use --executor "
+                        "processes or dask)")
+        return executor
+
+    def _finish(self) -> RunResult:
         status = self._status()
         if self._dirty:
             self._save_state()
-        assert self.log is not None
-        self.log.finish(status)
-        self._drop_journals(synced=True)
+        assert self.recorder is not None
+        self.recorder.finish(status)
         call_hooks(self.middleware, "after_run", self, status)
         failures = [(d.node, self.workflow.nodes[d.node].name, o.error or {})
                     for d, o in self.failures]
         return RunResult(self.run_id, status, self.store, self.stop_signal,
-                         self.executed - self.reused, self.cached_hits, self.reused, failures)
+                         self.recorder.executed - self.recorder.reused, self.cached_hits,
+                         self.recorder.reused, failures)
 
     def _loop(self) -> None:
         while self.state == RUN:
-            if self.queue:
-                self._step(self.queue[0])
-            elif not self._drain_gates():
-                break
+            if not (self._answer() or self._replayed_drain() or self._retry_due()
+                    or self._launch()):
+                if self.executor_busy:
+                    self._collect()
+                elif self.sched.queue or not self._drain_gates():
+                    break
+
+    def _wind_down(self) -> None:
+        """Stopped: what still runs finishes and is recorded (a second signal: it is
+        stopped and recorded interrupted); dispatches waiting to be retried stay failed."""
+        for _, d, completion in self._retries:
+            self._settle(d, self._outcome(d, completion))
+        self._retries.clear()
+        while self.executor_busy:
+            if self.aborting:
+                self._cancel_running()
+            else:
+                self._collect()
+
+    @property
+    def executor_busy(self) -> bool:
+        return bool(self._retries) or (self.executor is not None and self.executor.busy > 0)
 
     def _abandon(self) -> None:
         """The loop broke on an unexpected error: leave the run interrupted if we still can,
@@ -177,56 +247,167 @@ class App:
     def _start(self) -> None:
         spec = self.workflow.spec(strict=self.store.durable)
         leads = self._leads()
-        self.log = self.store.create_run(self.run_id, spec, Owner.current(), self.workflow,
+        self.log = self.store.create_run(self.run_id, spec, self._owner, self.workflow,
                                          leads)
-        self._apply(Effects(back=leads))
+        self.recorder = Recorder(self.store, self.log)
+        self.sched.add([], leads)
 
     def _leads(self) -> list[Dispatch]:
         leads = [Dispatch(lead_dispatch_id(node, k), node, inputs)
                  for node, k, inputs in self.workflow.leads()]
-        return self._new(leads, set())
+        return self.sched.fresh(leads, set())
 
     def enqueue_leads_for_replay(self) -> None:
         """Queue every lead dispatch in memory; the store sees them with the rebuilt state."""
         self._dirty = True
-        self._apply(Effects(back=self._leads()))
+        self.sched.add([], self._leads())
 
     def _status(self) -> str:
         """``done`` only when nothing is failed, queued or in flight."""
         if self.stop_signal:
             return "interrupted"
-        if self.failures or self.parked:
+        if self.failures or self.sched.parked:
             return "failed"
-        return "interrupted" if self.queue else "done"
+        return "interrupted" if self.sched.queue else "done"
 
-    def _step(self, d: Dispatch) -> None:
-        node = self.workflow.nodes[d.node]
-        outcome = self._lookup(d)
-        decision = None
-        if self.dry_run and d.node in self.waits_on:
-            self._skip_dry(d, None, f"after node {self.waits_on[d.node]} runs")
+    # -- one turn of the loop -----------------------------------------------------------
+
+    def _answer(self) -> bool:
+        """Answer the pending dispatch the store recorded first, if it has one."""
+        d = self.sched.next_answer() if self.sched.answerable else None
+        if d is None:
+            return False
+        assert self.cache is not None
+        self._settle(d, Outcome("done", self.cache.value(d.id), attempts=0, cached=True))
+        return True
+
+    def _launch(self) -> bool:
+        """Start the next runnable dispatch, or answer it from the memo (or, in a dry run,
+        note that it would run)."""
+        d = self.sched.next_runnable(self.jobs)
+        if d is None:
+            return False
+        task = self.workflow.nodes[d.node].task
+        if self.plan is not None and (why := self.plan.waiting(d)):
+            self.plan.runs(d, why, self._describe(d, inputs=False))
+            self.sched.remove(d)
+            return True
+        decision = self._decide(task, d)
+        if decision is not None and decision.hit is not None:
+            self._settle(d, self._reuse(decision.hit))
+        elif self.plan is not None:
+            reason = decision.reason if decision else "runs every time (not cached)"
+            self.plan.runs(d, reason, None if decision else self._describe(d))
+            self.sched.remove(d)
+        elif self.halt_before_execute:
+            self.state = STOP
+            return False
+        else:
+            self._submit(d, task, decision)
+        return True
+
+    def _submit(self, d: Dispatch, task: Task, decision: Decision | None) -> None:
+        """Hand ``d`` to the executor (its record says `running` first when its task is not
+        idempotent)."""
+        assert self.recorder is not None and self.log is not None
+        if self._dirty:
+            self._save_state()
+        if faults.armed:
+            faults.hit("before_dispatch")
+        call_hooks(self.middleware, "before_dispatch", self, d)
+        if not task.idempotent:
+            self.recorder.mark_running(d, type(task).__retap__)
+        else:
+            self.log.flush_if_due()
+        self._decisions[d.id] = decision
+        self._attempts[d.id] = (0, time.time())
+        self.sched.start(d)
+        self._run(d, task)
+
+    def _run(self, d: Dispatch, task: Task) -> None:
+        """One attempt at ``d`` on the executor."""
+        assert self.executor is not None
+        made, started = self._attempts[d.id]
+        self._attempts[d.id] = (made + 1, started)
+        context = TaskContext(self.run_id, d.id, absolute_store(self.store.location),
+                              self._owner, lambda: self.stopping,
+                              lambda: self.stop_signal or "SIGINT")
+        self.executor.submit(Job(d.id, d.node, task, d.inputs, context, self._timeout_of(task)))
+
+    def _collect(self) -> None:
+        """Take the next completion (waiting at most until a retry is due) and record it."""
+        assert self.executor is not None
+        due = min((at for at, _, _ in self._retries), default=None)
+        wait = TICK if due is None else max(0.0, min(TICK, due - time.monotonic()))
+        if self.executor.busy == 0:
+            time.sleep(wait)  # only retries wait: the executor has nothing to hand back
             return
-        if outcome is None:
-            decision = self._decide(node.task, d)
-            if decision is not None and decision.hit is not None:
-                outcome = self._reuse(decision.hit)
-            elif self.dry_run:
-                self._skip_dry(d, decision, decision.reason if decision else
-                               "runs every time (not cached)")
-                return
-        if outcome is None:
-            if self.halt_before_execute:
-                self.state = STOP
-                return
-            if self._dirty:
-                self._save_state()
-            if faults.armed:
-                faults.hit("before_dispatch")
-            outcome = self._execute(node.task, d, decision)
-            if faults.armed:
-                faults.hit("after_execute")
+        completion = self.executor.next(wait)
+        if completion is None:
+            return
+        if faults.armed:
+            faults.hit("after_execute")
+        self._completed(completion)
+
+    def _completed(self, completion: Completion) -> None:
+        d = self.sched.running[completion.dispatch]
+        task = self.workflow.nodes[d.node].task
+        made, _ = self._attempts[d.id]
+        if completion.status == "failed" and made <= task.retries and not self.stopping:
+            self._retry_later(d, task, completion)
+            return
+        self._settle(d, self._outcome(d, completion))
+
+    def _outcome(self, d: Dispatch, completion: Completion) -> Outcome:
+        """A completion as the outcome to record (with a memo entry when it is one)."""
+        made, started = self._attempts.pop(d.id, (1, completion.started))
+        decision = self._decisions.pop(d.id, None)
+        task = self.workflow.nodes[d.node].task
+        outcome = Outcome(completion.status, completion.value, completion.error, made, started,
+                          completion.finished, outputs=completion.outputs or None)
+        if outcome.status == "done" and decision is not None:
+            outcome.memo = decision.remember(task, completion.value, completion.outputs)
+        return outcome
+
+    def _retry_later(self, d: Dispatch, task: Task, completion: Completion) -> None:
+        made, _ = self._attempts[d.id]
+        if task.journaled:
+            assert self.recorder is not None
+            self.recorder.settle_journal(d, done=False)
+        delay = task.retry_delay * 2 ** (made - 1)
+        error = completion.error or {}
+        self.notify(f"{self._describe(d, inputs=False)} failed ({error.get('type')}: "
+                    f"{_short(str(error.get('message', '')), 80)}); retry {made} of "
+                    f"{task.retries}" + (f" in {delay:g} s" if delay else ""))
+        self._retries.append((time.monotonic() + delay, d, completion))
+
+    def _retry_due(self) -> bool:
+        """Run again the first failed dispatch whose retry delay has passed."""
+        now = time.monotonic()
+        for i, (at, d, _) in enumerate(self._retries):
+            if at <= now:
+                del self._retries[i]
+                self._run(d, self.workflow.nodes[d.node].task)
+                return True
+        return False
+
+    def _cancel_running(self) -> None:
+        """A second signal: stop what runs; each is recorded interrupted."""
+        assert self.executor is not None
+        for dispatch in self.executor.cancel():
+            d = self.sched.running[dispatch]
+            record = error_record(Interrupted(self.stop_signal or "SIGINT"))
+            self._settle(d, self._outcome(d, Completion(dispatch, "interrupted", error=record,
+                                                        finished=time.time())))
+
+    # -- recording an outcome -----------------------------------------------------------
+
+    def _settle(self, d: Dispatch, outcome: Outcome) -> None:
+        """Pass ``d``'s result on and commit its outcome with what that changed."""
+        self.sched.stop(d)
+        task = self.workflow.nodes[d.node].task
         call_hooks(self.middleware, "after_dispatch", self, d, outcome)
-        returned = outcome.status == "done" and not outcome.cached and outcome.reused is None
+        returned = not outcome.cached and outcome.reused is None
         if self._dirty and not outcome.cached:
             self._save_state()  # the state before ``d``: its own changes go with its record
         effects = Effects()
@@ -236,22 +417,18 @@ class App:
             except JoinError as exc:  # recorded as a failure of the dispatch that fed it
                 outcome = Outcome("failed", error=error_record(exc), attempts=outcome.attempts,
                                   started=outcome.started, finished=outcome.finished)
-        outcome = self._commit(node.task, d, outcome, effects)
-        if returned and node.task.journaled:
-            self._settle_journal(d, outcome.status == "done")
+        outcome = self._commit(task, d, outcome, effects)
+        if returned and task.journaled:
+            assert self.recorder is not None
+            self.recorder.settle_journal(d, outcome.status == "done")
         call_hooks(self.middleware, "after_commit", self, d, outcome)
 
-    def _lookup(self, d: Dispatch) -> Outcome | None:
-        """The recorded result of ``d`` when replaying and it is done, else None."""
-        if self.cache is None:
-            return None
-        if self.rerun_nodes and (d.node in self.rerun_nodes
-                                 or any(s in self._fresh for s in d.sources)):
-            return None
-        value = self.cache.get(d.id, _MISS)
-        if value is _MISS:
-            return None
-        return Outcome("done", value, attempts=0, cached=True)
+    def _limit(self, d: Dispatch) -> tuple[object, int | None]:
+        task = self.workflow.nodes[d.node].task
+        return type(task), task.max_parallel
+
+    def _timeout_of(self, task: Task) -> float | None:
+        return task.timeout if task.timeout is not None else self.timeout
 
     def _decide(self, task: Task, d: Dispatch) -> Decision | None:
         """For a memoized task: whether an earlier result stands in for running ``d``."""
@@ -263,70 +440,16 @@ class App:
             self.explain(f"{verb} {self._describe(d)}: {decision.reason}")
         return decision
 
-    def _reuse(self, hit: MemoEntry) -> Outcome:
+    @staticmethod
+    def _reuse(hit: MemoEntry) -> Outcome:
         return Outcome("done", hit.value, attempts=0, started=time.time(),
                        finished=time.time(), reused=f"{hit.run}/{hit.dispatch}",
                        outputs=hit.outputs or None)
-
-    def _skip_dry(self, d: Dispatch, decision: Decision | None, reason: str) -> None:
-        """Dry run: note that ``d`` would run and pass nothing on, its result being unknown;
-        everything downstream of it would then run too (a join may have waited for it)."""
-        if decision is None and self.explain is not None:
-            waits = d.node in self.waits_on  # its inputs are not all known: do not show them
-            self.explain(f"run  {self._describe(d, inputs=not waits)}: {reason}")
-        self.would_run.append((d, reason))
-        for node in self.workflow.downstream([d.node]):
-            self.waits_on.setdefault(node, f"{d.node} ({self.workflow.nodes[d.node].name})")
-        self.queue.popleft()
-        self.queued.discard(d.id)
 
     def _describe(self, d: Dispatch, inputs: bool = True) -> str:
         node = self.workflow.nodes[d.node]
         shown = " ".join(_short(v) for v in d.inputs) if inputs else ""
         return f"node {d.node} ({node.name})" + (f" {shown}" if shown else "")
-
-    def _execute(self, task: Task, d: Dispatch, decision: Decision | None = None) -> Outcome:
-        info = type(task).__retap__
-        assert self.log is not None
-        call_hooks(self.middleware, "before_dispatch", self, d)
-        if not task.idempotent:
-            self.log.mark_running(d, info.name, info.code_version)
-        else:
-            self.log.flush_if_due()
-        started, attempts = time.time(), 0
-        while True:
-            attempts += 1
-            try:
-                value = self._call(task, d)
-            except Interrupted as exc:
-                return Outcome("interrupted", error=error_record(exc), attempts=attempts,
-                               started=started, finished=time.time())
-            except BaseException as exc:  # SystemExit too: a task's exit fails its dispatch
-                if attempts <= task.retries and not self.stopping:
-                    self._backoff(task.retry_delay * 2 ** (attempts - 1))
-                    continue
-                return Outcome("failed", error=error_record(exc), attempts=attempts,
-                               started=started, finished=time.time())
-            outputs = task.written_files()
-            memo = decision.remember(task, value, outputs) if decision is not None else None
-            return Outcome("done", value, attempts=attempts, started=started,
-                           finished=time.time(), outputs=outputs or None, memo=memo)
-
-    def _call(self, task: Task, d: Dispatch) -> Any:
-        self.in_task = True
-        self.current = d
-        try:
-            return task.execute(*d.inputs)
-        except KeyboardInterrupt:
-            raise Interrupted("SIGINT") from None
-        finally:
-            self.in_task = False
-            self.current = None
-
-    def _backoff(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self.stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.05))
 
     def _pass_on(self, d: Dispatch, value: Any) -> Effects:
         """Feed ``value`` to every join ``d``'s node is a source of; collect what goes on."""
@@ -339,7 +462,7 @@ class App:
                 if state is not None:
                     touched.append((join.id, state))
                 out = effects.back if join.enq else effects.front
-                out.extend(self._new(join.receive(state, slot, d.id, value), seen))
+                out.extend(self.sched.fresh(join.receive(state, slot, d.id, value), seen))
         except JoinError:
             for _, state in touched:
                 state.undo(state.changes)
@@ -350,133 +473,82 @@ class App:
             state.changes.clear()
         return effects
 
-    def _new(self, dispatches: Iterable[Dispatch], seen: set[str]) -> list[Dispatch]:
-        """Drop dispatches already queued (or already passed on here): no id is queued twice."""
-        fresh = []
-        for x in dispatches:
-            if x.id not in self.queued and x.id not in seen:
-                seen.add(x.id)
-                fresh.append(x)
-        return fresh
-
     def _commit(self, task: Task, d: Dispatch, outcome: Outcome, effects: Effects) -> Outcome:
         """Record ``d``'s outcome and apply its effects; returns the outcome as recorded."""
         if outcome.cached:
             self.cached_hits += 1
             self._dirty = True  # the state is saved whole before the next real write
         else:
-            outcome, effects = self._record(task, d, outcome, effects)
-            if outcome.reused is not None:
-                self.reused += 1
-            if faults.armed:
-                faults.hit("after_commit")
+            assert self.recorder is not None
+            if self._rerun:
+                self._fresh.add(d.id)
+            recorded, kept = self.recorder.commit(type(task).__retap__, d, outcome, effects)
+            if kept is not effects:
+                self._undo(effects)  # the store refused the result: its changes are void
+            outcome, effects = recorded, kept
         if outcome.status == "done":
-            self.queue.popleft()
-            self.queued.discard(d.id)
-            self._apply(effects)
+            self.sched.remove(d)
+            self.sched.add(effects.front, effects.back)
         elif outcome.status == "failed":
-            self.queue.popleft()
-            self.parked.append(d)
+            self.sched.park(d)
             self.failures.append((d, outcome))
             if self.on_error == "stop":
-                self.state = STOP
+                self.stop()
         else:
             self.stop(self.stop_signal or "SIGINT")
         return outcome
-
-    def _record(self, task: Task, d: Dispatch, outcome: Outcome,
-                effects: Effects) -> tuple[Outcome, Effects]:
-        """Commit ``d``'s record with its effects; a result the store cannot encode fails it."""
-        assert self.log is not None
-        self.executed += 1
-        if self.rerun_nodes:
-            self._fresh.add(d.id)
-        info = type(task).__retap__
-        try:
-            self.log.commit_dispatch(self._as_record(info.name, info.code_version, d, outcome),
-                                     effects)
-        except CodecError as exc:
-            self._undo(effects)
-            error = {"type": "CodecError", "traceback": "",
-                     "message": f"task {info.name} returned a value the store cannot keep: "
-                                f"{exc.message}"}
-            outcome = Outcome("failed", error=error, attempts=outcome.attempts,
-                              started=outcome.started, finished=outcome.finished)
-            effects = Effects()
-            self.log.commit_dispatch(self._as_record(info.name, info.code_version, d, outcome),
-                                     effects)
-        return outcome, effects
-
-    @staticmethod
-    def _as_record(task: str, version: str, d: Dispatch, outcome: Outcome) -> DispatchRecord:
-        return DispatchRecord(d.id, d.node, task, d.sources, outcome.status, outcome.value,
-                              outcome.error, outcome.attempts, outcome.started, outcome.finished,
-                              version, d.inputs, d.ref, outcome.reused, outcome.outputs,
-                              outcome.memo)
 
     def _undo(self, effects: Effects) -> None:
         """Take back the join-state changes of effects that could not be committed."""
         for join_id, change in reversed(effects.joins):
             self.states[join_id].undo([change])
 
-    def _apply(self, effects: Effects) -> None:
-        if effects.front:
-            self.queue.extendleft(reversed(effects.front))
-            self.queued.update(x.id for x in effects.front)
-        if effects.back:
-            self.queue.extend(effects.back)
-            self.queued.update(x.id for x in effects.back)
-
-    def _commit_effects(self, effects: Effects) -> None:
-        assert self.log is not None
-        if not self._dirty:  # when replaying from the cache, the whole state is saved later
-            self.log.commit_effects(effects)
-        self._apply(effects)
-
     def _drain_gates(self) -> bool:
-        """The queue is dry: release the first gate holding results. False when none does."""
+        """Nothing is pending: release the first gate holding results. False when none does."""
         seen: set[str] = set()
         for gate in self._gates:
             state = self.states[gate.id]
-            released = self._new(gate.drain(state), seen)
+            released = self.sched.fresh(gate.drain(state), seen)
             if state.changes:
-                joins = [(gate.id, change) for change in state.changes]
-                state.changes.clear()
-                effects = Effects(joins=joins)
-                (effects.back if gate.enq else effects.front).extend(released)
-                self._commit_effects(effects)
+                self._commit_drain(gate.id, gate.enq, state, released)
                 return True
         return False
+
+    def _replayed_drain(self) -> bool:
+        """Replaying: the store answers nothing pending, but the run it replays released a
+        gate at this point (the batch a drain would release now is recorded). Release it;
+        anything else is taken back untouched."""
+        if self.cache is None or not self._gates or self.sched.answerable:
+            return False
+        for gate in self._gates:
+            state = self.states[gate.id]
+            released = gate.drain(state)
+            if not released:
+                continue
+            if all(self.cache.seq(d.id) is not None for d in released):
+                self._commit_drain(gate.id, gate.enq, state, self.sched.fresh(released, set()))
+                return True
+            state.undo(state.changes)
+            state.changes.clear()
+            return False
+        return False
+
+    def _commit_drain(self, join: NodeId, enq: bool, state: JoinState,
+                      released: list[Dispatch]) -> None:
+        effects = Effects(joins=[(join, change) for change in state.changes])
+        state.changes.clear()
+        (effects.back if enq else effects.front).extend(released)
+        assert self.log is not None
+        if not self._dirty:  # when replaying from the cache, the whole state is saved later
+            self.log.commit_effects(effects)
+        self.sched.add(effects.front, effects.back)
 
     def _save_state(self) -> None:
         """Replace the stored queue and join states with these; failed dispatches stay
         queued (first) for a later resume."""
-        assert self.log is not None
-        self.log.save_state([*self.parked, *self.queue], self.states)
+        assert self.recorder is not None
+        self.recorder.save(self.sched.pending(), self.states)
         self._dirty = False
-
-    # -- file journals ------------------------------------------------------------------------
-
-    def _settle_journal(self, d: Dispatch, done: bool) -> None:
-        """A file task's dispatch is recorded: its journal goes once the record is durable;
-        a dispatch recorded as failed after its task returned has its changes undone now."""
-        if done:
-            self._unsynced.append(d.id)
-            self._drop_journals()
-        else:
-            journal.undo(self.run_id, d.id, self.keeps_file)
-
-    def _drop_journals(self, synced: bool = False) -> None:
-        assert self.log is not None
-        if self._unsynced and (synced or self.log.synced()):
-            for dispatch in self._unsynced:
-                journal.drop(self.run_id, dispatch)
-            self._unsynced.clear()
-
-    def keeps_file(self, path: str) -> bool:
-        """True when ``path`` holds the recorded output of a committed dispatch: a roll-back
-        leaves such a file alone."""
-        return self.store.recorded_output(os.path.abspath(path), digest_file(path))
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -486,4 +558,3 @@ def _short(value: Any, limit: int = 40) -> str:
 
 def _to_stderr(message: str) -> None:
     print(f"retap: {message}", file=sys.stderr, flush=True)
-

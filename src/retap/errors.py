@@ -16,12 +16,15 @@ RetapError                      base; ``exit_code`` is what the CLI exits with
 │   ├── UnknownRun              no run by that id in the store
 │   ├── RunExists               a new run would take an id already in the store
 │   ├── RunBusy                 another live process owns the run
-│   └── InflightNotIdempotent   resume would re-run a non-idempotent dispatch
+│   ├── InflightNotIdempotent   resume would re-run a non-idempotent dispatch
+│   └── ExecutorError           an executor cannot be used as asked (or cannot take a task)
 ├── StoreError                  the store cannot be opened or used (exit 2)
 │   ├── StoreVersionError       the store was written by a newer retap
 │   ├── StoreCorrupt            the store is damaged, crafted, or not a store at all
 │   └── StoreWriteError         a write failed mid-run (disk full, I/O): exit 1, resumable
 ├── TaskFailed                  a task reports that it failed (the built-in ``fail``)
+├── WorkerLost                  the worker running a dispatch died (a failure of it)
+├── DispatchTimeout             a dispatch ran past its timeout and was stopped
 ├── CodecError                  a value cannot be encoded or decoded safely
 ├── JoinError                   a join cannot pass a result on (bad switch index, ...)
 └── Interrupted                 the run was stopped by a signal (exit 130 / 143)
@@ -41,6 +44,8 @@ __all__ = [
     "BadRunId",
     "CodecError",
     "ConfigValueError",
+    "DispatchTimeout",
+    "ExecutorError",
     "InflightNotIdempotent",
     "InputArityError",
     "Interrupted",
@@ -61,6 +66,7 @@ __all__ = [
     "UnknownRun",
     "UnknownTask",
     "UsageError",
+    "WorkerLost",
     "WorkflowFileError",
     "WorkflowSyntaxError",
     "error_record",
@@ -250,6 +256,14 @@ class InflightNotIdempotent(UsageError):
         self.run, self.dispatches = run, dispatches
 
 
+class ExecutorError(UsageError):
+    """An executor cannot be used as asked, or cannot take a task (nothing was run)."""
+
+    def __init__(self, executor: str, reason: str) -> None:
+        super().__init__(f"executor {executor}: {reason}", executor=executor, reason=reason)
+        self.executor, self.reason = executor, reason
+
+
 class StoreError(RetapError):
     """The store cannot be opened or used: nothing was run (exit 2)."""
 
@@ -281,6 +295,23 @@ class StoreWriteError(StoreError):
 
 class TaskFailed(RetapError):
     """A task reports that it failed, with a message and no traceback to speak of."""
+
+
+class WorkerLost(RetapError):
+    """The process running a dispatch died under it (killed, crashed, out of memory)."""
+
+    def __init__(self, dispatch: str, reason: str) -> None:
+        super().__init__(f"worker lost: {reason}", dispatch=dispatch, reason=reason)
+        self.dispatch, self.reason = dispatch, reason
+
+
+class DispatchTimeout(RetapError):
+    """A dispatch ran longer than its timeout; its worker was stopped."""
+
+    def __init__(self, dispatch: str, seconds: float) -> None:
+        super().__init__(f"timed out after {seconds:g} s (its worker was stopped)",
+                         dispatch=dispatch, seconds=seconds)
+        self.dispatch, self.seconds = dispatch, seconds
 
 
 class CodecError(RetapError):

@@ -23,13 +23,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+from retap.context import TaskContext
 from retap.errors import RetapError, TaskFailed
 from retap.journal import Journal, RunFolder, abandoned, inside, project_root
+from retap.owner import Owner
 from retap.store.base import Store
 from retap.store.memory import MemoryStore
 from retap.taskdef import Task
 
-__all__ = ["FileDigests", "FileTask", "Input", "Output", "digest_file", "settle_journals"]
+__all__ = ["FileDigests", "FileTask", "Input", "Output", "absolute_store", "digest_file",
+           "settle_journals"]
 
 
 class _Role:
@@ -126,7 +129,7 @@ def _store_of(location: str, current: Store, opened: list[Store]) -> Store | Non
     nothing (``:memory:``), another store file read-only, or None when it is gone."""
     if location == ":memory:":
         return MemoryStore()
-    if location == _absolute(current.location):
+    if location == absolute_store(current.location):
         return current
     if not os.path.isfile(location):
         return None
@@ -148,7 +151,8 @@ def _recorded_by(stores: set[Store]) -> Callable[[str], bool]:
     return keep
 
 
-def _absolute(location: str) -> str:
+def absolute_store(location: str) -> str:
+    """A store's location as journals name it: absolute, or ``:memory:``."""
     return location if location == ":memory:" else os.path.abspath(location)
 
 
@@ -216,16 +220,20 @@ class FileTask(Task, abstract=True, cache="inputs"):
         return target
 
     def execute(self, *inputs: Any) -> Any:
-        app = self._app
-        run = app.run_id if app is not None else f"direct-{os.getpid()}"
-        store = _absolute(app.store.location) if app is not None else ":memory:"
-        self._journal: Journal | None = RunFolder(run, store).journal(self.dispatch_id or "direct")
+        """``process`` inside a journal. In a run, whoever records a failure undoes the
+        journal (it can ask the store what to keep); called directly, a failure is undone
+        here."""
+        ctx = self._context or TaskContext(f"direct-{os.getpid()}", "direct", ":memory:",
+                                           Owner.current())
+        self._journal: Journal | None = RunFolder(ctx.run, ctx.store).journal(ctx.dispatch,
+                                                                              ctx.owner)
         self._journal.begin()
         self._touched: list[Path] = []
         try:
             return self.process(*inputs)
         except BaseException:
-            self._journal.rollback(app.keeps_file if app is not None else _never)
+            if self._context is None:
+                self._journal.rollback()
             raise
         finally:
             self._journal = None
@@ -249,6 +257,3 @@ class FileTask(Task, abstract=True, cache="inputs"):
             return
         journal.save_copy(target, via)
 
-
-def _never(path: str) -> bool:
-    return False

@@ -91,11 +91,12 @@ class RunFolder:
         self.store = store
         self.dir = BACKUP_ROOT / run
 
-    def journal(self, dispatch: str) -> Journal:
-        """A fresh journal for ``dispatch`` in this run, the folder claimed for this process."""
+    def journal(self, dispatch: str, owner: Owner | None = None) -> Journal:
+        """A journal for ``dispatch`` in this run, the folder claimed for ``owner`` (the
+        process that owns the run; this one by default)."""
         _private_dir(BACKUP_ROOT)
         _private_dir(self.dir)
-        me = Owner.current()
+        me = owner or Owner.current()
         claimed = FolderOwner(self.run, me.host, me.pid, me.started, self.store)
         if self.owner() != claimed:
             _write_private(self.dir / OWNER_FILE, json.dumps(asdict(claimed)))

@@ -49,3 +49,5 @@ class StopOnSignals:
                        "(send it again to abort the dispatch)")
         elif app.in_task:
             raise Interrupted(name)
+        else:
+            app.abort()  # dispatches running elsewhere are stopped by the loop

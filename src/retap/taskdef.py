@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from retap import configs as _config
 from retap.configs import MISSING, ConfigSpec
+from retap.context import TaskContext
 from retap.errors import Interrupted, TaskDefinitionError
 
 __all__ = ["Task", "TaskInfo", "snake_case", "task"]
@@ -31,10 +32,15 @@ SETTINGS: dict[str, Callable[[Any], bool]] = {
     "version": lambda v: v is None or isinstance(v, str),
     "cache": lambda v: v in (None, "inputs"),
     "retries": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-    "retry_delay": lambda v: isinstance(v, int | float) and v >= 0,
+    "retry_delay": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+    "timeout": lambda v: v is None or (isinstance(v, int | float) and not isinstance(v, bool)
+                                       and v > 0),
+    "max_parallel": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                            and v >= 1),
 }
 _SETTING_HINTS = {"idempotent": "True or False", "version": "a string", "cache": 'None or "inputs"',
-                  "retries": "an int >= 0", "retry_delay": "seconds >= 0"}
+                  "retries": "an int >= 0", "retry_delay": "seconds >= 0",
+                  "timeout": "None or seconds > 0", "max_parallel": "None or an int >= 1"}
 
 
 _NAME = re.compile(r"\w[\w./-]*")  # a command-line word: never "--", never an option
@@ -157,6 +163,8 @@ class Task:
     cache: ClassVar[str | None] = None
     retries: ClassVar[int] = 0
     retry_delay: ClassVar[float] = 0.0
+    timeout: ClassVar[float | None] = None  # seconds a dispatch may run (where enforceable)
+    max_parallel: ClassVar[int | None] = None  # dispatches of this task running at once
     journaled: ClassVar[bool] = False  # its dispatches keep a journal of file changes
     __retap__: ClassVar[TaskInfo]
 
@@ -186,7 +194,7 @@ class Task:
     def __init__(self, **configs: Any) -> None:
         info = self.__retap__
         self._config: dict[str, Any] = _config.validate(info.name, info.configs, configs)
-        self._app: Any = None
+        self._context: TaskContext | None = None  # set while a dispatch of it runs
 
     def process(self, *inputs: Any) -> Any:
         """Do the work for one dispatch and return its result."""
@@ -217,20 +225,30 @@ class Task:
         return dict(self._config)
 
     @property
+    def run_id(self) -> str | None:
+        """The id of the run whose dispatch this task is executing, or None outside a run."""
+        return self._context.run if self._context is not None else None
+
+    @property
     def dispatch_id(self) -> str | None:
         """The id of the dispatch this task is executing, or None outside a run."""
-        current = self._app.current if self._app is not None else None
-        return current.id if current is not None else None
+        return self._context.dispatch if self._context is not None else None
 
     @property
     def stopping(self) -> bool:
-        """True once the running App has been asked to stop; long tasks may bail out."""
-        return self._app is not None and self._app.stopping
+        """True once the run has been asked to stop; long tasks may bail out. (In a worker
+        process the run cannot ask: a stop there kills the worker.)"""
+        return self._context is not None and self._context.stopping()
 
     def check_terminate(self) -> None:
         """Raise ``Interrupted`` when the App has been asked to stop; a checkpoint for long work."""
         if self.stopping:
-            raise Interrupted(self._app.stop_signal or "SIGINT")
+            assert self._context is not None
+            raise Interrupted(self._context.stop_signal())
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker gets: the configs, never the run it belongs to."""
+        return {"_config": self._config, "_context": None}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config_values().items())
@@ -246,7 +264,8 @@ def _check_setting(task: str, key: str, value: Any) -> None:
 
 
 def _reserved() -> set[str]:
-    return {n for n in dir(Task) if not n.startswith("__")} | set(SETTINGS) | {"_config", "_app"}
+    return {n for n in dir(Task) if not n.startswith("__")} | set(SETTINGS) | {"_config",
+                                                                                 "_context"}
 
 
 def _collect_configs(cls: type, label: str) -> dict[str, ConfigSpec]:

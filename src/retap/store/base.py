@@ -19,8 +19,8 @@ from retap.errors import RunBusy
 from retap.joins import Join, JoinState
 from retap.owner import Owner
 
-__all__ = ["AuditRecord", "DispatchRecord", "Effects", "Owner", "RunInfo", "RunLog", "Store",
-           "busy_owner"]
+__all__ = ["AuditRecord", "DispatchRecord", "Effects", "Owner", "Recorded", "RunInfo", "RunLog",
+           "Store", "busy_owner"]
 
 
 @dataclass(slots=True)
@@ -115,6 +115,19 @@ class RunInfo:
         if self.status == "running" and (self.owner is None or not self.owner.alive()):
             return "interrupted"
         return self.status
+
+
+class Recorded(ABC):
+    """A run's done dispatches as a replay or resume asks for them: when each was recorded
+    (its ``seq``: they are answered in that order) and what it returned."""
+
+    @abstractmethod
+    def seq(self, dispatch: str) -> int | None:
+        """The commit number of ``dispatch`` when the store has it as done, else None."""
+
+    @abstractmethod
+    def value(self, dispatch: str) -> Any:
+        """The recorded result of a done ``dispatch`` (StoreCorrupt when it is unreadable)."""
 
 
 class Store(ABC):
@@ -258,12 +271,12 @@ class RunLog(ABC):
         """Replace the run's whole queue and join state with these, in one transaction."""
 
     @abstractmethod
-    def cached(self) -> Mapping[str, Any]:
-        """Replay lookup: done dispatch id -> its recorded result value, loaded at once."""
+    def cached(self) -> Recorded:
+        """The run's done dispatches, read at once (what a replay answers from)."""
 
-    def lookup(self) -> Mapping[str, Any]:
+    def lookup(self) -> Recorded:
         """The same answers as ``cached``, looked up one dispatch at a time: what a resume
-        checks before it executes a dispatch id (a saved queue may name a done one)."""
+        checks before it runs a dispatch (a saved queue may name a done one)."""
         return self.cached()
 
     @abstractmethod

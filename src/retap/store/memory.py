@@ -20,6 +20,7 @@ from retap.store.base import (
     Effects,
     MemoEntry,
     Owner,
+    Recorded,
     RunInfo,
     RunLog,
     Store,
@@ -227,14 +228,27 @@ class _MemoryRunLog(RunLog):
                                        for i, fifo in enumerate(js.slots)},
                              "count": js.count} for jid, js in states.items()}
 
-    def cached(self) -> Mapping[str, Any]:
-        return {i: r.value for i, r in self.state.records.items() if r.status == "done"}
+    def cached(self) -> Recorded:
+        return _MemoryRecorded(self.state)
 
     def finish(self, status: str) -> None:
         self.state.info.status = status
 
     def update_spec(self, spec: dict[str, Any]) -> None:
         self.state.info.spec = spec
+
+
+class _MemoryRecorded(Recorded):
+    def __init__(self, state: _Run) -> None:
+        self.state = state
+
+    def seq(self, dispatch: str) -> int | None:
+        record = self.state.records.get(dispatch)
+        return self.state.seqs[dispatch] if record is not None and record.status == "done" \
+            else None
+
+    def value(self, dispatch: str) -> Any:
+        return self.state.records[dispatch].value
 
 
 def _audit(record: DispatchRecord, seq: int) -> AuditRecord:

@@ -20,7 +20,7 @@ from retap.dispatch import Dispatch, NodeId
 from retap.errors import RetapError
 from retap.joins import JoinState
 from retap.store import rows
-from retap.store.base import DispatchRecord, Effects, RunLog, now
+from retap.store.base import DispatchRecord, Effects, Recorded, RunLog, now
 from retap.store.codec import Codec, JsonCodec, digest
 from retap.store.sqlite import SQLiteStore
 
@@ -193,22 +193,23 @@ class SQLiteRunLog(RunLog):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def lookup(self) -> Mapping[str, Any]:
+    def lookup(self) -> Recorded:
         return _Lookup(self)
 
-    def cached(self) -> Mapping[str, Any]:
+    def cached(self) -> Recorded:
         with self.store.errors():
             found = self.conn.execute(
-                "SELECT d.id, d.result, v.codec, v.data, "
+                "SELECT d.id, d.seq, d.result, v.codec, v.data, "
                 f"{rows.crc_ok(rows.DISPATCH, 'd')} FROM dispatches d "
                 'LEFT JOIN "values" v ON v.digest = d.result '
                 "WHERE d.run=? AND d.status='done'", (self.run,))
             raw = {}
-            for ident, ref, codec, data, ok in found:
+            for ident, seq, ref, codec, data, ok in found:
                 self.store.verify(ok, f"dispatch {ident}")
-                if not isinstance(ident, str) or not isinstance(ref, str) or not ref:
+                if not isinstance(ident, str) or type(seq) is not int or \
+                        not isinstance(ref, str) or not ref:
                     raise self.store.corrupt(f"done dispatch {ident!r} has no readable result")
-                raw[ident] = (ref, codec, data)
+                raw[ident] = (seq, ref, codec, data)
         return _Cached(raw, self.store.value_of)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -320,60 +321,47 @@ class SQLiteRunLog(RunLog):
                 self._set_count(key, change[1])
 
 
-class _Lookup(Mapping[str, Any]):
-    """Done results by dispatch id, each looked up when asked for (resume)."""
+class _Lookup(Recorded):
+    """Done dispatches looked up one at a time (resume)."""
 
     def __init__(self, log: SQLiteRunLog) -> None:
         self.log = log
 
-    def __getitem__(self, key: str) -> Any:
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
+    def _row(self, key: str) -> Any:
         store = self.log.store
         with store.errors():
             row = self.log.conn.execute(
-                "SELECT d.result, v.codec, v.data, "
+                "SELECT d.seq, d.result, v.codec, v.data, "
                 f"{rows.crc_ok(rows.DISPATCH, 'd')} FROM dispatches d "
                 'LEFT JOIN "values" v ON v.digest = d.result '
                 "WHERE d.run=? AND d.id=? AND d.status='done'", (self.log.run, key)).fetchone()
-            if row is None:
-                return default
-            store.verify(row[3], f"dispatch {key}")
-            if not isinstance(row[0], str) or not row[0]:
+        if row is not None:
+            store.verify(row[4], f"dispatch {key}")
+            if type(row[0]) is not int or not isinstance(row[1], str) or not row[1]:
                 raise store.corrupt(f"done dispatch {key} has no readable result")
-            return store.value_of(row[0], row[1], row[2])
+        return row
 
-    def __iter__(self) -> Iterator[str]:
-        raise TypeError("a lookup answers one dispatch at a time")
+    def seq(self, dispatch: str) -> int | None:
+        row = self._row(dispatch)
+        return None if row is None else int(row[0])
 
-    def __len__(self) -> int:
-        raise TypeError("a lookup answers one dispatch at a time")
+    def value(self, dispatch: str) -> Any:
+        row = self._row(dispatch)
+        return self.log.store.value_of(row[1], row[2], row[3])
 
 
-_MISSING = object()
+class _Cached(Recorded):
+    """Done dispatches read at once, their values decoded when asked for (replay)."""
 
-
-class _Cached(Mapping[str, Any]):
-    """Done results by dispatch id, decoded when asked for."""
-
-    def __init__(self, raw: dict[str, tuple[str, str | None, bytes | None]], decode: Any
-                 ) -> None:
+    def __init__(self, raw: dict[str, tuple[int, str, str | None, bytes | None]],
+                 decode: Any) -> None:
         self.raw = raw
         self.decode = decode
 
-    def __getitem__(self, key: str) -> Any:
-        return self.decode(*self.raw[key])
+    def seq(self, dispatch: str) -> int | None:
+        hit = self.raw.get(dispatch)
+        return None if hit is None else hit[0]
 
-    def get(self, key: str, default: Any = None) -> Any:
-        hit = self.raw.get(key)
-        return default if hit is None else self.decode(*hit)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.raw)
-
-    def __len__(self) -> int:
-        return len(self.raw)
+    def value(self, dispatch: str) -> Any:
+        _, ref, codec, data = self.raw[dispatch]
+        return self.decode(ref, codec, data)

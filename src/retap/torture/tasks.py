@@ -42,9 +42,8 @@ def log_execution(task: retap.Task, label: str, key: str = "") -> None:
     """Append this execution to ``$TORTURE_LOG`` (nothing outside the torture runner)."""
     log = os.environ.get("TORTURE_LOG")
     if log:
-        run = task._app.run_id if task._app is not None else ""
         with open(log, "a") as fh:
-            fh.write(f"{task.dispatch_id}\t{label}\t{run}\t{key}\n")
+            fh.write(f"{task.dispatch_id}\t{label}\t{task.run_id or ''}\t{key}\n")
 
 
 def fail_once(task: retap.Task, label: str) -> None:

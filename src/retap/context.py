@@ -1,0 +1,38 @@
+"""What a running task knows of its dispatch: the run, the dispatch id, the store and the
+process that owns the run (file tasks name them in their journals), and whether the run
+has been asked to stop. It travels to worker processes with the task; the App itself
+does not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from retap.owner import Owner
+
+__all__ = ["TaskContext"]
+
+
+def _never() -> bool:
+    return False
+
+
+def _sigint() -> str:
+    return "SIGINT"
+
+
+@dataclass
+class TaskContext:
+    """One dispatch's view of its run."""
+
+    run: str
+    dispatch: str
+    store: str  # the store's absolute location, or ":memory:"
+    owner: Owner  # the process that owns the run, not the worker that runs the task
+    stopping: Callable[[], bool] = field(default=_never, compare=False)
+    stop_signal: Callable[[], str] = field(default=_sigint, compare=False)
+
+    def __getstate__(self) -> dict[str, object]:
+        """A worker cannot see the run's stop flag: it gets the plain facts only."""
+        return {"run": self.run, "dispatch": self.dispatch, "store": self.store,
+                "owner": self.owner, "stopping": _never, "stop_signal": _sigint}

@@ -1,0 +1,73 @@
+"""The executor interface: submit a job, wait for the next completion, cancel what runs."""
+
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from retap.context import TaskContext
+from retap.dispatch import NodeId
+from retap.taskdef import Task
+
+__all__ = ["Completion", "Executor", "Job"]
+
+
+@dataclass
+class Job:
+    """One dispatch to run: its task (a copy, for executors that run several at once), its
+    inputs, what the task may know of its run, and how long it may take."""
+
+    dispatch: str
+    node: NodeId
+    task: Task
+    inputs: tuple[Any, ...]
+    context: TaskContext
+    timeout: float | None = None
+
+
+@dataclass
+class Completion:
+    """What running one job produced: ``done`` with a value, or ``failed`` / ``interrupted``
+    with the error as recorded JSON."""
+
+    dispatch: str
+    status: str
+    value: Any = None
+    error: dict[str, Any] | None = None
+    started: float = 0.0
+    finished: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+class Executor(ABC):
+    """Runs jobs; the App decides what to run and records what finished."""
+
+    name: str = ""
+    kills: bool = False  # it can stop a running job: timeouts hold, a second signal kills
+
+    @abstractmethod
+    def submit(self, job: Job) -> None:
+        """Start ``job`` (or queue it in the executor); returns at once."""
+
+    @abstractmethod
+    def next(self, timeout: float | None) -> Completion | None:
+        """The next job to finish, in finishing order; None when none finished within
+        ``timeout`` seconds (None: wait as long as a job runs)."""
+
+    @abstractmethod
+    def cancel(self) -> list[str]:
+        """Stop what runs (where it can) and forget it; the dispatch ids it had."""
+
+    def close(self) -> None:
+        """Release workers; the executor may not be used afterwards."""
+
+    def dumps(self, task: Task) -> bytes:
+        """How a task travels to this executor's workers (checked before a run starts)."""
+        return pickle.dumps(task)
+
+    @property
+    @abstractmethod
+    def busy(self) -> int:
+        """How many jobs are submitted and not yet handed back by ``next``."""

@@ -1,0 +1,33 @@
+"""What a worker does with a job: run the task's body and report how it ended. The same
+function runs in the App's thread (``inline``), in a thread, a process or on Dask."""
+
+from __future__ import annotations
+
+import time
+
+from retap.errors import Interrupted, error_record
+from retap.executors.base import Completion, Job
+
+__all__ = ["run_job"]
+
+
+def run_job(job: Job) -> Completion:
+    """Run ``job.task`` on ``job.inputs``; never raises for what the task does."""
+    task = job.task
+    task._context = job.context
+    started = time.time()
+    try:
+        value = task.execute(*job.inputs)
+    except Interrupted as exc:
+        return Completion(job.dispatch, "interrupted", error=error_record(exc), started=started,
+                          finished=time.time())
+    except KeyboardInterrupt:
+        return Completion(job.dispatch, "interrupted", error=error_record(Interrupted("SIGINT")),
+                          started=started, finished=time.time())
+    except BaseException as exc:  # SystemExit too: a task's exit fails its dispatch
+        return Completion(job.dispatch, "failed", error=error_record(exc), started=started,
+                          finished=time.time())
+    finally:
+        task._context = None
+    return Completion(job.dispatch, "done", value, started=started, finished=time.time(),
+                      outputs=task.written_files())
