@@ -25,12 +25,14 @@ def test_mypy_finds_nothing_in_src() -> None:
 
 def test_the_public_api_is_exactly_this() -> None:
     assert sorted(retap.__all__) == sorted([
-        "App", "BadRunId", "CodecError", "ConfigValueError", "FileTask", "Input",
+        "App", "BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout",
+        "ExecutorError", "FileTask", "Input",
         "InflightNotIdempotent", "InputArityError", "Interrupted", "JoinError", "MemoryStore",
         "Middleware", "Output", "RetapError", "RunBusy", "RunExists", "RunResult",
         "SecretMissing", "SpecError", "Store", "StoreCorrupt", "StoreError", "StoreVersionError",
         "Task", "TaskDefinitionError", "TaskFailed", "UnknownConfig", "UnknownRun",
-        "UnknownTask", "UsageError", "Workflow", "WorkflowSyntaxError", "config", "open_store",
+        "UnknownTask", "UsageError", "WorkerLost", "Workflow", "WorkflowSyntaxError", "config",
+        "open_store",
         "replay", "resume", "selector", "task",
     ])
     for name in retap.__all__:

@@ -43,6 +43,15 @@ def test_regression_seed_1_case_3_batch_kill_before_the_first_commit_keeps_the_l
     assert result.faults  # the case does kill the run
 
 
+@pytest.mark.timeout(300)
+def test_regression_seed_2026_case_145_a_signal_while_the_last_state_is_saved() -> None:
+    # A SIGINT while a replay saved its rebuilt state after the loop (signals no longer
+    # caught there) ended the process by the start-up handler, leaving the run `running`.
+    result = run_case(2026, 145)
+    assert result.held, result.problems
+    assert result.faults["sigint"]
+
+
 def test_a_memoized_execution_whose_result_was_committed_intact_is_a_problem(
         tmp_path: Path) -> None:
     ledger = Ledger({"n1"}, intact={"k1": "r1/abc"})

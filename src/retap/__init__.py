@@ -19,6 +19,8 @@ if TYPE_CHECKING:
         BadRunId,
         CodecError,
         ConfigValueError,
+        DispatchTimeout,
+        ExecutorError,
         InflightNotIdempotent,
         InputArityError,
         Interrupted,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
         UnknownRun,
         UnknownTask,
         UsageError,
+        WorkerLost,
         WorkflowSyntaxError,
     )
     from retap.files import FileTask, Input, Output
@@ -50,11 +53,13 @@ if TYPE_CHECKING:
 _HOMES = {
     "retap.app": ["App", "RunResult"],
     "retap.configs": ["config"],
-    "retap.errors": ["BadRunId", "CodecError", "ConfigValueError", "InflightNotIdempotent",
+    "retap.errors": ["BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout",
+                     "ExecutorError", "InflightNotIdempotent",
                      "InputArityError", "Interrupted", "JoinError", "RetapError", "RunBusy",
                      "RunExists", "SecretMissing", "SpecError", "StoreCorrupt", "StoreError",
                      "StoreVersionError", "TaskDefinitionError", "TaskFailed", "UnknownConfig",
-                     "UnknownRun", "UnknownTask", "UsageError", "WorkflowSyntaxError"],
+                     "UnknownRun", "UnknownTask", "UsageError", "WorkerLost",
+                     "WorkflowSyntaxError"],
     "retap.files": ["FileTask", "Input", "Output"],
     "retap.joins": ["selector"],
     "retap.middleware": ["Middleware"],
@@ -66,12 +71,13 @@ _HOMES = {
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
-    "App", "BadRunId", "CodecError", "ConfigValueError", "FileTask", "InflightNotIdempotent",
-    "Input", "InputArityError", "Interrupted", "JoinError", "MemoryStore", "Middleware", "Output",
-    "RetapError", "RunBusy", "RunExists", "RunResult", "SecretMissing", "SpecError", "Store",
-    "StoreCorrupt", "StoreError", "StoreVersionError", "Task", "TaskDefinitionError",
-    "TaskFailed", "UnknownConfig", "UnknownRun", "UnknownTask", "UsageError", "Workflow",
-    "WorkflowSyntaxError", "config", "open_store", "replay", "resume", "selector", "task",
+    "App", "BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout", "ExecutorError",
+    "FileTask", "InflightNotIdempotent", "Input", "InputArityError", "Interrupted", "JoinError",
+    "MemoryStore", "Middleware", "Output", "RetapError", "RunBusy", "RunExists", "RunResult",
+    "SecretMissing", "SpecError", "Store", "StoreCorrupt", "StoreError", "StoreVersionError",
+    "Task", "TaskDefinitionError", "TaskFailed", "UnknownConfig", "UnknownRun", "UnknownTask",
+    "UsageError", "WorkerLost", "Workflow", "WorkflowSyntaxError", "config", "open_store",
+    "replay", "resume", "selector", "task",
 ]
 
 

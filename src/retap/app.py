@@ -66,8 +66,6 @@ class App:
         self.notify = notify or _to_stderr
         self.explain = explain
         self.jobs, self.timeout = jobs, timeout
-        self.executor = executor if isinstance(executor, Executor) else None
-        self._executor_name = executor if isinstance(executor, str) else None
         self.state = READY
         self.stop_signal: str | None = None
         self.aborting = False  # a second signal: stop what runs, do not wait for it
@@ -91,6 +89,7 @@ class App:
         self._owner = Owner.current()
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
+        self.executor = self._open_executor(executor)
 
     # -- control --------------------------------------------------------------------------
 
@@ -162,7 +161,6 @@ class App:
         """Run until nothing is pending, a task fails (on_error=stop) or a stop is asked."""
         if self.state != READY:
             raise RuntimeError(f"the app is not ready ({self.info()})")
-        executor = self._open_executor()
         if self.log is None:
             self._start()
         if self.plan is None:
@@ -171,37 +169,47 @@ class App:
         self.state = RUN
         call_hooks(self.middleware, "before_run", self)
         try:
-            with StopOnSignals(self):
+            with StopOnSignals(self):  # until the run's status is written, not after
                 self._loop()
                 self._wind_down()
+                status = self._close()
         except BaseException:
             self._abandon()
             raise
         finally:
             self.state = READY
-            executor.close()
-        return self._finish()
+            self.executor.close()
+        return self._result(status)
 
-    def _open_executor(self) -> Executor:
-        executor = self.executor or make_executor(
-            self._executor_name if self.plan is None else "inline",
-            self.jobs if self.plan is None else 1)
-        self.executor = executor
+    def _open_executor(self, given: str | Executor | None) -> Executor:
+        """The executor named (or given), checked against every task of the workflow: a
+        task it cannot take is refused here, before anything is recorded."""
+        if isinstance(given, Executor):
+            executor = given
+        elif self.plan is not None:
+            executor = make_executor("inline", 1)
+        else:
+            executor = make_executor(given, self.jobs)
         check_tasks(executor, ((n.id, n.task) for n in self.workflow.nodes.values()))
         timed = sorted({n.name for n in self.workflow.nodes.values() if self._timeout_of(
             n.task) is not None})
-        if timed and not executor.kills:
+        if timed and not executor.kills and self.plan is None:
             self.notify(f"warning: the {executor.name} executor cannot stop a running task: "
                         f"timeouts of {', '.join(timed)} are not enforced (use --executor "
                         "processes or dask)")
         return executor
 
-    def _finish(self) -> RunResult:
-        status = self._status()
+    def _close(self) -> str:
+        """Save what is left and write the run's status (a signal meanwhile counts)."""
         if self._dirty:
             self._save_state()
+        status = self._status()
         assert self.recorder is not None
         self.recorder.finish(status)
+        return status
+
+    def _result(self, status: str) -> RunResult:
+        assert self.recorder is not None
         call_hooks(self.middleware, "after_run", self, status)
         failures = [(d.node, self.workflow.nodes[d.node].name, o.error or {})
                     for d, o in self.failures]
@@ -232,7 +240,7 @@ class App:
 
     @property
     def executor_busy(self) -> bool:
-        return bool(self._retries) or (self.executor is not None and self.executor.busy > 0)
+        return bool(self._retries) or self.executor.busy > 0
 
     def _abandon(self) -> None:
         """The loop broke on an unexpected error: leave the run interrupted if we still can,
@@ -326,7 +334,6 @@ class App:
 
     def _run(self, d: Dispatch, task: Task) -> None:
         """One attempt at ``d`` on the executor."""
-        assert self.executor is not None
         made, started = self._attempts[d.id]
         self._attempts[d.id] = (made + 1, started)
         context = TaskContext(self.run_id, d.id, absolute_store(self.store.location),
@@ -336,7 +343,6 @@ class App:
 
     def _collect(self) -> None:
         """Take the next completion (waiting at most until a retry is due) and record it."""
-        assert self.executor is not None
         due = min((at for at, _, _ in self._retries), default=None)
         wait = TICK if due is None else max(0.0, min(TICK, due - time.monotonic()))
         if self.executor.busy == 0:
@@ -393,7 +399,6 @@ class App:
 
     def _cancel_running(self) -> None:
         """A second signal: stop what runs; each is recorded interrupted."""
-        assert self.executor is not None
         for dispatch in self.executor.cancel():
             d = self.sched.running[dispatch]
             record = error_record(Interrupted(self.stop_signal or "SIGINT"))

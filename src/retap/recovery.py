@@ -115,18 +115,20 @@ def resume(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
            rerun_inflight: bool = False, rerun_changed: bool = False,
            middleware: Iterable[Middleware] = (), on_error: str = "stop",
            notify: Callable[[str], None] | None = None,
-           explain: Callable[[str], None] | None = None, take_over: bool = False) -> RunResult:
+           explain: Callable[[str], None] | None = None, take_over: bool = False,
+           **running: Any) -> RunResult:
     """Continue ``run`` from its saved queue and join states. A dispatch the saved queue
-    names but the store has as done is answered from the store, never executed."""
+    names but the store has as done is answered from the store, never executed.
+    ``running``: ``jobs``, ``executor`` and ``timeout``, as ``App`` takes them."""
     recovery = prepare(store, run, list(settings), take_over)
     _warn_changes(recovery, rerun_changed, notify)
     if rerun_changed and recovery.changes:
         return _replay(store, recovery, rerun_inflight, True, middleware, on_error, notify,
-                       explain, take_over)
+                       explain, take_over, running)
     if recovery.already_done:
         return RunResult(run, "done", store)
     app = _claim(store, recovery, rerun_inflight, take_over, middleware, on_error, notify,
-                 explain, lambda app, log: app.attach(
+                 explain, running, lambda app, log: app.attach(
                      log, _known(store, recovery.workflow, store.queue(run)),
                      store.join_states(run, recovery.workflow.joins), cache=log.lookup()))
     return app.run()
@@ -146,22 +148,24 @@ def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
            middleware: Iterable[Middleware] = (), on_error: str = "stop",
            notify: Callable[[str], None] | None = None,
            explain: Callable[[str], None] | None = None,
-           halt_before_execute: bool = False, take_over: bool = False) -> RunResult:
-    """Run ``run`` again from a clean workflow, answering done dispatches from the store."""
+           halt_before_execute: bool = False, take_over: bool = False,
+           **running: Any) -> RunResult:
+    """Run ``run`` again from a clean workflow, answering done dispatches from the store,
+    in the order they were recorded. ``running``: as for ``resume``."""
     recovery = prepare(store, run, list(settings), take_over)
     _warn_changes(recovery, rerun_changed, notify)
     if recovery.already_done and not (rerun_changed and recovery.changes):
         return RunResult(run, "done", store)
     return _replay(store, recovery, rerun_inflight, rerun_changed, middleware, on_error, notify,
-                   explain, take_over, halt_before_execute)
+                   explain, take_over, running, halt_before_execute)
 
 
 def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_changed: bool,
             middleware: Iterable[Middleware], on_error: str,
             notify: Callable[[str], None] | None, explain: Callable[[str], None] | None,
-            take_over: bool, halt: bool = False) -> RunResult:
+            take_over: bool, running: dict[str, Any], halt: bool = False) -> RunResult:
     app = _claim(store, recovery, rerun_inflight, take_over, middleware, on_error, notify,
-                 explain, lambda app, log: app.attach(log, cache=log.cached()))
+                 explain, running, lambda app, log: app.attach(log, cache=log.cached()))
     if rerun_changed:
         app.rerun_nodes = {c.node for c in recovery.changes}
     app.halt_before_execute = halt
@@ -172,13 +176,13 @@ def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_change
 def _claim(store: Store, recovery: Recovery, rerun_inflight: bool, take_over: bool,
            middleware: Iterable[Middleware], on_error: str,
            notify: Callable[[str], None] | None, explain: Callable[[str], None] | None,
-           attach: Callable[[App, RunLog], None]) -> App:
+           running: dict[str, Any], attach: Callable[[App, RunLog], None]) -> App:
     """Claim the run through the store's atomic claim and attach an App to it; a resume or
     replay refused while attaching leaves the run as it was."""
     run = recovery.info.run
     _check_inflight(store, recovery, rerun_inflight)
     app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
-              notify=notify, explain=explain)
+              notify=notify, explain=explain, **running)
     log = store.claim_run(run, Owner.current(), take_over)
     try:
         if recovery.info.workflow is None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from retap.cli.main import echo_err, main, open_cli_store, store_location, store_option
+from retap.cli.main import (
+    echo_err,
+    main,
+    open_cli_store,
+    running_options,
+    store_location,
+    store_option,
+)
 
 if TYPE_CHECKING:
     from retap.app import RunResult
@@ -31,6 +38,7 @@ def _common(fn):  # type: ignore[no-untyped-def]
     fn = click.option("--take-over", is_flag=True,
                       help="continue a run whose owner ran on another host (a restarted "
                            "container, a renamed host) and is gone")(fn)
+    fn = running_options(fn)
     fn = store_option(fn)
     return click.argument("run")(fn)
 
@@ -38,28 +46,23 @@ def _common(fn):  # type: ignore[no-untyped-def]
 @main.command("resume")
 @_common
 @click.pass_context
-def resume_cmd(ctx: click.Context, run: str, store: str | None, take_over: bool,
-               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
-               on_error: str, explain: bool, quiet: bool) -> None:
+def resume_cmd(ctx: click.Context, run: str, store: str | None, **options: Any) -> None:
     """Continue RUN from its saved queue and join states; done work is not re-run."""
-    _continue(ctx, "resume", run, store, settings, rerun_inflight, rerun_changed, on_error,
-              explain, quiet, take_over)
+    _continue(ctx, "resume", run, store, **options)
 
 
 @main.command("replay")
 @_common
 @click.pass_context
-def replay_cmd(ctx: click.Context, run: str, store: str | None, take_over: bool,
-               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
-               on_error: str, explain: bool, quiet: bool) -> None:
+def replay_cmd(ctx: click.Context, run: str, store: str | None, **options: Any) -> None:
     """Run RUN again from its spec, taking done dispatches' results from the store."""
-    _continue(ctx, "replay", run, store, settings, rerun_inflight, rerun_changed, on_error,
-              explain, quiet, take_over)
+    _continue(ctx, "replay", run, store, **options)
 
 
 def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
-              on_error: str, explain: bool, quiet: bool, take_over: bool) -> None:
+              on_error: str, explain: bool, quiet: bool, take_over: bool, jobs: int,
+              executor: str | None, timeout: float | None) -> None:
     from retap.progress import Progress
     from retap.progress import wanted as progress_wanted
     from retap.recovery import parse_set, replay, resume
@@ -71,6 +74,7 @@ def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
     result: RunResult = action(the_store, run, settings=parsed, rerun_inflight=rerun_inflight,
                                rerun_changed=rerun_changed, on_error=on_error, notify=say,
                                explain=echo_err if explain else None, take_over=take_over,
+                               jobs=jobs, executor=executor, timeout=timeout,
                                middleware=[Progress()] if progress_wanted(quiet) else [])
     if result.status == "done" and not (result.executed or result.cached or result.reused):
         say(f"run {run} is already done; nothing to {verb}")

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from retap.cli.main import echo_err, main, open_cli_store, store_location, store_option
+from retap.cli.main import (
+    echo_err,
+    main,
+    open_cli_store,
+    running_options,
+    store_location,
+    store_option,
+)
 from retap.store import DEFAULT_STORE, DURABILITY
 
 if TYPE_CHECKING:
@@ -33,10 +40,12 @@ _SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 @click.option("--explain", is_flag=True, help="say on stderr why each cached task runs or is "
                                               "skipped")
 @click.option("--quiet", "-q", is_flag=True, help="no progress or status lines on stderr")
+@running_options
 @click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="-- WORKFLOW... | FILE")
 @click.pass_context
 def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error: str,
             durability: str, codec: str, dry_run: bool, explain: bool, quiet: bool,
+            jobs: int, executor: str | None, timeout: float | None,
             words: tuple[str, ...]) -> None:
     """Run a workflow: `retap run -- load 'goodnight moon' --: dump`, or `retap run FILE.yaml`."""
     from retap import dryrun
@@ -61,8 +70,8 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
     the_store = open_cli_store(ctx, store, durability=durability, codec=codec)
     app = App(workflow, the_store, run_id=run_id, on_error=on_error,
               notify=(lambda m: None) if quiet else echo_err,
-              explain=echo_err if explain else None,
-              middleware=[Progress()] if progress_wanted(quiet) else [])
+              explain=echo_err if explain else None, jobs=jobs, executor=executor,
+              timeout=timeout, middleware=[Progress()] if progress_wanted(quiet) else [])
     result = app.run()
     if not quiet:
         report(result, store_location(ctx, store))

@@ -15,7 +15,7 @@ from retap.store import DEFAULT_STORE, open_store
 if TYPE_CHECKING:
     from retap.store.base import Store
 
-__all__ = ["echo_err", "main", "open_cli_store", "store_option"]
+__all__ = ["echo_err", "main", "open_cli_store", "running_options", "store_option"]
 
 F = Callable[..., Any]
 
@@ -63,6 +63,18 @@ def main(ctx: click.Context, store: str | None) -> None:
     """retap: configurable, file-based tasks and workflows whose runs are recorded,
     recoverable and replayable."""
     ctx.obj = {"store": store}
+
+
+def running_options(fn: F) -> F:
+    """``-j/--jobs``, ``--executor`` and ``--timeout``: how dispatches run."""
+    fn = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+                      metavar="SECONDS", help="stop a dispatch running longer than this "
+                      "(processes, dask; a task's own `timeout` wins)")(fn)
+    fn = click.option("--executor", metavar="NAME", default=None,
+                      help="inline, threads, processes (the default for -j above 1), dask, "
+                           "or dask://HOST:PORT for a running scheduler")(fn)
+    return click.option("-j", "--jobs", type=click.IntRange(min=1), default=1,
+                        show_default=True, help="dispatches to run at once")(fn)
 
 
 def store_location(ctx: click.Context, store: str | None) -> str:

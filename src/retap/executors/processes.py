@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
 import queue
+import threading
 import time
 from typing import Any
 
@@ -17,8 +19,20 @@ import pebble
 from retap.errors import DispatchTimeout, WorkerLost, error_record
 from retap.executors.base import Completion, Executor, Job
 from retap.executors.work import run_job
+from retap.owner import Owner
 
-__all__ = ["ProcessExecutor", "start_method"]
+__all__ = ["ProcessExecutor", "die_with", "start_method"]
+
+
+def die_with(coordinator: Owner) -> None:
+    """In a worker: exit as soon as the coordinator is gone (a zombie counts as gone), so
+    no task of a dead run goes on changing files while a resume runs it again."""
+    def watch() -> None:
+        while coordinator.alive():
+            time.sleep(0.1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="retap-watch-coordinator", daemon=True).start()
 
 
 def start_method() -> str:
@@ -36,7 +50,8 @@ class ProcessExecutor(Executor):
         context = multiprocessing.get_context(start_method())
         if start_method() == "forkserver":
             context.set_forkserver_preload(["retap.executors.work"])
-        self.pool = pebble.ProcessPool(max_workers=jobs, context=context)
+        self.pool = pebble.ProcessPool(max_workers=jobs, context=context,
+                                       initializer=die_with, initargs=(Owner.current(),))
         self.done: queue.Queue[Completion] = queue.Queue()
         self.futures: dict[str, concurrent.futures.Future[Completion]] = {}
 

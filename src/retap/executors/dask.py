@@ -1,0 +1,167 @@
+"""The Dask executor (``pip install 'retap[dask]'``): jobs run on a Dask cluster, a local
+one of N worker processes (``--executor dask``) or one a scheduler runs already
+(``--executor dask://HOST:PORT``). The App stays the coordinator: workers only run task
+bodies, and every result comes back here to be recorded.
+
+Workers must see the project directory at the same path (file tasks write there): that is
+checked when the executor starts. A worker that dies fails its dispatch (``WorkerLost``;
+a local cluster is told not to run it again elsewhere); one past its timeout is restarted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import time
+from typing import Any
+
+from retap.errors import DispatchTimeout, ExecutorError, WorkerLost, error_record
+from retap.executors.base import Completion, Executor, Job
+from retap.executors.work import run_job
+from retap.taskdef import Task
+
+__all__ = ["DaskExecutor"]
+
+
+def run_in_project(job: Job, project: str) -> Completion:
+    """``run_job`` in the project directory (a worker of another process or host)."""
+    if os.getcwd() != project:
+        os.chdir(project)
+    return run_job(job)
+
+
+class DaskExecutor(Executor):
+    """Futures on a distributed Client; completions come back through one queue."""
+
+    name = "dask"
+    kills = True
+
+    def __init__(self, jobs: int, address: str | None = None) -> None:
+        try:
+            import dask
+            import distributed
+        except ImportError:
+            raise ExecutorError("dask", "Dask is not installed: pip install 'retap[dask]'"
+                                ) from None
+        self.distributed = distributed
+        self.cluster: Any = None
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        if address is None:
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                self.cluster = distributed.LocalCluster(
+                    n_workers=jobs, threads_per_worker=1, processes=True,
+                    dashboard_address=None, silence_logs=logging.ERROR)
+            self.client = distributed.Client(self.cluster)
+        else:
+            self.client = _connect(distributed, address)
+        self.project = os.getcwd()
+        self._check_project()
+        self.done: queue.Queue[tuple[str, Completion]] = queue.Queue()  # (future key, ...)
+        self.futures: dict[str, Any] = {}  # dispatch -> the future whose completion counts
+        self.deadlines: dict[str, tuple[float, Job]] = {}
+
+    def _check_project(self) -> None:
+        seen = self.client.run(os.path.isdir, self.project)
+        blind = sorted(worker for worker, ok in seen.items() if not ok)
+        if blind:
+            self.close()
+            raise ExecutorError("dask", f"worker {blind[0]} cannot see the project directory "
+                                        f"{self.project}; workers need it at the same path "
+                                        "(a shared filesystem)")
+
+    def submit(self, job: Job) -> None:
+        future = self.client.submit(run_in_project, job, self.project, pure=False,
+                                    key=f"retap-{job.dispatch}-{time.monotonic_ns()}")
+        self.futures[job.dispatch] = future
+        if job.timeout is not None:
+            self.deadlines[job.dispatch] = (time.monotonic() + job.timeout, job)
+        started = time.time()
+        future.add_done_callback(
+            lambda f: self.done.put((f.key, _completion(job, f, started))))
+
+    def next(self, timeout: float | None) -> Completion | None:
+        self._stop_overdue()
+        while True:
+            try:
+                key, completion = self.done.get(timeout=timeout)
+            except queue.Empty:
+                return None
+            future = self.futures.get(completion.dispatch)
+            if future is not None and future.key == key:  # else cancelled or superseded
+                del self.futures[completion.dispatch]
+                self.deadlines.pop(completion.dispatch, None)
+                return completion
+
+    def _stop_overdue(self) -> None:
+        """Restart the worker of each dispatch past its timeout; it ends timed out."""
+        now = time.monotonic()
+        for dispatch, (deadline, job) in list(self.deadlines.items()):
+            future = self.futures.get(dispatch)
+            if deadline > now or future is None:
+                continue
+            del self.deadlines[dispatch]
+            self._restart_worker_of(future.key)
+            error = DispatchTimeout(dispatch, job.timeout or 0.0)
+            self.done.put((future.key, Completion(dispatch, "failed", error=_recorded(error),
+                                                  finished=time.time())))
+            future.cancel()
+
+    def _restart_worker_of(self, key: str) -> None:
+        with contextlib.suppress(Exception):
+            busy = self.client.processing()
+            workers = [w for w, keys in busy.items() if key in keys]
+            if workers:
+                self.client.restart_workers(workers, raise_for_error=False)
+
+    def cancel(self) -> list[str]:
+        gone = sorted(self.futures)
+        futures, self.futures = list(self.futures.values()), {}
+        self.deadlines.clear()
+        with contextlib.suppress(Exception):
+            self.client.cancel(futures, force=True)
+        return gone
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+
+    def dumps(self, task: Task) -> bytes:
+        import cloudpickle
+
+        return bytes(cloudpickle.dumps(task))
+
+    @property
+    def busy(self) -> int:
+        return len(self.futures)
+
+
+def _connect(distributed: Any, address: str) -> Any:
+    try:
+        return distributed.Client(f"tcp://{address}", timeout=10)
+    except (OSError, TimeoutError) as exc:
+        raise ExecutorError(f"dask://{address}", f"cannot reach the scheduler: {exc}") from None
+
+
+def _completion(job: Job, future: Any, started: float) -> Completion:
+    """How a job ended, whatever happened to its worker."""
+    if future.cancelled():
+        return Completion(job.dispatch, "interrupted", started=started, finished=time.time())
+    try:
+        result: Completion = future.result()
+        return result
+    except Exception as exc:  # KilledWorker and the like: the worker is gone
+        error = WorkerLost(job.dispatch, f"its Dask worker died or dropped it "
+                                         f"({type(exc).__name__}: {exc})")
+    return Completion(job.dispatch, "failed", error=_recorded(error), started=started,
+                      finished=time.time())
+
+
+def _recorded(error: Exception) -> dict[str, Any]:
+    record = error_record(error)
+    record["traceback"] = ""
+    return record
