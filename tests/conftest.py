@@ -100,6 +100,12 @@ class Project:
         return Counter(line.split()[0] for line in self.log(name))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first, so the workers start on them and the run does not end waiting
+    for one of them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)

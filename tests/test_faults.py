@@ -227,6 +227,7 @@ def checkpointed(store: Path) -> None:
     conn.close()
 
 
+@pytest.mark.slow
 def test_a_damaged_page_is_detected_never_read_as_data(proj: Project) -> None:
     assert proj.run("run", "--run-id", "d", *FLOW, env={"PAD": "200"}).code == 0
     store = proj.path / ".retap" / "retap.db"

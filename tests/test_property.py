@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -106,11 +107,31 @@ def test_replay_reaches_the_queue_and_join_states_resume_would_load(
     assert state_of(store, run, plan) == resume_state
 
 
+@examples(25)
+@given(plan=plans(), data=st.data())
+def test_a_run_on_four_threads_replays_to_the_queue_and_join_states_resume_would_load(
+        plan: dict[str, Any], data: st.DataObject, tmp_path_factory: Any) -> None:
+    # Four at once: joins get results in the order they finish, not in queue order. The
+    # replay answers them in recorded order, so it rebuilds the very same state.
+    tmp = tmp_path_factory.mktemp("par")
+    _, executions, _ = reference(plan, tmp / "ref.db")
+    flows.reset(fail_at=data.draw(st.integers(1, executions), label="fail at execution"))
+    store = SQLiteStore(tmp / "run.db")
+    run = App(flows.build(plan), store, jobs=4, executor="threads").run().run
+    resume_state = state_of(store, run, plan)
+
+    flows.reset()
+    halted = replay(store, run, halt_before_execute=True, jobs=4, executor="threads")
+    assert halted.executed == 0
+    assert state_of(store, run, plan) == resume_state
+
+
 def _retap(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "retap", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @examples(12)
 @given(plan=plans(), data=st.data(), how=st.sampled_from(["resume", "replay"]))
 def test_killing_the_process_at_any_dispatch_loses_nothing_and_repeats_only_the_one_in_flight(

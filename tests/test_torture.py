@@ -16,14 +16,17 @@ from retap.torture.features import CLASSIC
 from retap.torture.project import duplicate_stamps, set_up
 
 FEATURES = ("file tasks", "memoized tasks", "memo reuse", "on-error continue",
-            "rerun scenarios", "fresh runs")
+            "rerun scenarios", "fresh runs", "parallel attempts")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_ci_sized_torture_run_finds_nothing_lost_or_run_twice() -> None:
-    # About 200 attempts (a hundred-odd faults) over 36 generated cases, every generator in.
+    # About 200 attempts (a hundred-odd faults) over 36 generated cases, every generator in,
+    # most attempts running three dispatches at once in worker processes.
     done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "36", "--seed",
-                           "7"], capture_output=True, text=True, timeout=880)
+                           "7", "--jobs", "3", "--executor", "processes"],
+                          capture_output=True, text=True, timeout=880)
     summary = done.stdout.strip().splitlines()[-1]
     for feature in FEATURES:  # each generator made at least one case
         assert f"{feature} 0" not in summary and feature in summary, summary

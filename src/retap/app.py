@@ -84,6 +84,7 @@ class App:
         self._fresh: set[str] = set()
         self._dirty = False  # the state changed without a commit: saved whole before one
         self._decisions: dict[str, Decision | None] = {}
+        self._computing: dict[str, str] = {}  # memo key -> the dispatch computing it
         self._attempts: dict[str, tuple[int, float]] = {}  # attempts made, first start
         self._retries: list[tuple[float, Dispatch, Completion]] = []  # waiting to run again
         self._owner = Owner.current()
@@ -310,6 +311,8 @@ class App:
         elif self.halt_before_execute:
             self.state = STOP
             return False
+        elif decision is not None and decision.key in self._computing:
+            self.sched.hold(d, decision.key)  # the same result is being computed: wait
         else:
             self._submit(d, task, decision)
         return True
@@ -328,6 +331,8 @@ class App:
         else:
             self.log.flush_if_due()
         self._decisions[d.id] = decision
+        if decision is not None and decision.key is not None:
+            self._computing[decision.key] = d.id
         self._attempts[d.id] = (0, time.time())
         self.sched.start(d)
         self._run(d, task)
@@ -368,6 +373,9 @@ class App:
         """A completion as the outcome to record (with a memo entry when it is one)."""
         made, started = self._attempts.pop(d.id, (1, completion.started))
         decision = self._decisions.pop(d.id, None)
+        if decision is not None and decision.key is not None:
+            self._computing.pop(decision.key, None)
+            self.sched.release(decision.key)
         task = self.workflow.nodes[d.node].task
         outcome = Outcome(completion.status, completion.value, completion.error, made, started,
                           completion.finished, outputs=completion.outputs or None)

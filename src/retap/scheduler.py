@@ -34,6 +34,7 @@ class Scheduler:
         self._per_task: Counter[object] = Counter()
         self._answers: list[tuple[int, int, Dispatch]] = []  # a heap by recorded seq
         self._answerable: set[str] = set()
+        self._held: dict[str, str] = {}  # dispatch -> memo key another dispatch is computing
         self.cache: Recorded | None = None
         self.must_run: Callable[[Dispatch], bool] = lambda d: False
 
@@ -122,12 +123,22 @@ class Scheduler:
         if len(self.running) >= jobs:
             return None
         for d in self.queue:
-            if d.id in self.running or d.id in self._answerable:
+            if d.id in self.running or d.id in self._answerable or d.id in self._held:
                 continue
             task, most = self.limit(d)
             if most is None or self._per_task[task] < most:
                 return d
         return None
+
+    def hold(self, d: Dispatch, key: str) -> None:
+        """Keep ``d`` back until the dispatch computing the same memo key has finished: then
+        its result may stand in for ``d``."""
+        self._held[d.id] = key
+
+    def release(self, key: str) -> None:
+        """The dispatch computing ``key`` finished: what waited on it may start."""
+        for dispatch in [i for i, k in self._held.items() if k == key]:
+            del self._held[dispatch]
 
     def start(self, d: Dispatch) -> None:
         self.running[d.id] = d

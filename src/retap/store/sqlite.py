@@ -432,9 +432,11 @@ class SQLiteStore(Store):
                 "SELECT DISTINCT node, task, code_version FROM dispatches WHERE run=? AND "
                 "status='done'", (run,)).fetchall()
             nodes = [json.loads(n) for n, _, _ in found]
-            if not all(isinstance(n, int | str) and not isinstance(n, bool) for n in nodes):
-                raise self.corrupt(f"a dispatch of run {run} names a node that is not an id")
-            return [(n, str(t), str(v or "")) for n, (_, t, v) in zip(nodes, found, strict=True)]
+            if not all(isinstance(n, int | str) and not isinstance(n, bool) for n in nodes) or \
+                    not all(isinstance(t, str) and isinstance(v, str | None) for _, t, v in found):
+                raise self.corrupt(f"a dispatch of run {run} holds what retap never writes "
+                                   "(its node, task or code version)")
+            return [(n, t, v or "") for n, (_, t, v) in zip(nodes, found, strict=True)]
 
     def counts(self, run: str) -> dict[str, int]:
         with self.errors():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from retap.torture.cases import CaseResult, run_case
+from retap.torture.cases import CaseResult, Parallel, run_case
 
 # kinds of problem, told apart by what their lines say (see retap.torture.checks)
 CATEGORIES = {
@@ -22,6 +22,7 @@ CATEGORIES = {
     "status mismatches": r"\(expected |is done with|was not recorded|with no failed",
     "unexpected exits": r"exited -?\d+",
     "changes applied twice": r"applied twice",
+    "inexact replays": r"replay check",
 }
 
 
@@ -32,16 +33,21 @@ CATEGORIES = {
 @click.option("--budget", type=float, default=None, help="stop starting cases after SECONDS")
 @click.option("--keep", type=click.Path(path_type=Path), default=None,
               help="keep each case's folder (store, logs) under this directory")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="attempts run -j 1 or -j JOBS, drawn per attempt")
+@click.option("--executor", default="processes", show_default=True,
+              help="the executor of attempts with -j above 1")
 def main(cases: int, seed: int, only: int | None, budget: float | None,
-         keep: Path | None) -> None:
+         keep: Path | None, jobs: int, executor: str) -> None:
     """Kill generated workflows at random fault points; check nothing is lost or run twice."""
+    parallel = Parallel(jobs, executor)
     started = time.monotonic()
     indexes = [only] if only is not None else range(cases)
     results: list[CaseResult] = []
     for index in indexes:
         if budget is not None and time.monotonic() - started > budget:
             break
-        result = run_case(seed, index, keep)
+        result = run_case(seed, index, keep, parallel=parallel)
         results.append(result)
         if len(results) % 100 == 0:
             click.echo(f"... {summary(results, seed, time.monotonic() - started)}", err=True)
@@ -88,7 +94,9 @@ def features(results: list[CaseResult]) -> str:
             f"memo reuse {len(reused)} ({sum(reused)} dispatches reused), on-error continue "
             f"{having['continue']}, rerun scenarios {having['rerun']}, fresh runs "
             f"{sum(r.fresh_runs for r in results)} (in {having['fresh']} cases allowed), "
-            f"journals left by kills {sum(r.killed_journals for r in results)}; "
+            f"journals left by kills {sum(r.killed_journals for r in results)}, "
+            f"parallel attempts {sum(r.parallel_attempts for r in results)} (cases compared "
+            f"by replay only {sum(r.unordered for r in results)}); "
             f"faults per durability: "
             + ", ".join(f"{d} {by_durability[d]}" for d in ("normal", "power", "batch")))
 

@@ -12,6 +12,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from retap.faults import POINTS
 from retap.store.check import check_store
@@ -23,9 +24,10 @@ from retap.torture.features import Features, draw, feature_rng
 from retap.torture.plans import decorate, memoized_labels, node_features, plan
 from retap.torture.project import set_up
 from retap.torture.reference import Expected, reference
+from retap.torture.replaycheck import replay_problems
 from retap.torture.scenario import Phase, phases
 
-__all__ = ["CaseResult", "run_case"]
+__all__ = ["CaseResult", "Parallel", "groups_by_arrival", "run_case"]
 
 MAX_ATTEMPTS = 40  # besides the resumes the reference needed
 ACTIONS = ("kill", "kill", "kill", "kill", "exit", "sigint", "sigterm")
@@ -50,6 +52,8 @@ class CaseResult:
     fresh_runs: int = 0
     reused: int = 0
     killed_journals: int = 0  # journals a killed attempt left for the next one to settle
+    parallel_attempts: int = 0  # attempts run with -j above 1
+    unordered: bool = False  # parallel, with joins that group by arrival: no reference check
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -61,10 +65,25 @@ def case_seed(seed: int, index: int) -> int:
     return seed * 100_003 + index
 
 
+@dataclass(frozen=True)
+class Parallel:
+    """How attempts may run dispatches: each draws ``-j 1`` or ``-j jobs`` on ``executor``."""
+
+    jobs: int = 1
+    executor: str = "processes"
+
+    def draw(self, rng: random.Random) -> list[str]:
+        """The running options of one attempt."""
+        if self.jobs == 1 or rng.random() < 0.3:
+            return []
+        return ["-j", str(self.jobs), "--executor", self.executor]
+
+
 def run_case(seed: int, index: int, keep: Path | None = None,
-             features: Features | None = None) -> CaseResult:
+             features: Features | None = None, parallel: Parallel = Parallel()) -> CaseResult:
     """Run case ``index`` of ``seed`` in a fresh directory (kept under ``keep`` if given);
-    ``features`` overrides the drawn ones (``CLASSIC`` replays a case from before them)."""
+    ``features`` overrides the drawn ones (``CLASSIC`` replays a case from before them);
+    ``parallel``: how attempts may run dispatches at once (drawn from a stream of its own)."""
     rng = random.Random(case_seed(seed, index))
     workplan = plan(rng)
     durability = rng.choice(DURABILITY)
@@ -75,13 +94,16 @@ def run_case(seed: int, index: int, keep: Path | None = None,
     present = set(node_features(workplan))  # a drawn node kind may have drawn no node
     result = CaseResult(index, case_seed(seed, index), durability, chosen.scenario,
                         [n for n in chosen.names if n not in ("files", "memo") or n in present])
+    prng = random.Random(f"parallel-{case_seed(seed, index)}")
     if keep is not None:
         folder = keep.resolve() / f"case-{index}"
         folder.mkdir(parents=True, exist_ok=True)
-        Case(folder, rng, frng, chosen, result, memoized_labels(workplan)).play(steps)
+        Case(folder, rng, frng, chosen, result, memoized_labels(workplan),
+             (parallel, prng)).play(steps)
     else:
         with tempfile.TemporaryDirectory(prefix="retap-torture-") as tmp:
-            Case(Path(tmp), rng, frng, chosen, result, memoized_labels(workplan)).play(steps)
+            Case(Path(tmp), rng, frng, chosen, result, memoized_labels(workplan),
+                 (parallel, prng)).play(steps)
     return result
 
 
@@ -89,8 +111,11 @@ class Case:
     """The faulted side of a case: its project, store, execution log and runs so far."""
 
     def __init__(self, folder: Path, rng: random.Random, frng: random.Random,
-                 features: Features, result: CaseResult, memoized: set[str]) -> None:
+                 features: Features, result: CaseResult, memoized: set[str],
+                 parallel: tuple[Parallel, random.Random]) -> None:
         self.folder, self.rng, self.frng = folder, rng, frng
+        self.parallel, self.prng = parallel
+        self.ordered = True  # no attempt of this phase ran dispatches at once
         self.features, self.result = features, result
         self.project = folder / "project"
         self.store_path = folder / "run.db"
@@ -129,13 +154,15 @@ class Case:
     def _to_done(self, phase: Phase, wanted: Expected) -> bool:
         """Attempts until the phase's newest run is done (False: the case cannot go on)."""
         self.fresh_in_phase = 0
+        self.ordered = True
         for local in range(MAX_ATTEMPTS + wanted.resumes):
             fault = _fault(self.rng, len(wanted.audit), local)
             args = self._next(phase, local)
             code = self._attempt(args, fault)
-            if not self._judge(args, fault, code, wanted):
+            if not self._judge(args, fault, code, wanted, phase):
                 return False
             if code == 0:
+                self._check_replay()
                 return True
         self.result.problems.append(f"{self.runs[-1]} not done after "
                                     f"{MAX_ATTEMPTS + wanted.resumes} attempts")
@@ -145,14 +172,25 @@ class Case:
         """The next command: a fresh run first (or when drawn), else resume or replay."""
         fresh = local == 0 or (self.features.fresh and self.fresh_in_phase < MAX_FRESH
                                and self.frng.random() < 0.25)
+        running = self.parallel.draw(self.prng)
+        if running:
+            self.ordered = False
+            self.result.parallel_attempts += 1
         if fresh:
             self.fresh_in_phase += local > 0
             self.result.fresh_runs += local > 0
             self.runs.append(f"r{len(self.runs) + 1}")
             return ["run", "--run-id", self.runs[-1], "--durability", self.result.durability,
-                    "--on-error", self.features.on_error, "--quiet", phase.flow]
+                    "--on-error", self.features.on_error, "--quiet", *running, phase.flow]
         verb = self.rng.choice(["resume", "replay"])
-        return [verb, self.runs[-1], "--on-error", self.features.on_error, "--quiet"]
+        return [verb, self.runs[-1], "--on-error", self.features.on_error, "--quiet",
+                *running]
+
+    def _check_replay(self) -> None:
+        """The finished run, replayed from a copy of the store, runs nothing."""
+        running = self.parallel.draw(self.prng)
+        self.result.problems += replay_problems(self.store_path, self.project, self.runs[-1],
+                                                running, self.env)
 
     def _attempt(self, args: list[str], fault: str | None) -> int:
         """Run one ``retap`` command in the project; its exit code (-1: it hung)."""
@@ -172,7 +210,8 @@ class Case:
                      f"exit={code}\n{stderr}")
         return code
 
-    def _judge(self, args: list[str], fault: str | None, code: int, wanted: Expected) -> bool:
+    def _judge(self, args: list[str], fault: str | None, code: int, wanted: Expected,
+               phase: Phase) -> bool:
         """Check the attempt; False when the case cannot go on."""
         what = f"attempt {self.result.attempts} ({args[0]} {self.runs[-1]}, " \
                f"{fault or 'no fault'})"
@@ -185,8 +224,10 @@ class Case:
                 self.result.problems.append(f"{what}: the run was not recorded (exit {code})")
                 return False
             problems = self._problems(store, ran, code)
-            if code == 0:
+            if code == 0 and (self.ordered or not groups_by_arrival(phase.workplan)):
                 problems += checks.final_problems(store, self.project, self.runs[-1], wanted)
+            elif code == 0:
+                self.result.unordered = True  # finishing order decided what the joins got
             self.ledger.refresh(store, self.project, self.log)
         fresh = [p for p in problems if p not in self.seen]  # a broken store says so once
         self.seen.update(fresh)
@@ -212,6 +253,12 @@ class Case:
             problems += checks.journal_problems(store, self.project)
             problems += checks.status_problems(store, self.runs[-1], code)
         return problems + checks.stamp_problems(self.project)
+
+
+def groups_by_arrival(workplan: dict[str, Any]) -> bool:
+    """True when a join of the plan groups results by when they arrive (sync, gate): run
+    in parallel, such a workflow may end with other values than a sequential reference."""
+    return any(j["kind"] in ("sync", "gate") for j in workplan["joins"])
 
 
 def _fault(rng: random.Random, size: int, attempt: int) -> str | None:
