@@ -24,6 +24,8 @@ from retap.dryrun import DryPlan
 from retap.errors import Interrupted, JoinError, error_record
 from retap.executors import Completion, Executor, Job, make_executor
 from retap.executors.choose import check_tasks
+from retap.executors.inline import InlineExecutor
+from retap.executors.work import run_job
 from retap.files import absolute_store, settle_journals
 from retap.joins import JoinState
 from retap.memo import Decision, Memoizer, memoized
@@ -67,6 +69,7 @@ class App:
         self.explain = explain
         self.jobs, self.timeout = jobs, timeout
         self.state = READY
+        self.in_task = False  # a task runs in this very thread: a second signal may abort it
         self.stop_signal: str | None = None
         self.aborting = False  # a second signal: stop what runs, do not wait for it
         self.sched = Scheduler(self._limit)
@@ -88,6 +91,11 @@ class App:
         self._attempts: dict[str, tuple[int, float]] = {}  # attempts made, first start
         self._retries: list[tuple[float, Dispatch, Completion]] = []  # waiting to run again
         self._owner = Owner.current()
+        self._store_at = absolute_store(self.store.location)
+        self._is_stopping = lambda: self.stopping
+        self._signal_name = lambda: self.stop_signal or "SIGINT"
+        self._here = TaskContext(self.run_id, "", self._store_at, self._owner,
+                                 self._is_stopping, self._signal_name)
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
         self.executor = self._open_executor(executor)
@@ -123,11 +131,6 @@ class App:
         return self.sched.queue
 
     @property
-    def in_task(self) -> bool:
-        """A task runs in this very thread (``-j 1``): a second signal may abort it."""
-        return bool(getattr(self.executor, "in_task", False))
-
-    @property
     def executed(self) -> int:
         return self.recorder.executed if self.recorder is not None else 0
 
@@ -152,7 +155,7 @@ class App:
         the store's answers for dispatches already done (``cache``: never run them)."""
         self.log = log
         self.recorder = Recorder(self.store, log)
-        self.run_id = log.run
+        self.run_id = self._here.run = log.run
         self.cache = cache
         self.sched.load(queue, cache)
         if states is not None:
@@ -219,13 +222,26 @@ class App:
                          self.recorder.reused, failures)
 
     def _loop(self) -> None:
-        while self.state == RUN:
-            if not (self._answer() or self._replayed_drain() or self._retry_due()
-                    or self._launch()):
-                if self.executor_busy:
-                    self._collect()
-                elif self.sched.queue or not self._drain_gates():
-                    break
+        turn = self._turn_here if self.executor.name == "inline" else self._turn
+        while self.state == RUN and turn():
+            pass
+
+    def _turn(self) -> bool:
+        """One turn with an executor running dispatches elsewhere; False: nothing is left."""
+        if self._answer() or self._replayed_drain() or self._retry_due() or self._launch():
+            return True
+        if self.executor_busy:
+            self._collect()
+            return True
+        return not self.sched.queue and self._drain_gates()
+
+    def _turn_here(self) -> bool:
+        """One turn running dispatches in this thread, one at a time (``-j 1``)."""
+        if self.cache is not None and (self._answer() or self._replayed_drain()):
+            return True
+        if self._launch():
+            return True
+        return not self.sched.queue and self._drain_gates()
 
     def _wind_down(self) -> None:
         """Stopped: what still runs finishes and is recorded (a second signal: it is
@@ -313,13 +329,15 @@ class App:
             return False
         elif decision is not None and decision.key in self._computing:
             self.sched.hold(d, decision.key)  # the same result is being computed: wait
+        elif isinstance(self.executor, InlineExecutor):
+            self._execute_here(d, task, decision)
         else:
             self._submit(d, task, decision)
         return True
 
-    def _submit(self, d: Dispatch, task: Task, decision: Decision | None) -> None:
-        """Hand ``d`` to the executor (its record says `running` first when its task is not
-        idempotent)."""
+    def _about_to_run(self, d: Dispatch, task: Task) -> None:
+        """Before ``d``'s first attempt: save a replay's state, and (for a task that is not
+        idempotent) record that ``d`` runs."""
         assert self.recorder is not None and self.log is not None
         if self._dirty:
             self._save_state()
@@ -330,6 +348,39 @@ class App:
             self.recorder.mark_running(d, type(task).__retap__)
         else:
             self.log.flush_if_due()
+
+    def _execute_here(self, d: Dispatch, task: Task, decision: Decision | None) -> None:
+        """Run ``d`` in this thread, retrying as its task says, and record the outcome."""
+        self._about_to_run(d, task)
+        self._here.dispatch = d.id  # one dispatch at a time: one context serves them all
+        job = Job(d.id, d.node, task, d.inputs, self._here)
+        started, made = time.time(), 0
+        while True:
+            made += 1
+            self.in_task = True  # a second signal now aborts the task where it stands
+            try:
+                completion = run_job(job)
+            finally:
+                self.in_task = False
+            if faults.armed:
+                faults.hit("after_execute")
+            if completion.status != "failed" or made > task.retries or self.stopping:
+                break
+            self._backoff(self._announce_retry(d, task, completion, made))
+        self._settle(d, _outcome(task, completion, made, started, decision))
+
+    def _backoff(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+
+    def _context(self, d: Dispatch) -> TaskContext:
+        return TaskContext(self.run_id, d.id, self._store_at, self._owner, self._is_stopping,
+                           self._signal_name)
+
+    def _submit(self, d: Dispatch, task: Task, decision: Decision | None) -> None:
+        """Hand ``d`` to the executor."""
+        self._about_to_run(d, task)
         self._decisions[d.id] = decision
         if decision is not None and decision.key is not None:
             self._computing[decision.key] = d.id
@@ -341,10 +392,8 @@ class App:
         """One attempt at ``d`` on the executor."""
         made, started = self._attempts[d.id]
         self._attempts[d.id] = (made + 1, started)
-        context = TaskContext(self.run_id, d.id, absolute_store(self.store.location),
-                              self._owner, lambda: self.stopping,
-                              lambda: self.stop_signal or "SIGINT")
-        self.executor.submit(Job(d.id, d.node, task, d.inputs, context, self._timeout_of(task)))
+        self.executor.submit(Job(d.id, d.node, task, d.inputs, self._context(d),
+                                 self._timeout_of(task)))
 
     def _collect(self) -> None:
         """Take the next completion (waiting at most until a retry is due) and record it."""
@@ -376,15 +425,17 @@ class App:
         if decision is not None and decision.key is not None:
             self._computing.pop(decision.key, None)
             self.sched.release(decision.key)
-        task = self.workflow.nodes[d.node].task
-        outcome = Outcome(completion.status, completion.value, completion.error, made, started,
-                          completion.finished, outputs=completion.outputs or None)
-        if outcome.status == "done" and decision is not None:
-            outcome.memo = decision.remember(task, completion.value, completion.outputs)
-        return outcome
+        return _outcome(self.workflow.nodes[d.node].task, completion, made, started, decision)
 
     def _retry_later(self, d: Dispatch, task: Task, completion: Completion) -> None:
         made, _ = self._attempts[d.id]
+        delay = self._announce_retry(d, task, completion, made)
+        self._retries.append((time.monotonic() + delay, d, completion))
+
+    def _announce_retry(self, d: Dispatch, task: Task, completion: Completion,
+                        made: int) -> float:
+        """A failed attempt that will be made again: undo its files, say so in a line;
+        the seconds to wait before the next attempt."""
         if task.journaled:
             assert self.recorder is not None
             self.recorder.settle_journal(d, done=False)
@@ -393,7 +444,7 @@ class App:
         self.notify(f"{self._describe(d, inputs=False)} failed ({error.get('type')}: "
                     f"{_short(str(error.get('message', '')), 80)}); retry {made} of "
                     f"{task.retries}" + (f" in {delay:g} s" if delay else ""))
-        self._retries.append((time.monotonic() + delay, d, completion))
+        return delay
 
     def _retry_due(self) -> bool:
         """Run again the first failed dispatch whose retry delay has passed."""
@@ -417,9 +468,11 @@ class App:
 
     def _settle(self, d: Dispatch, outcome: Outcome) -> None:
         """Pass ``d``'s result on and commit its outcome with what that changed."""
-        self.sched.stop(d)
+        if self.sched.running:
+            self.sched.stop(d)
         task = self.workflow.nodes[d.node].task
-        call_hooks(self.middleware, "after_dispatch", self, d, outcome)
+        if self.middleware:
+            call_hooks(self.middleware, "after_dispatch", self, d, outcome)
         returned = not outcome.cached and outcome.reused is None
         if self._dirty and not outcome.cached:
             self._save_state()  # the state before ``d``: its own changes go with its record
@@ -434,7 +487,8 @@ class App:
         if returned and task.journaled:
             assert self.recorder is not None
             self.recorder.settle_journal(d, outcome.status == "done")
-        call_hooks(self.middleware, "after_commit", self, d, outcome)
+        if self.middleware:
+            call_hooks(self.middleware, "after_commit", self, d, outcome)
 
     def _limit(self, d: Dispatch) -> tuple[object, int | None]:
         task = self.workflow.nodes[d.node].task
@@ -571,3 +625,13 @@ def _short(value: Any, limit: int = 40) -> str:
 
 def _to_stderr(message: str) -> None:
     print(f"retap: {message}", file=sys.stderr, flush=True)
+
+
+def _outcome(task: Task, completion: Completion, made: int, started: float,
+             decision: Decision | None) -> Outcome:
+    """A completion as the outcome to record (with a memo entry when it is one)."""
+    outcome = Outcome(completion.status, completion.value, completion.error, made, started,
+                      completion.finished, outputs=completion.outputs or None)
+    if outcome.status == "done" and decision is not None:
+        outcome.memo = decision.remember(task, completion.value, completion.outputs or {})
+    return outcome

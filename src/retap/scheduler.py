@@ -63,9 +63,11 @@ class Scheduler:
             self.queue.extendleft(reversed(front))
         if back:
             self.queue.extend(back)
-        for d in (*front, *back):
-            self.queued.add(d.id)
-            self._note(d)
+        for added in (front, back):
+            self.queued.update(d.id for d in added)
+            if self.cache is not None:  # only a resume or replay has answers to note
+                for d in added:
+                    self._note(d)
 
     def remove(self, d: Dispatch) -> None:
         """``d`` is done: it leaves the queue."""
@@ -120,8 +122,11 @@ class Scheduler:
     def next_runnable(self, jobs: int) -> Dispatch | None:
         """The first queued dispatch that may start now, within ``jobs`` and each task's
         ``max_parallel``; None when none may."""
-        if len(self.running) >= jobs:
+        if len(self.running) >= jobs or not self.queue:
             return None
+        head = self.queue[0]
+        if jobs == 1 and head.id not in self._answerable and head.id not in self._held:
+            return head  # one at a time: the head, whatever its task's max_parallel
         for d in self.queue:
             if d.id in self.running or d.id in self._answerable or d.id in self._held:
                 continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from retap.context import TaskContext
@@ -14,7 +14,7 @@ from retap.taskdef import Task
 __all__ = ["Completion", "Executor", "Job"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One dispatch to run: its task (a copy, for executors that run several at once), its
     inputs, what the task may know of its run, and how long it may take."""
@@ -27,10 +27,10 @@ class Job:
     timeout: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Completion:
-    """What running one job produced: ``done`` with a value, or ``failed`` / ``interrupted``
-    with the error as recorded JSON."""
+    """What running one job produced: ``done`` with a value (and the files it wrote), or
+    ``failed`` / ``interrupted`` with the error as recorded JSON."""
 
     dispatch: str
     status: str
@@ -38,7 +38,7 @@ class Completion:
     error: dict[str, Any] | None = None
     started: float = 0.0
     finished: float = 0.0
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] | None = None
 
 
 class Executor(ABC):

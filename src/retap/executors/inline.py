@@ -1,5 +1,6 @@
 """The inline executor (``-j 1``): one job at a time, run in the App's own thread when the
-App asks for the next completion. A second signal interrupts the task where it stands."""
+App asks for the next completion. (The App runs its jobs itself, to spare them a queue; a
+second signal then interrupts the task where it stands.)"""
 
 from __future__ import annotations
 
@@ -18,20 +19,12 @@ class InlineExecutor(Executor):
 
     def __init__(self) -> None:
         self.jobs: deque[Job] = deque()
-        self.in_task = False  # a task's code is running: a second signal may abort it
 
     def submit(self, job: Job) -> None:
         self.jobs.append(job)
 
     def next(self, timeout: float | None) -> Completion | None:
-        if not self.jobs:
-            return None
-        job = self.jobs.popleft()
-        self.in_task = True
-        try:
-            return run_job(job)
-        finally:
-            self.in_task = False
+        return run_job(self.jobs.popleft()) if self.jobs else None
 
     def cancel(self) -> list[str]:
         gone = [job.dispatch for job in self.jobs]

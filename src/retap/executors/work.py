@@ -29,5 +29,5 @@ def run_job(job: Job) -> Completion:
                           finished=time.time())
     finally:
         task._context = None
-    return Completion(job.dispatch, "done", value, started=started, finished=time.time(),
-                      outputs=task.written_files())
+    outputs = task.written_files() if task.journaled else None
+    return Completion(job.dispatch, "done", value, None, started, time.time(), outputs)
