@@ -273,10 +273,20 @@ SLOW_FLOW = ("--", "sleep", "0.4", "--:", "sleep", "--:", "dump")
 def test_a_run_on_a_terminal_shows_counts_and_the_running_node(memo: Project) -> None:
     code, text = on_terminal(memo, "run", "--store", ":memory:", *SLOW_FLOW)
     assert code == 0
-    assert "retap: 0 done" in text and "running node 0 (sleep)" in text
-    assert "1 done" in text and "running node 1 (sleep)" in text
+    assert "retap: 0 done" in text and "1 running: node 0 (sleep)" in text
+    assert "1 done" in text and "1 running: node 1 (sleep)" in text
     assert "0.4\r\n" in text
     assert re.search(r"retap: run \S+: done \(3 executed\)", text)
+
+
+def test_a_parallel_run_shows_how_many_run_and_of_how_many(memo: Project) -> None:
+    code, text = on_terminal(memo, "run", "-j", "2", "--executor", "threads", "--store",
+                             ":memory:", "--", "sleep", "0.3", "--", "sleep", "1.2", "--",
+                             "sleep", "0.3")
+    assert code == 0
+    assert "2 running: node 0 (sleep), node 1 (sleep)" in text, text
+    assert re.search(r"retap: 0 done · 0/3 · \d+s · 2 running", text), text
+    assert "1 done · 1/3 · 0s · 2 running: node 1 (sleep), node 2 (sleep)" in text, text
 
 
 def test_the_progress_line_counts_failed_and_reused_dispatches(memo: Project) -> None:
@@ -284,7 +294,7 @@ def test_the_progress_line_counts_failed_and_reused_dispatches(memo: Project) ->
     code, text = on_terminal(memo, "run", "--on-error", "continue", "--", "shout", "hi",
                              "--", "sleep", "0.4", "--:", "fail", "--message", "boom")
     assert code == 1
-    assert "1 reused" in text and "running node 1 (sleep)" in text
+    assert "1 reused" in text and "1 running: node 1 (sleep)" in text
     assert re.search(r"1 done · 1 reused · 1 failed", text), text
 
 
@@ -292,7 +302,7 @@ def test_a_resume_on_a_terminal_shows_progress_too(memo: Project) -> None:
     memo.run("run", "--run-id", "r1", "--", "shout", "x", "--:", "flaky", check=1)
     code, text = on_terminal(memo, "resume", "r1")
     assert code == 0
-    assert "retap: 0 done" in text and "running node 1 (flaky)" in text
+    assert "retap: 0 done" in text and "1 running: node 1 (flaky)" in text
     assert memo.log() == ["shout x 1", "flaky X", "flaky X"]
 
 

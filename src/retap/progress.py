@@ -1,4 +1,6 @@
-"""A live progress line for runs on a terminal: done, reused, failed, and what is running.
+"""A live progress line for runs on a terminal: done, reused, failed, what is running, and
+how many of the dispatches known so far have finished (a workflow's total grows as joins
+pass results on, so the total is what is known, not a forecast).
 
 Drawn on stderr with rich, only when stderr is a terminal; task output keeps stdout.
 """
@@ -33,18 +35,22 @@ class Progress(Middleware):
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.counts = {"done": 0, "reused": 0, "cached": 0, "failed": 0}
-        self.running = ""
+        self.running: dict[str, str] = {}  # dispatch id -> what it is, in start order
+        self.pending = 0  # queued or running, as of the last commit
         self.started = time.monotonic()
         self.live: Live | None = None
 
     def before_run(self, app: App) -> None:
         self.started = time.monotonic()
+        self.pending = len(app.queue)
         self.live = Live(self, console=self.console, refresh_per_second=8, transient=True,
                          redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
         self.live.start()
 
     def before_dispatch(self, app: App, dispatch: Dispatch) -> None:
-        self.running = f"node {dispatch.node} ({app.workflow.nodes[dispatch.node].name})"
+        name = app.workflow.nodes[dispatch.node].name
+        self.running[dispatch.id] = f"node {dispatch.node} ({name})"
+        self.pending = len(app.queue)
 
     def after_commit(self, app: App, dispatch: Dispatch, outcome: Outcome) -> None:
         if outcome.status == "failed":
@@ -55,16 +61,25 @@ class Progress(Middleware):
             self.counts["reused"] += 1
         elif outcome.status == "done":
             self.counts["done"] += 1
-        self.running = ""
+        self.running.pop(dispatch.id, None)
+        self.pending = len(app.queue)
 
     def after_run(self, app: App, status: str) -> None:
         if self.live is not None:
             self.live.stop()
 
-    def __rich__(self) -> Any:
+    def line(self) -> str:
+        """The progress line as plain text."""
+        finished = sum(self.counts.values())
         parts = [f"{n} {k}" for k, n in self.counts.items() if n or k == "done"]
-        line = Text(f"retap: {' · '.join(parts)} · {time.monotonic() - self.started:.0f}s",
-                    style="bold")
+        parts.append(f"{finished}/{finished + max(self.pending, len(self.running))}")
+        parts.append(f"{time.monotonic() - self.started:.0f}s")
+        line = f"retap: {' · '.join(parts)}"
         if self.running:
-            line.append(f" · running {self.running}", style="cyan")
+            shown = list(self.running.values())
+            more = f" +{len(shown) - 3}" if len(shown) > 3 else ""
+            line += f" · {len(shown)} running: {', '.join(shown[:3])}{more}"
         return line
+
+    def __rich__(self) -> Any:
+        return Text(self.line(), style="bold")
