@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from retap.torture import run_case
@@ -32,6 +33,16 @@ def test_the_ci_sized_torture_run_finds_nothing_lost_or_run_twice() -> None:
         assert f"{feature} 0" not in summary and feature in summary, summary
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 cases failed" in done.stdout
+
+
+def test_shards_split_a_series_between_processes() -> None:
+    from retap.torture.__main__ import case_indexes
+
+    shards = [case_indexes(7, None, f"{k}/3") for k in (1, 2, 3)]
+    assert shards == [[0, 3, 6], [1, 4], [2, 5]]
+    assert case_indexes(7, 5, "2/3") == [5]
+    with pytest.raises(click.BadParameter, match="'0/2' is not K/N"):
+        case_indexes(7, None, "0/2")
 
 
 @pytest.mark.timeout(300)

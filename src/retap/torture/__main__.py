@@ -30,6 +30,9 @@ CATEGORIES = {
 @click.option("--cases", default=20, show_default=True, help="how many cases to run")
 @click.option("--seed", default=1, show_default=True, help="seed of the whole series")
 @click.option("--only", type=int, default=None, help="run only this case index (to replay one)")
+@click.option("--shard", default="1/1", show_default=True, metavar="K/N",
+              help="run only every Nth case, starting at the Kth: N shards in N processes "
+                   "share a series between cores")
 @click.option("--budget", type=float, default=None, help="stop starting cases after SECONDS")
 @click.option("--keep", type=click.Path(path_type=Path), default=None,
               help="keep each case's folder (store, logs) under this directory")
@@ -37,12 +40,12 @@ CATEGORIES = {
               help="attempts run -j 1 or -j JOBS, drawn per attempt")
 @click.option("--executor", default="processes", show_default=True,
               help="the executor of attempts with -j above 1")
-def main(cases: int, seed: int, only: int | None, budget: float | None,
+def main(cases: int, seed: int, only: int | None, shard: str, budget: float | None,
          keep: Path | None, jobs: int, executor: str) -> None:
     """Kill generated workflows at random fault points; check nothing is lost or run twice."""
     parallel = Parallel(jobs, executor)
     started = time.monotonic()
-    indexes = [only] if only is not None else range(cases)
+    indexes = case_indexes(cases, only, shard)
     results: list[CaseResult] = []
     for index in indexes:
         if budget is not None and time.monotonic() - started > budget:
@@ -55,6 +58,14 @@ def main(cases: int, seed: int, only: int | None, budget: float | None,
             report_failure(result, seed)
     click.echo(summary(results, seed, time.monotonic() - started))
     sys.exit(0 if results and all(r.held for r in results) else 1)
+
+
+def case_indexes(cases: int, only: int | None, shard: str) -> list[int]:
+    """The cases to run: ``only``, or shard K of N of the first ``cases``."""
+    k, _, n = shard.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise click.BadParameter(f"{shard!r} is not K/N with 1 <= K <= N", param_hint="--shard")
+    return [only] if only is not None else list(range(int(k) - 1, cases, int(n)))
 
 
 def report_failure(result: CaseResult, seed: int) -> None:
