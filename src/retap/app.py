@@ -99,6 +99,7 @@ class App:
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
         self.executor = self._open_executor(executor)
+        self._runs_here = isinstance(self.executor, InlineExecutor)  # -j 1: no queue between
 
     # -- control --------------------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class App:
                          self.recorder.reused, failures)
 
     def _loop(self) -> None:
-        turn = self._turn_here if self.executor.name == "inline" else self._turn
+        turn = self._turn_here if self._runs_here else self._turn
         while self.state == RUN and turn():
             pass
 
@@ -329,7 +330,7 @@ class App:
             return False
         elif decision is not None and decision.key in self._computing:
             self.sched.hold(d, decision.key)  # the same result is being computed: wait
-        elif isinstance(self.executor, InlineExecutor):
+        elif self._runs_here:
             self._execute_here(d, task, decision)
         else:
             self._submit(d, task, decision)
@@ -367,7 +368,7 @@ class App:
             if completion.status != "failed" or made > task.retries or self.stopping:
                 break
             self._backoff(self._announce_retry(d, task, completion, made))
-        self._settle(d, _outcome(task, completion, made, started, decision))
+        self._settle(d, _outcome(task, completion, made, started, decision), task)
 
     def _backoff(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -466,21 +467,24 @@ class App:
 
     # -- recording an outcome -----------------------------------------------------------
 
-    def _settle(self, d: Dispatch, outcome: Outcome) -> None:
+    def _settle(self, d: Dispatch, outcome: Outcome, task: Task | None = None) -> None:
         """Pass ``d``'s result on and commit its outcome with what that changed."""
         if self.sched.running:
             self.sched.stop(d)
-        task = self.workflow.nodes[d.node].task
+        if task is None:
+            task = self.workflow.nodes[d.node].task
         if self.middleware:
             call_hooks(self.middleware, "after_dispatch", self, d, outcome)
         returned = not outcome.cached and outcome.reused is None
         if self._dirty and not outcome.cached:
             self._save_state()  # the state before ``d``: its own changes go with its record
-        effects = Effects()
-        if outcome.status == "done":
+        if outcome.status != "done":
+            effects = Effects()
+        else:
             try:
                 effects = self._pass_on(d, outcome.value)
             except JoinError as exc:  # recorded as a failure of the dispatch that fed it
+                effects = Effects()
                 outcome = Outcome("failed", error=error_record(exc), attempts=outcome.attempts,
                                   started=outcome.started, finished=outcome.finished)
         outcome = self._commit(task, d, outcome, effects)

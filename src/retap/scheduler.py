@@ -59,15 +59,18 @@ class Scheduler:
 
     def add(self, front: list[Dispatch], back: list[Dispatch]) -> None:
         """``front`` to the head in order (they run next), ``back`` to the tail."""
+        queued = self.queued
         if front:
             self.queue.extendleft(reversed(front))
+            for d in front:
+                queued.add(d.id)
         if back:
             self.queue.extend(back)
-        for added in (front, back):
-            self.queued.update(d.id for d in added)
-            if self.cache is not None:  # only a resume or replay has answers to note
-                for d in added:
-                    self._note(d)
+            for d in back:
+                queued.add(d.id)
+        if self.cache is not None:  # only a resume or replay has answers to note
+            for d in (*front, *back):
+                self._note(d)
 
     def remove(self, d: Dispatch) -> None:
         """``d`` is done: it leaves the queue."""
