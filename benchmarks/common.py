@@ -75,6 +75,28 @@ class Noop(retap.Task):
         return x
 
 
+class Burn(retap.Task):
+    """CPU-bound work: ``loops`` rounds of arithmetic in pure Python (holds the GIL)."""
+
+    loops: int = 0
+
+    def process(self, x: int) -> int:
+        total = 0
+        for i in range(self.loops):
+            total += i * i
+        return (x + total) % 7
+
+
+class Nap(retap.Task):
+    """Waits ``seconds`` as a task waiting on I/O or a subprocess would (GIL released)."""
+
+    seconds: float = 0.0
+
+    def process(self, x: int) -> int:
+        time.sleep(self.seconds)
+        return x
+
+
 def chain(n: int, enq: bool = False) -> Workflow:
     """Start(0) -> Step, Step --switch--> [Step, End]: Step runs n times, one after another.
 
@@ -90,15 +112,16 @@ def chain(n: int, enq: bool = False) -> Workflow:
     return wf
 
 
-def fan_out(n: int, enq: bool = False) -> Workflow:
-    """Spread(n) --iterate--> Noop: n + 1 dispatches, n of them queued at once.
+def fan_out(n: int, enq: bool = False, target_task: retap.Task | None = None) -> Workflow:
+    """Spread(n) --iterate--> Noop (or ``target_task``): n + 1 dispatches, n of them queued
+    at once.
 
     ``enq=False`` (depth-first, the default) puts the n targets at the head of the queue;
     ``enq=True`` appends them at its tail.
     """
     wf = Workflow()
     lead = wf.add(Spread(), n)
-    target = wf.add(Noop())
+    target = wf.add(target_task or Noop())
     wf.join(lead, target, iterate=True, enq=enq)
     return wf
 

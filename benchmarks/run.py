@@ -2,7 +2,8 @@
 
     python benchmarks/run.py               # the full suite (several minutes)
     python benchmarks/run.py --quick       # a fast smoke run with small sizes
-    python benchmarks/run.py --only NAME   # one benchmark: throughput, resume, replay, memory
+    python benchmarks/run.py --only NAME   # one benchmark: throughput, resume, replay, memory,
+                                           # parallel, baseline
 
 A full run rewrites the results section of README.md (between ``<!-- results -->`` and
 ``<!-- /results -->``); ``--quick`` and ``--only`` print only, unless ``--write`` is given.
@@ -31,7 +32,7 @@ if sys.path and Path(sys.path[0]).resolve() == ROOT / "benchmarks":
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import memory, recovery, throughput  # noqa: E402
+from benchmarks import baseline, memory, parallel, recovery, throughput  # noqa: E402
 from benchmarks.common import REPEAT, Row  # noqa: E402
 
 README = ROOT / "benchmarks" / "README.md"
@@ -42,6 +43,8 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "resume": recovery.run_resume,
     "replay": recovery.run_replay,
     "memory": memory.run,
+    "parallel": parallel.run,
+    "baseline": baseline.run,
 }
 
 
@@ -172,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true",
                         help="rewrite README.md's results even with --quick or --only")
     parser.add_argument("--no-write", action="store_true", help="never touch README.md")
+    parser.add_argument("--baseline", default=baseline.BASELINE, metavar="REV",
+                        help="the revision -j 1 is compared with (default: %(default)s)")
     args = parser.parse_args(argv)
 
     info = machine()
@@ -187,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"\n== {name} ...", flush=True)
         begun = time.perf_counter()
-        found = BENCHMARKS[name](args.quick)
+        found = (baseline.run(args.quick, args.baseline) if name == "baseline"
+                 else BENCHMARKS[name](args.quick))
         print(table(found))
         print(f"({name}: {time.perf_counter() - begun:.0f} s)", flush=True)
         rows += found
