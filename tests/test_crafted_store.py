@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import Project, assert_one_line_error
+from crafting import allow_sealing, seal_sql
 from retap.cli import main
 from retap.store import rows
 from retap.store.codec import digest
@@ -109,7 +110,7 @@ def edit(db: Path, table: str, where: dict[str, Any], column: str, value: Any) -
     """Set ``column`` of the row ``where`` to ``value`` as a hand would, then fix up what a
     careful editor fixes: every row's checksum, and a changed value's digest and its refs."""
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
-        conn.create_function("retap_crc", -1, rows.crc, deterministic=True)
+        allow_sealing(conn)
         match = " AND ".join(f"{c} IS ?" for c in where)
         changed = conn.execute(f'UPDATE "{table}" SET {column}=? WHERE {match}',
                                (value, *where.values())).rowcount
@@ -124,7 +125,7 @@ def edit(db: Path, table: str, where: dict[str, Any], column: str, value: Any) -
                              ("queue", "inputs"), ("memo", "result")]:
                     conn.execute(f"UPDATE {t} SET {c}=replace({c}, ?, ?)", (old, new))
         for name, columns in CRC_TABLES.items():
-            conn.execute(f"UPDATE {name} SET crc={rows.crc_sql(columns)}")
+            conn.execute(f"UPDATE {name} SET crc={seal_sql(columns)}")
 
 
 # -- values a hand may put in a field ------------------------------------------------------------

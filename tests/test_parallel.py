@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, assert_one_line_error, wait_for
+from crafting import allow_sealing, seal_sql
 
 TASKS = '''
 import os
@@ -324,9 +325,9 @@ def _tamper_status(db: Path, run: str) -> None:
     from retap.store import rows
 
     conn = sqlite3.connect(db)
-    conn.create_function("retap_crc", -1, rows.crc, deterministic=True)
+    allow_sealing(conn)
     conn.execute("UPDATE runs SET status='interrupted' WHERE run=?", (run,))
-    conn.execute(f"UPDATE runs SET crc={rows.crc_sql(rows.RUN)} WHERE run=?", (run,))
+    conn.execute(f"UPDATE runs SET crc={seal_sql(rows.RUN)} WHERE run=?", (run,))
     conn.commit()
     conn.close()
 

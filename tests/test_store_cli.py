@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LOGGING_TASKS, Project, Result, wait_for
+from crafting import allow_sealing, seal_sql
 from retap.store import rows
 from retap.store.codec import digest
 
@@ -140,11 +141,32 @@ def test_retap_store_env_selects_the_file_and_store_option_wins(proj: Project) -
     assert run_ids(proj, env=env) == ["e1"]
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_store_from_an_older_retap_is_upgraded_on_first_use(proj: Project,
+                                                               version: int) -> None:
+    proj.run("run", "--run-id", "r", "--", "a", "--:", "b", check=0)
+    db = proj.path / ".retap" / "retap.db"
+    with sqlite3.connect(db) as conn:  # as retap left it before the version table existed
+        conn.execute("DROP TABLE retap_schema")
+        if version < 2:
+            conn.execute("DROP TABLE outputs")
+        conn.execute(f"PRAGMA user_version={version}")
+    conn.close()
+
+    assert run_ids(proj) == ["r"]  # a reader upgrades it once, then reads
+    proj.run("run", "--run-id", "s", "--", "a", check=0)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM retap_schema").fetchall() == [(3,)]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("SELECT count(*) FROM outputs").fetchone()[0] == 0
+    conn.close()
+
+
 def test_a_store_from_a_newer_retap_is_refused(proj: Project) -> None:
     proj.run("run", "--run-id", "r", "--", "a", check=0)
     db = proj.path / ".retap" / "retap.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA user_version=99")
+        conn.execute("UPDATE retap_schema SET version=99")
     conn.close()
 
     for args in (("runs",), ("show", "r"), ("resume", "r"), ("run", "--", "a")):
@@ -152,7 +174,7 @@ def test_a_store_from_a_newer_retap_is_refused(proj: Project) -> None:
         assert "newer" in line, line
         assert "99" in line, line
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
+        assert conn.execute("SELECT version FROM retap_schema").fetchall() == [(99,)]
     conn.close()
     assert proj.counts() == {"a": 1}
 
@@ -325,7 +347,7 @@ def _tamper(conn: sqlite3.Connection, payload: bytes | None = None, rehash: bool
     ``rehash``: also give the value the digest of its new bytes, point every reference at it
     and fix the rows' checksums, as someone who edits the store on purpose would; only the
     signature is left to catch the change. Otherwise the row keeps its old digest."""
-    conn.create_function("retap_crc", -1, rows.crc, deterministic=True)
+    allow_sealing(conn)
     for old, data in conn.execute('SELECT digest, data FROM "values" WHERE codec=?',
                                   ("pickle",)).fetchall():
         if payload is None:
@@ -340,8 +362,8 @@ def _tamper(conn: sqlite3.Connection, payload: bytes | None = None, rehash: bool
                      "inputs=replace(inputs, ?, ?)", (old, new, old, new))
         conn.execute("UPDATE queue SET inputs=replace(inputs, ?, ?)", (old, new))
     if rehash:
-        conn.execute(f"UPDATE dispatches SET crc={rows.crc_sql(rows.DISPATCH)}")
-        conn.execute(f"UPDATE queue SET crc={rows.crc_sql(rows.QUEUE)}")
+        conn.execute(f"UPDATE dispatches SET crc={seal_sql(rows.DISPATCH)}")
+        conn.execute(f"UPDATE queue SET crc={seal_sql(rows.QUEUE)}")
     conn.commit()
     conn.close()
 

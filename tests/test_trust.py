@@ -12,6 +12,7 @@ import pytest
 
 import retap
 from conftest import Project, assert_one_line_error
+from crafting import allow_sealing, seal_sql
 from retap.store import rows
 
 KEY = {"RETAP_PICKLE_KEY": "pickle test key"}
@@ -21,12 +22,12 @@ def edit_spec(project: Project, run: str, change: Any) -> None:
     """Rewrite a run's stored spec with ``change(spec)`` and recompute the row's checksum, as
     someone crafting a store on purpose would."""
     conn = sqlite3.connect(project.path / ".retap" / "retap.db")
-    conn.create_function("retap_crc", -1, rows.crc, deterministic=True)
+    allow_sealing(conn)
     (data,) = conn.execute("SELECT spec FROM runs WHERE run=?", (run,)).fetchone()
     spec = json.loads(data)
     change(spec)
     conn.execute("UPDATE runs SET spec=? WHERE run=?", (json.dumps(spec).encode(), run))
-    conn.execute(f"UPDATE runs SET crc={rows.crc_sql(rows.RUN)} WHERE run=?", (run,))
+    conn.execute(f"UPDATE runs SET crc={seal_sql(rows.RUN)} WHERE run=?", (run,))
     conn.commit()
     conn.close()
 

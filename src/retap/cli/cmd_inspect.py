@@ -143,12 +143,12 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None) 
 def check_cmd(ctx: click.Context, run: str | None, store: str | None) -> None:
     """Check the store's integrity (SQLite's and retap's own); exit 1 if anything is wrong."""
     from retap.store.check import check_store
-    from retap.store.sqlite import SQLiteStore
+    from retap.store.sql import SQLStore
 
     the_store = open_cli_store(ctx, store, readonly=True)
     if run is not None:
         the_store.run_info(run)  # an unknown run is a usage error, not a damaged store
-    if not isinstance(the_store, SQLiteStore):
+    if not isinstance(the_store, SQLStore):
         click.echo(f"{the_store.location}: nothing stored, nothing to check")
         return
     problems = check_store(the_store, run)

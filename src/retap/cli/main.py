@@ -51,8 +51,9 @@ def _one_line(text: str, limit: int = 2000) -> str:
 def store_option(fn: F) -> F:
     """``--store`` on a subcommand; it also works before the subcommand."""
     return click.option("--store", "store", metavar="PATH_OR_URL", default=None,
-                        help=f"the audit store (env RETAP_STORE; default {DEFAULT_STORE}; "
-                             "`:memory:` keeps nothing)")(fn)
+                        help=f"the audit store: a SQLite file or postgresql://USER@HOST:PORT/DB "
+                             f"(env RETAP_STORE; default {DEFAULT_STORE}; `:memory:` keeps "
+                             "nothing)")(fn)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +90,8 @@ def open_cli_store(ctx: click.Context, store: str | None, *, create: bool = True
     runs): a store file that does not exist yet is read as an empty store, not created.
     ``readonly``: opened for reading only (works where the directory is not writable)."""
     location = store_location(ctx, store)
-    if (readonly or not create) and location != ":memory:" and not os.path.exists(location):
+    if (readonly or not create) and location != ":memory:" and "://" not in location and \
+            not os.path.exists(location):
         from retap.store.memory import EmptyStore
 
         return EmptyStore(location)

@@ -42,16 +42,22 @@ def __getattr__(name: str) -> Any:
 
 
 def open_store(location: str | Path | None = None, **options: object) -> Store:
-    """``:memory:`` for an in-memory store, otherwise the path of a SQLite store file."""
+    """``:memory:`` for an in-memory store, ``postgresql://...`` for a PostgreSQL database,
+    otherwise the path of a SQLite store file."""
     location = str(location or DEFAULT_STORE)
     if location == ":memory:":
         from retap.store.memory import MemoryStore
 
         return MemoryStore()
+    if location.startswith(("postgresql://", "postgres://")):
+        from retap.store.postgres import PostgresStore
+
+        return PostgresStore(location, **options)  # type: ignore[arg-type]
     if "://" in location:
         from retap.errors import StoreError
 
-        raise StoreError(location, "only SQLite store files and :memory: are supported here")
+        raise StoreError(location, "not a store this retap knows: a SQLite file path, "
+                                   "postgresql://USER@HOST:PORT/DB, or :memory:")
     from retap.store.sqlite import SQLiteStore
 
     return SQLiteStore(location, **options)  # type: ignore[arg-type]

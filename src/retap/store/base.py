@@ -153,9 +153,12 @@ class Store(ABC):
         exactly one succeeds.
         """
 
+    # Every read of one run (``run_info`` to ``join_states``) raises ``UnknownRun`` when the
+    # store has no such run: a mistyped run id is refused, never answered with nothing.
+
     @abstractmethod
     def run_info(self, run: str) -> RunInfo:
-        """The run's record; raises ``UnknownRun`` on a miss."""
+        """The run's record."""
 
     @abstractmethod
     def runs(self) -> list[RunInfo]:
@@ -171,11 +174,13 @@ class Store(ABC):
 
     @abstractmethod
     def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
-        """``(node, task, code version)`` of every distinct version among done dispatches."""
+        """``(node, task, code version)`` of every distinct version among done dispatches,
+        sorted (by ``repr``)."""
 
     @abstractmethod
     def counts(self, run: str) -> dict[str, int]:
-        """Dispatches of ``run`` by status, e.g. ``{"done": 3, "failed": 1}``."""
+        """Dispatches of ``run`` by status, e.g. ``{"done": 3, "failed": 1}`` (``{}`` when
+        nothing is recorded yet)."""
 
     @abstractmethod
     def queue(self, run: str) -> list[Dispatch]:
@@ -183,7 +188,8 @@ class Store(ABC):
 
     @abstractmethod
     def join_states(self, run: str, joins: Iterable[Join]) -> dict[NodeId, JoinState]:
-        """The saved state of each stateful join, values filled in from the audit."""
+        """The saved state of each stateful join of ``joins`` (a fresh one where nothing is
+        saved), values filled in from the audit."""
 
     @abstractmethod
     def dispatch_status(self, run: str, dispatch: str) -> str | None:

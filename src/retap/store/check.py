@@ -1,4 +1,4 @@
-"""Integrity checks of a SQLite store: SQLite's own, then retap's invariants.
+"""Integrity checks of a SQL store: the database's own (SQLite's), then retap's invariants.
 
 Used by ``retap check`` and the torture runner. Each problem is one line naming the
 run and the dispatch it concerns; no problems means the store can be resumed from. A
@@ -10,17 +10,16 @@ from the store, so they are not problems.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from retap.errors import RetapError, StoreCorrupt
 from retap.store import boundary, rows
 from retap.store.codec import digest
-from retap.store.sqlite import SQLiteStore
+from retap.store.sql import SQLStore
 
 __all__ = ["check_store"]
 
 
-def check_store(store: SQLiteStore, run: str | None = None) -> list[str]:
+def check_store(store: SQLStore, run: str | None = None) -> list[str]:
     """Everything wrong with ``store`` (one run, or all); an empty list when it is sound.
 
     Damage (SQLite's own checks, row checksums, value digests) and broken invariants are
@@ -28,7 +27,7 @@ def check_store(store: SQLiteStore, run: str | None = None) -> list[str]:
     store) raises ``StoreCorrupt``, as every other command does on reading it.
     """
     try:
-        problems = _sqlite_problems(store)
+        problems = store.structure_problems()
         if problems:
             return problems
         problems += _checksum_problems(store)
@@ -41,28 +40,23 @@ def check_store(store: SQLiteStore, run: str | None = None) -> list[str]:
         return problems + _value_problems(store)
     except StoreCorrupt:
         raise
-    except (RetapError, sqlite3.Error, ValueError) as exc:
+    except (RetapError, ValueError) as exc:
         return [f"store cannot be read: {exc}"]
 
 
-def _read_all(store: SQLiteStore, run: str) -> None:
+def _read_all(store: SQLStore, run: str) -> None:
     """Read every row of ``run`` through the store boundary (StoreCorrupt on a bad one)."""
     store.run_info(run)
     store.audits(run)
     store.queue(run)
     store.counts(run)
     with store.errors():
-        for row in store.conn.execute("SELECT join_id, slot, audit FROM join_entries "
-                                      "WHERE run=?", (run,)):
+        for row in store.x("SELECT join_id, slot, audit FROM join_entries WHERE run=?",
+                           (run,)).fetchall():
             store.row(boundary.JoinEntryRow, ("join_id", "slot", "audit"), row, "join entry")
-        for row in store.conn.execute("SELECT join_id, count FROM join_counts WHERE run=?",
-                                      (run,)):
+        for row in store.x("SELECT join_id, count FROM join_counts WHERE run=?",
+                           (run,)).fetchall():
             store.row(boundary.JoinCountRow, ("join_id", "count"), row, "join counter")
-
-
-def _sqlite_problems(store: SQLiteStore) -> list[str]:
-    rows = store.conn.execute("PRAGMA integrity_check").fetchall()
-    return [] if rows == [("ok",)] else [f"sqlite: {r[0]}" for r in rows]
 
 
 _TABLES = {"runs": ("run", rows.RUN), "dispatches": ("id", rows.DISPATCH),
@@ -71,44 +65,44 @@ _TABLES = {"runs": ("run", rows.RUN), "dispatches": ("id", rows.DISPATCH),
            "file_digests": ("path", rows.FILE)}
 
 
-def _checksum_problems(store: SQLiteStore) -> list[str]:
+def _checksum_problems(store: SQLStore) -> list[str]:
     problems = []
-    for table, (name, columns) in _TABLES.items():
-        for (key,) in store.conn.execute(
-                f"SELECT {name} FROM {table} WHERE NOT {rows.crc_ok(columns)}"):
-            problems.append(f"{table} row {key} fails its checksum")
+    with store.errors():
+        for table, (name, columns) in _TABLES.items():
+            for row in store.x(f"SELECT {', '.join(columns)}, crc FROM {table}").fetchall():
+                if not rows.matches(row, columns):
+                    problems.append(f"{table} row {row[name]} fails its checksum")
     return problems
 
 
-def _run_problems(store: SQLiteStore, run: str) -> list[str]:
-    conn = store.conn
+def _run_problems(store: SQLStore, run: str) -> list[str]:
     problems = []
-    for (ident,) in conn.execute(
-            "SELECT id FROM dispatches WHERE run=? AND status='done' AND result IS NULL", (run,)):
-        problems.append(f"run {run}: done dispatch {ident} has no result")
-    for ref, ident in conn.execute(
-            'SELECT d.result, d.id FROM dispatches d LEFT JOIN "values" v '
-            "ON v.digest = d.result WHERE d.run=? AND d.status='done' AND d.result NOT LIKE '=%' "
-            "AND v.digest IS NULL", (run,)):
-        problems.append(f"run {run}: done dispatch {ident} refers to a missing value {ref}")
-    for ident, count in conn.execute(
-            "SELECT id, count(*) FROM queue WHERE run=? GROUP BY id HAVING count(*) > 1", (run,)):
-        problems.append(f"run {run}: dispatch {ident} is queued {count} times")
-    for ident, inputs in conn.execute("SELECT id, inputs FROM queue WHERE run=?", (run,)):
-        problems += _refs_problems(store, run, ident, inputs)
-    for join_id, audit in conn.execute(
-            "SELECT e.join_id, e.audit FROM join_entries e LEFT JOIN dispatches d "
-            "ON d.run = e.run AND d.id = e.audit WHERE e.run=? AND "
-            "(d.id IS NULL OR d.status != 'done')", (run,)):
-        problems.append(f"run {run}: join {join_id} holds {audit}, which is not a done dispatch")
-    for join_id, count in conn.execute("SELECT join_id, count FROM join_counts WHERE run=?",
-                                       (run,)):
-        if not isinstance(count, int) or count < 0:
-            problems.append(f"run {run}: join {join_id} has a bad counter {count!r}")
+    x = store.x
+    for r in x("SELECT id FROM dispatches WHERE run=? AND status='done' AND result IS NULL",
+               (run,)).fetchall():
+        problems.append(f"run {run}: done dispatch {r['id']} has no result")
+    for r in x('SELECT d.result, d.id FROM dispatches d LEFT JOIN "values" v '
+               "ON v.digest = d.result WHERE d.run=? AND d.status='done' AND "
+               "substr(d.result, 1, 1) != '=' AND v.digest IS NULL", (run,)).fetchall():
+        problems.append(f"run {run}: done dispatch {r['id']} refers to a missing value "
+                        f"{r['result']}")
+    for r in x("SELECT id, count(*) AS n FROM queue WHERE run=? GROUP BY id "
+               "HAVING count(*) > 1", (run,)).fetchall():
+        problems.append(f"run {run}: dispatch {r['id']} is queued {r['n']} times")
+    for r in x("SELECT id, inputs FROM queue WHERE run=?", (run,)).fetchall():
+        problems += _refs_problems(store, run, r["id"], r["inputs"])
+    for r in x("SELECT e.join_id, e.audit FROM join_entries e LEFT JOIN dispatches d "
+               "ON d.run = e.run AND d.id = e.audit WHERE e.run=? AND "
+               "(d.id IS NULL OR d.status != 'done')", (run,)).fetchall():
+        problems.append(f"run {run}: join {r['join_id']} holds {r['audit']}, which is not a "
+                        "done dispatch")
+    for r in x("SELECT join_id, count FROM join_counts WHERE run=?", (run,)).fetchall():
+        if not isinstance(r["count"], int) or r["count"] < 0:
+            problems.append(f"run {run}: join {r['join_id']} has a bad counter {r['count']!r}")
     return problems
 
 
-def _refs_problems(store: SQLiteStore, run: str, ident: str, inputs: str) -> list[str]:
+def _refs_problems(store: SQLStore, run: str, ident: str, inputs: str) -> list[str]:
     try:
         refs = json.loads(inputs)
         store.values(refs)
@@ -117,9 +111,9 @@ def _refs_problems(store: SQLiteStore, run: str, ident: str, inputs: str) -> lis
     return []
 
 
-def _value_problems(store: SQLiteStore) -> list[str]:
+def _value_problems(store: SQLStore) -> list[str]:
     problems = []
-    for key, codec, data in store.conn.execute('SELECT digest, codec, data FROM "values"'):
-        if digest(codec, data) != key:
-            problems.append(f"value {key} does not match its digest")
+    for r in store.x('SELECT digest, codec, data FROM "values"').fetchall():
+        if digest(r["codec"], rows.as_bytes(r["data"])) != r["digest"]:
+            problems.append(f"value {r['digest']} does not match its digest")
     return problems

@@ -3,8 +3,8 @@ reads is checked against it, so a damaged page is refused instead of believed.
 
 SQLite checks its own page structure but not the bytes of a row; a flipped byte inside
 a record would otherwise be read back as a different value. The CRC is computed in
-Python for plain inserts and by the SQL function ``retap_crc`` (registered on every
-connection) where an update derives the final values in SQL.
+Python, from the values as Python holds them, on writing and on reading: the same on
+every backend, with no function registered in the database.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-__all__ = ["DISPATCH", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "MEMO", "QUEUE", "RUN", "crc",
-           "crc_ok", "crc_sql"]
+__all__ = ["DISPATCH", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "MEMO", "QUEUE", "RUN", "as_bytes",
+           "crc", "matches"]
 
 RUN = ("run", "status", "created", "codec", "spec", "owner_host", "owner_pid",
        "owner_started")
@@ -28,21 +28,23 @@ FILE = ("path", "size", "mtime_ns", "inode", "digest")
 def crc(*fields: Any) -> int:
     """The checksum of a row's fields, in column order.
 
-    It is taken over ``repr`` of the fields, so writers must hand each column the type
-    SQLite gives back (float for REAL columns, int for INTEGER, str, bytes or None).
+    It is computed in Python over the typed values, never by the database: each column
+    holds one of str, int, float, bytes or None, and writers hand each column that type
+    (a float for a REAL column even when it is whole), so every driver reads back what
+    was checksummed. Bytes a driver returns as a buffer are taken as bytes.
     """
     return zlib.crc32(repr(fields).encode())
 
 
-def crc_sql(columns: tuple[str, ...], alias: str = "", final: dict[str, str] | None = None
-            ) -> str:
-    """``retap_crc(...)`` over ``columns``; ``final`` gives SQL for columns an update changes."""
-    final = final or {}
-    prefix = f"{alias}." if alias else ""
-    return f"retap_crc({', '.join(final.get(c, prefix + c) for c in columns)})"
+def matches(row: Any, columns: tuple[str, ...], prefix: str = "", crc_column: str = "crc"
+            ) -> bool:
+    """True when ``row`` (read by column name; ``prefix`` before each name) holds the
+    checksum of its ``columns``."""
+    stored = row[prefix + crc_column]
+    fields = tuple(as_bytes(row[prefix + c]) for c in columns)
+    return type(stored) is int and stored == crc(*fields)
 
 
-def crc_ok(columns: tuple[str, ...], alias: str = "") -> str:
-    """A SQL expression true when the row's stored checksum matches its columns."""
-    prefix = f"{alias}." if alias else ""
-    return f"({prefix}crc = {crc_sql(columns, alias)})"
+def as_bytes(value: Any) -> Any:
+    """A driver's buffer as bytes; anything else as it is."""
+    return bytes(value) if isinstance(value, memoryview) else value

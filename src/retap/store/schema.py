@@ -1,8 +1,12 @@
-"""The store schema: one ordered list of migrations, the single source of schema truth.
+"""The store schema: one ordered list of migrations, the single source of schema truth for
+every SQL backend.
 
-``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``; the version lives in
-``PRAGMA user_version``. A store whose version is above ``len(MIGRATIONS)`` was
-written by a newer retap and is refused.
+``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``; the version lives in the
+table ``retap_schema`` (SQLite stores made before it kept it in ``PRAGMA user_version``,
+which SQLite stores still mirror). A store whose version is above ``len(MIGRATIONS)`` was
+written by a newer retap and is refused. Statements are written once, with ``{blob}``,
+``{real}`` and ``{clustered}`` for what a dialect spells its own way; whole numbers are
+BIGINT everywhere (SQLite reads any ``INT`` type as its one integer type).
 
 Keys are chosen so one dispatch's commit dirties few pages: the queue is ordered by
 position (its head and tail stay on a page or two); dispatches are read in seq order
@@ -27,20 +31,20 @@ MIGRATIONS: list[str] = [
     CREATE TABLE runs (
         run TEXT PRIMARY KEY,
         status TEXT NOT NULL,
-        created REAL NOT NULL,
-        updated REAL NOT NULL,
+        created {real} NOT NULL,
+        updated {real} NOT NULL,
         codec TEXT NOT NULL,
-        spec BLOB NOT NULL,
+        spec {blob} NOT NULL,
         owner_host TEXT,
-        owner_pid INTEGER,
-        owner_started REAL,
-        crc INTEGER NOT NULL
+        owner_pid BIGINT,
+        owner_started {real},
+        crc BIGINT NOT NULL
     );
     CREATE TABLE "values" (
         digest TEXT PRIMARY KEY,
         codec TEXT NOT NULL,
-        data BLOB NOT NULL
-    ) WITHOUT ROWID;
+        data {blob} NOT NULL
+    ){clustered};
     CREATE TABLE dispatches (
         run TEXT NOT NULL,
         id TEXT NOT NULL,
@@ -51,42 +55,42 @@ MIGRATIONS: list[str] = [
         status TEXT NOT NULL,
         result TEXT,
         error TEXT,
-        attempts INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        started REAL,
-        finished REAL,
+        attempts BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        started {real},
+        finished {real},
         code_version TEXT,
         reused TEXT,
         outputs TEXT,
-        crc INTEGER NOT NULL,
+        crc BIGINT NOT NULL,
         PRIMARY KEY (run, id)
-    ) WITHOUT ROWID;
+    ){clustered};
     CREATE TABLE queue (
         run TEXT NOT NULL,
-        pos INTEGER NOT NULL,
+        pos BIGINT NOT NULL,
         id TEXT NOT NULL,
         node TEXT NOT NULL,
         sources TEXT NOT NULL,
         inputs TEXT NOT NULL,
-        crc INTEGER NOT NULL,
+        crc BIGINT NOT NULL,
         PRIMARY KEY (run, pos)
-    ) WITHOUT ROWID;
+    ){clustered};
     CREATE TABLE join_entries (
         run TEXT NOT NULL,
         join_id TEXT NOT NULL,
-        slot INTEGER NOT NULL,
+        slot BIGINT NOT NULL,
         audit TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        crc INTEGER NOT NULL,
+        seq BIGINT NOT NULL,
+        crc BIGINT NOT NULL,
         PRIMARY KEY (run, join_id, slot, audit)
-    ) WITHOUT ROWID;
+    ){clustered};
     CREATE TABLE join_counts (
         run TEXT NOT NULL,
         join_id TEXT NOT NULL,
-        count INTEGER NOT NULL,
-        crc INTEGER NOT NULL,
+        count BIGINT NOT NULL,
+        crc BIGINT NOT NULL,
         PRIMARY KEY (run, join_id)
-    ) WITHOUT ROWID;
+    ){clustered};
     CREATE TABLE memo (
         task TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -95,19 +99,19 @@ MIGRATIONS: list[str] = [
         result TEXT NOT NULL,
         outputs TEXT NOT NULL,
         facts TEXT NOT NULL,
-        created REAL NOT NULL,
-        crc INTEGER NOT NULL,
+        created {real} NOT NULL,
+        crc BIGINT NOT NULL,
         PRIMARY KEY (task, key)
-    ) WITHOUT ROWID;
+    ){clustered};
     CREATE INDEX memo_by_dispatch ON memo (task, dispatch);
     CREATE TABLE file_digests (
         path TEXT PRIMARY KEY,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        inode INTEGER NOT NULL,
+        size BIGINT NOT NULL,
+        mtime_ns BIGINT NOT NULL,
+        inode BIGINT NOT NULL,
         digest TEXT NOT NULL,
-        crc INTEGER NOT NULL
-    ) WITHOUT ROWID;
+        crc BIGINT NOT NULL
+    ){clustered};
     """,
     # 2: the files committed dispatches wrote, by path and content digest, so a roll-back
     #    of an abandoned journal can leave alone a file that holds a recorded output.
@@ -118,7 +122,13 @@ MIGRATIONS: list[str] = [
         run TEXT NOT NULL,
         dispatch TEXT NOT NULL,
         PRIMARY KEY (path, digest, run, dispatch)
-    ) WITHOUT ROWID;
+    ){clustered};
+    """,
+    # 3: the schema version in a table of its own, the same on every backend.
+    """
+    CREATE TABLE retap_schema (
+        version BIGINT NOT NULL
+    );
     """,
 ]
 

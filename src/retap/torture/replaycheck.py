@@ -6,12 +6,11 @@ would make new dispatch ids, which would run."""
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from retap.store import rows
+from retap.store.sqlite import SQLiteStore
 
 __all__ = ["replay_problems"]
 
@@ -46,11 +45,5 @@ def replay_problems(store: Path, project: Path, run: str, running: list[str],
 
 def _mark_interrupted(db: Path, run: str) -> None:
     """What a kill at the very end of the run would have left: the same run, interrupted."""
-    conn = sqlite3.connect(db)
-    try:
-        conn.create_function("retap_crc", -1, rows.crc, deterministic=True)
-        conn.execute("UPDATE runs SET status='interrupted' WHERE run=?", (run,))
-        conn.execute(f"UPDATE runs SET crc={rows.crc_sql(rows.RUN)} WHERE run=?", (run,))
-        conn.commit()
-    finally:
-        conn.close()
+    with SQLiteStore(db) as store, store.transaction():
+        store.update_run_txn(run, status="interrupted")

@@ -1,4 +1,4 @@
-"""The writes of one run in a SQLite store: one transaction per dispatch (or per batch).
+"""The writes of one run in a SQL store: one transaction per dispatch (or per batch).
 
 Values are encoded before a transaction opens, so a value the codec refuses fails the
 dispatch without touching the store; everything a dispatch caused is then written in
@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,38 +22,27 @@ from retap.joins import JoinState
 from retap.store import rows
 from retap.store.base import DispatchRecord, Effects, Recorded, RunLog, now
 from retap.store.codec import Codec, JsonCodec, digest
-from retap.store.sqlite import SQLiteStore
+from retap.store.sql import SQLStore
 
-__all__ = ["INLINE_MAX", "SQLiteRunLog"]
+__all__ = ["INLINE_MAX", "SQLRunLog"]
 
 INLINE_MAX = 64  # JSON values this small live in the referring row: cheaper than a digest
 Values = dict[str, tuple[str, bytes]]
 Memo = dict[int, tuple[Any, str]]
 
-_DISPATCH_COLUMNS = ", ".join(rows.DISPATCH)
-_DISPATCH_MARKS = ", ".join("?" * (len(rows.DISPATCH) + 1))
-_COMMITTED = {c: f"excluded.{c}" for c in rows.DISPATCH if c not in ("run", "id", "node")}
-_COMMITTED["attempts"] = "dispatches.attempts + excluded.attempts"
-_UPSERT_DISPATCH = (
-    f"INSERT INTO dispatches ({_DISPATCH_COLUMNS}, crc) VALUES ({_DISPATCH_MARKS}) "
-    "ON CONFLICT (run, id) DO UPDATE SET "
-    + ", ".join(f"{c}={expr}" for c, expr in _COMMITTED.items())
-    + f", crc={rows.crc_sql(rows.DISPATCH, 'dispatches', _COMMITTED)}")
-_RUNNING = {c: f"excluded.{c}" for c in ("status", "seq", "started", "code_version")}
-_UPSERT_RUNNING = (
-    f"INSERT INTO dispatches ({_DISPATCH_COLUMNS}, crc) VALUES ({_DISPATCH_MARKS}) "
-    "ON CONFLICT (run, id) DO UPDATE SET "
-    + ", ".join(f"{c}={expr}" for c, expr in _RUNNING.items())
-    + f", crc={rows.crc_sql(rows.DISPATCH, 'dispatches', _RUNNING)}")
+_D = ", ".join(f"d.{c}" for c in rows.DISPATCH)
+_RUNNING = ("status", "seq", "started", "code_version")  # what marking a dispatch running sets
 
 
-class SQLiteRunLog(RunLog):
+class SQLRunLog(RunLog):
     """The writes of one run; commits grouped in ``batch`` durability."""
 
-    def __init__(self, store: SQLiteStore, run: str, codec: Codec | None = None) -> None:
+    def __init__(self, store: SQLStore, run: str, codec: Codec | None = None) -> None:
         self.store = store
-        self.conn = store.conn
+        self.x = store.x
         self.run = run
+        self._upsert_dispatch = store.dialect.insert("dispatches", (*rows.DISPATCH, "crc"),
+                                                     replace_on=("run", "id"))
         self.codec = codec or store.codec  # the run's own codec, whatever the store's default
         self._nodes: dict[NodeId, str] = {}
         self._pending = 0
@@ -63,13 +52,22 @@ class SQLiteRunLog(RunLog):
         if store.batch_size > 1:  # commit an aging group even while a long task runs
             threading.Thread(target=self._commit_aging_batches, daemon=True).start()
         with store.errors():
-            low, high = self.conn.execute(
-                "SELECT min(pos), max(pos) FROM queue WHERE run=?", (run,)).fetchone()
-            self.front, self.back = low or 0, high or 0
-            self.seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM dispatches "
-                                         "WHERE run=?", (run,)).fetchone()[0]
-            self.jseq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM join_entries "
-                                          "WHERE run=?", (run,)).fetchone()[0]
+            ends = self.x("SELECT min(pos) AS low, max(pos) AS high FROM queue WHERE run=?",
+                          (run,)).fetchone()
+            self.front, self.back = ends["low"] or 0, ends["high"] or 0
+            self.seq = self.x("SELECT coalesce(max(seq), 0) AS n FROM dispatches WHERE run=?",
+                              (run,)).fetchone()["n"]
+            self.jseq = self.x("SELECT coalesce(max(seq), 0) AS n FROM join_entries "
+                               "WHERE run=?", (run,)).fetchone()["n"]
+            # rows a dispatch of this run may be recorded over (a resume runs them again):
+            # read once, so a commit writes without asking the database first
+            self._before = {}
+            for row in self.x(f"SELECT {_D}, d.crc FROM dispatches d WHERE d.run=? AND "
+                              "d.status != 'done'", (run,)).fetchall():
+                self.store.verify(row, rows.DISPATCH, f"dispatch {row['id']}")
+                if type(row["attempts"]) is not int:
+                    raise store.corrupt(f"dispatch {row['id']} has no count of attempts")
+                self._before[row["id"]] = {c: row[c] for c in rows.DISPATCH}
         counters = (self.front, self.back, self.seq, self.jseq)
         if not all(type(c) is int for c in counters):
             raise store.corrupt(f"run {run}: queue positions or sequence numbers are not "
@@ -87,21 +85,21 @@ class SQLiteRunLog(RunLog):
         error = json.dumps(record.error) if record.error else None
         outputs = json.dumps(record.outputs) if record.outputs else None
         self.seq += 1
-        fields = (self.run, record.id, self._node(record.node), record.task,
+        fields = [self.run, record.id, self._node(record.node), record.task,
                   json.dumps(record.sources), inputs, record.status, result, error,
                   record.attempts, self.seq, record.started, record.finished,
-                  record.code_version, record.reused, outputs)
+                  record.code_version, record.reused, outputs]
         with self._transaction():
             self._insert_values(values)
-            self.conn.execute(_UPSERT_DISPATCH, (*fields, rows.crc(*fields)))
+            self._write_dispatch(fields, _add_attempts)
             if record.memo is not None and result is not None:
                 self._remember(record, result)
             if record.outputs and record.status == "done":
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO outputs (path, digest, run, dispatch) "
-                    "VALUES (?, ?, ?, ?)", [(os.path.abspath(path), file_digest, self.run,
-                                             record.id)
-                                            for path, file_digest in record.outputs.items()])
+                self.store.xmany(
+                    self.store.dialect.insert("outputs", ("path", "digest", "run", "dispatch"),
+                                              ignore=True),
+                    [(os.path.abspath(path), file_digest, self.run, record.id)
+                     for path, file_digest in record.outputs.items()])
             if faults.armed:
                 faults.hit("in_commit")
             self._write_effects(effects, queued)
@@ -125,12 +123,12 @@ class SQLiteRunLog(RunLog):
         inputs = dispatch.ref[0] if dispatch.ref is not None else self._refs(dispatch.inputs,
                                                                              values, {})
         self.seq += 1
-        fields = (self.run, dispatch.id, self._node(dispatch.node), task,
+        fields = [self.run, dispatch.id, self._node(dispatch.node), task,
                   json.dumps(dispatch.sources), inputs, "running", None, None, 0, self.seq,
-                  now(), None, code_version, None, None)
+                  now(), None, code_version, None, None]
         with self._transaction(force=True):
             self._insert_values(values)
-            self.conn.execute(_UPSERT_RUNNING, (*fields, rows.crc(*fields)))
+            self._write_dispatch(fields, _running_again)
 
     def save_state(self, queue: Iterable[Dispatch], states: Mapping[NodeId, JoinState]) -> None:
         values: Values = {}
@@ -144,7 +142,7 @@ class SQLiteRunLog(RunLog):
         with self._transaction(force=True):
             self._insert_values(values)
             for table in ("queue", "join_entries", "join_counts"):
-                self.conn.execute(f"DELETE FROM {table} WHERE run=?", (self.run,))
+                self.x(f"DELETE FROM {table} WHERE run=?", (self.run,))
             self._insert_queue(queued)
             if faults.armed:
                 faults.hit("in_save_state")
@@ -166,7 +164,7 @@ class SQLiteRunLog(RunLog):
 
     def synced(self) -> bool:
         with self._lock:
-            return not self.conn.in_transaction
+            return not self.store.in_transaction
 
     def flush_if_due(self) -> None:
         if self._pending and time.monotonic() - self._since >= self.store.batch_seconds:
@@ -175,9 +173,9 @@ class SQLiteRunLog(RunLog):
     def flush(self) -> None:
         """Commit a pending batch now."""
         with self._lock:
-            if self.conn.in_transaction:
+            if self.store.in_transaction:
                 with self.store.errors():
-                    self.conn.execute("COMMIT")
+                    self.store.commit()
                 self._pending = 0
 
     def _commit_aging_batches(self) -> None:
@@ -198,18 +196,11 @@ class SQLiteRunLog(RunLog):
 
     def cached(self) -> Recorded:
         with self.store.errors():
-            found = self.conn.execute(
-                "SELECT d.id, d.seq, d.result, v.codec, v.data, "
-                f"{rows.crc_ok(rows.DISPATCH, 'd')} FROM dispatches d "
-                'LEFT JOIN "values" v ON v.digest = d.result '
-                "WHERE d.run=? AND d.status='done'", (self.run,))
+            found = self.x(_DONE + "WHERE d.run=? AND d.status='done'", (self.run,))
             raw = {}
-            for ident, seq, ref, codec, data, ok in found:
-                self.store.verify(ok, f"dispatch {ident}")
-                if not isinstance(ident, str) or type(seq) is not int or \
-                        not isinstance(ref, str) or not ref:
-                    raise self.store.corrupt(f"done dispatch {ident!r} has no readable result")
-                raw[ident] = (seq, ref, codec, data)
+            for row in found:
+                ident, seq, ref = _done(self.store, row)
+                raw[ident] = (seq, ref, row["vcodec"], row["vdata"])
         return _Cached(raw, self.store.value_of)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -217,25 +208,39 @@ class SQLiteRunLog(RunLog):
     @contextmanager
     def _transaction(self, force: bool = False) -> Iterator[None]:
         """Statements inside run in the open transaction; committed now, or with the batch."""
-        with self._lock, self.store.errors():
-            if not self.conn.in_transaction:
-                self.conn.execute("BEGIN")
+        with self._lock, self.store.errors(), self.store.round_trip():
+            if not self.store.in_transaction:
+                self.store.begin()
                 self._since = time.monotonic()
             yield
             self._pending += 1
             if force or self._pending >= self.store.batch_size or \
                     time.monotonic() - self._since >= self.store.batch_seconds:
-                self.conn.execute("COMMIT")
+                self.store.commit()
                 self._pending = 0
+
+    def _write_dispatch(self, fields: list[Any],
+                        merge: Callable[[list[Any], Any], list[Any]]) -> None:
+        """Write a dispatch's row; over an earlier attempt's row, ``merge`` says what the row
+        becomes (the checksum is always of the row as written). A done dispatch run again
+        (``--rerun-changed``) has its row replaced, attempts counted afresh."""
+        before = self._before.get(fields[1])
+        if before is not None:
+            fields = merge(fields, before)
+        self.x(self._upsert_dispatch, (*fields, rows.crc(*fields)))
+        if fields[rows.DISPATCH.index("status")] == "done":
+            self._before.pop(fields[1], None)
+        else:
+            self._before[fields[1]] = dict(zip(rows.DISPATCH, fields, strict=True))
 
     def _remember(self, record: DispatchRecord, result: str) -> None:
         entry = record.memo
         assert entry is not None
         fields = (entry.task, entry.key, self.run, record.id, result,
                   json.dumps(entry.outputs, sort_keys=True), json.dumps(entry.facts), now())
-        self.conn.execute("INSERT OR REPLACE INTO memo (task, key, run, dispatch, result, "
-                          "outputs, facts, created, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          (*fields, rows.crc(*fields)))
+        self.x(self.store.dialect.insert("memo", (*rows.MEMO, "crc"),
+                                         replace_on=("task", "key")),
+               (*fields, rows.crc(*fields)))
 
     def _node(self, node: NodeId) -> str:
         text = self._nodes.get(node)
@@ -277,33 +282,33 @@ class SQLiteRunLog(RunLog):
 
     def _insert_values(self, values: Values) -> None:
         if values:
-            self.conn.executemany('INSERT OR IGNORE INTO "values" (digest, codec, data) '
-                                  "VALUES (?, ?, ?)", [(k, c, d) for k, (c, d) in values.items()])
+            self.store.xmany(self.store.dialect.insert('"values"', ("digest", "codec", "data"),
+                                                       ignore=True),
+                             [(k, c, d) for k, (c, d) in values.items()])
 
     def _insert_queue(self, queued: list[tuple[Any, ...]]) -> None:
-        self.conn.executemany("INSERT INTO queue (run, pos, id, node, sources, inputs, crc) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?)", queued)
+        self.store.xmany("INSERT INTO queue (run, pos, id, node, sources, inputs, crc) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", queued)
 
     def _add_entry(self, key: str, slot: int, audit: str) -> None:
         self.jseq += 1
         fields = (self.run, key, slot, audit, self.jseq)
-        self.conn.execute("INSERT INTO join_entries (run, join_id, slot, audit, seq, crc) "
-                          "VALUES (?, ?, ?, ?, ?, ?)", (*fields, rows.crc(*fields)))
+        self.x("INSERT INTO join_entries (run, join_id, slot, audit, seq, crc) "
+               "VALUES (?, ?, ?, ?, ?, ?)", (*fields, rows.crc(*fields)))
 
     def _set_count(self, key: str, count: int) -> None:
         fields = (self.run, key, count)
-        self.conn.execute("INSERT OR REPLACE INTO join_counts (run, join_id, count, crc) "
-                          "VALUES (?, ?, ?, ?)", (*fields, rows.crc(*fields)))
+        self.x(self.store.dialect.insert("join_counts", (*rows.JOIN_COUNT, "crc"),
+                                         replace_on=("run", "join_id")),
+               (*fields, rows.crc(*fields)))
 
     def _write_effects(self, effects: Effects, queued: list[tuple[Any, ...]]) -> None:
         removed = effects.removed
         if removed is not None:
             if removed.ref is not None:
-                self.conn.execute("DELETE FROM queue WHERE run=? AND pos=?",
-                                  (self.run, removed.ref[1]))
+                self.x("DELETE FROM queue WHERE run=? AND pos=?", (self.run, removed.ref[1]))
             else:
-                self.conn.execute("DELETE FROM queue WHERE run=? AND id=?",
-                                  (self.run, removed.id))
+                self.x("DELETE FROM queue WHERE run=? AND id=?", (self.run, removed.id))
         if queued:
             self._insert_queue(queued)
             self.front -= len(effects.front)
@@ -315,39 +320,62 @@ class SQLiteRunLog(RunLog):
             if change[0] == "add":
                 self._add_entry(key, change[1], change[2])
             elif change[0] == "take":
-                self.conn.execute("DELETE FROM join_entries WHERE run=? AND join_id=? AND "
-                                  "slot=? AND audit=?", (self.run, key, change[1], change[2]))
+                self.x("DELETE FROM join_entries WHERE run=? AND join_id=? AND slot=? AND "
+                       "audit=?", (self.run, key, change[1], change[2]))
             else:
                 self._set_count(key, change[1])
+
+
+_UPDATE_DISPATCH = (f"UPDATE dispatches SET {', '.join(f'{c}=?' for c in rows.DISPATCH[2:])}, "
+                    "crc=? WHERE run=? AND id=?")
+
+
+def _add_attempts(fields: list[Any], before: Any) -> list[Any]:
+    """A dispatch recorded again (a resume ran it again): its attempts add up."""
+    attempts = rows.DISPATCH.index("attempts")
+    return [*fields[:attempts], fields[attempts] + before["attempts"], *fields[attempts + 1:]]
+
+
+def _running_again(fields: list[Any], before: Any) -> list[Any]:
+    """A dispatch that runs again: its record says so, the rest of it is kept."""
+    return [fields[i] if c in _RUNNING else before[c] for i, c in enumerate(rows.DISPATCH)]
+
+
+_DONE = (f"SELECT {_D}, d.crc, v.codec AS vcodec, v.data AS vdata FROM dispatches d "
+         'LEFT JOIN "values" v ON v.digest = d.result ')
+
+
+def _done(store: SQLStore, row: Any) -> tuple[str, int, str]:
+    """A done dispatch's id, commit number and result ref, its row checked."""
+    ident, seq, ref = row["id"], row["seq"], row["result"]
+    store.verify(row, rows.DISPATCH, f"dispatch {ident}")
+    if not isinstance(ident, str) or type(seq) is not int or not isinstance(ref, str) or not ref:
+        raise store.corrupt(f"done dispatch {ident!r} has no readable result")
+    return ident, seq, ref
 
 
 class _Lookup(Recorded):
     """Done dispatches looked up one at a time (resume)."""
 
-    def __init__(self, log: SQLiteRunLog) -> None:
+    def __init__(self, log: SQLRunLog) -> None:
         self.log = log
 
     def _row(self, key: str) -> Any:
         store = self.log.store
         with store.errors():
-            row = self.log.conn.execute(
-                "SELECT d.seq, d.result, v.codec, v.data, "
-                f"{rows.crc_ok(rows.DISPATCH, 'd')} FROM dispatches d "
-                'LEFT JOIN "values" v ON v.digest = d.result '
-                "WHERE d.run=? AND d.id=? AND d.status='done'", (self.log.run, key)).fetchone()
+            row = self.log.x(_DONE + "WHERE d.run=? AND d.id=? AND d.status='done'",
+                             (self.log.run, key)).fetchone()
         if row is not None:
-            store.verify(row[4], f"dispatch {key}")
-            if type(row[0]) is not int or not isinstance(row[1], str) or not row[1]:
-                raise store.corrupt(f"done dispatch {key} has no readable result")
+            _done(store, row)
         return row
 
     def seq(self, dispatch: str) -> int | None:
         row = self._row(dispatch)
-        return None if row is None else int(row[0])
+        return None if row is None else int(row["seq"])
 
     def value(self, dispatch: str) -> Any:
         row = self._row(dispatch)
-        return self.log.store.value_of(row[1], row[2], row[3])
+        return self.log.store.value_of(row["result"], row["vcodec"], row["vdata"])
 
 
 class _Cached(Recorded):

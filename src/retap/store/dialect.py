@@ -1,0 +1,60 @@
+"""What differs between the SQL databases a store can live in, and nothing else: how
+parameters are marked, the names of two column types, how a row is inserted unless it is
+there or replaced when it is, and how a writer takes a run for itself.
+
+Every query is written once, in ``retap.store.queries``, with ``?`` marks and the type names
+``BLOB`` / ``REAL``; a dialect turns it into its own SQL once, when first used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["POSTGRES", "SQLITE", "Dialect"]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One database's SQL spelling."""
+
+    name: str
+    mark: str  # the parameter mark
+    blob: str  # the type of byte strings
+    real: str  # the type of floating-point numbers
+    table_suffix: str  # after a table's closing parenthesis (clustered tables in SQLite)
+    begin_claim: str  # opens a transaction that will write a run's row
+    for_update: str  # after a SELECT of a run's row: hold it until the transaction ends
+    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def sql(self, text: str) -> str:
+        """``text`` (written with ``?`` marks, run with parameters) in this dialect. Literal
+        ``?`` never occurs in retap's queries, so marks are replaced wherever they stand; a
+        literal ``%`` is doubled where ``%s`` marks parameters."""
+        done = self._cache.get(text)
+        if done is None:
+            done = text if self.mark == "?" else text.replace("%", "%%").replace("?", self.mark)
+            self._cache[text] = done
+        return done
+
+    def ddl(self, text: str) -> str:
+        """A schema statement: ``{blob}``, ``{real}`` and ``{clustered}`` filled in."""
+        return text.format(blob=self.blob, real=self.real, clustered=self.table_suffix)
+
+    def insert(self, table: str, columns: tuple[str, ...], *, ignore: bool = False,
+               replace_on: tuple[str, ...] = ()) -> str:
+        """INSERT of one row; ``ignore``: keep a row already there (same key); ``replace_on``
+        (the key's columns): overwrite every other column of a row already there."""
+        head = (f'INSERT INTO {table} ({", ".join(columns)}) '
+                f'VALUES ({", ".join("?" * len(columns))})')
+        if ignore:
+            return head + " ON CONFLICT DO NOTHING"
+        if replace_on:
+            sets = ", ".join(f"{c}=excluded.{c}" for c in columns if c not in replace_on)
+            return head + f" ON CONFLICT ({', '.join(replace_on)}) DO UPDATE SET {sets}"
+        return head
+
+
+# SQLite locks the whole file for a writer (BEGIN IMMEDIATE); PostgreSQL locks the row.
+SQLITE = Dialect("sqlite", "?", "BLOB", "REAL", " WITHOUT ROWID", "BEGIN IMMEDIATE", "")
+POSTGRES = Dialect("postgresql", "%s", "BYTEA", "DOUBLE PRECISION", "", "BEGIN",
+                   " FOR UPDATE")

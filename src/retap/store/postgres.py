@@ -1,0 +1,201 @@
+"""The PostgreSQL store: runs of many coordinators, on many hosts, in one database.
+
+``postgresql://user@host:port/db`` (add ``?schema=NAME`` to keep retap's tables in a
+schema of their own, created when missing). Every query is the one SQLite stores run
+(``retap.store.sql``); here are the connection, the dialect and the server's errors.
+
+Durability keeps its meaning: ``normal`` commits each dispatch with
+``synchronous_commit = off``: the commit is in the server's log when it returns, so a
+coordinator that dies loses nothing (the promise of SQLite's WAL with
+``synchronous=NORMAL``), while a server crash may lose the last fraction of a second;
+``power`` waits for the server to flush each commit to disk; ``batch`` groups commits as
+SQLite stores do. A lost connection stops the run with one line; what was committed is
+kept, and ``retap resume`` continues once the server is back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from retap.errors import RetapError, StoreError, StoreVersionError, StoreWriteError, UsageError
+from retap.store import DURABILITY
+from retap.store.dialect import POSTGRES
+from retap.store.schema import SCHEMA_VERSION
+from retap.store.sql import SQLStore
+
+__all__ = ["PostgresStore", "is_postgres_url"]
+
+_SCHEMA_LOCK = 0x72746170  # advisory lock key: one migration at a time per database
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def is_postgres_url(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+class PostgresStore(SQLStore):
+    """Runs recorded in a PostgreSQL database (psycopg 3)."""
+
+    dialect = POSTGRES
+
+    def __init__(self, url: str, *, durability: str = "normal", codec: str = "json",
+                 batch_size: int = 256, batch_ms: float = 50.0, timeout: float = 10.0,
+                 readonly: bool = False) -> None:
+        if durability not in DURABILITY:
+            raise UsageError(f"unknown durability {durability!r} (known: {', '.join(DURABILITY)})")
+        conninfo, self.schema = _split_schema(url)
+        self.location = _shown(url)
+        self.durability = durability
+        self.readonly = readonly
+        self.batch_size = batch_size if durability == "batch" else 1
+        self.batch_seconds = batch_ms / 1000.0
+        self._set_codecs(codec)
+        self._pipeline: Any = None  # batch durability: the one open while a group is
+        self.conn = self._connect(conninfo, timeout)
+
+    def _connect(self, conninfo: str, timeout: float) -> Any:
+        try:
+            import psycopg
+            from psycopg.rows import dict_row
+        except ImportError:
+            raise StoreError(self.location, "PostgreSQL stores need psycopg: pip install "
+                                            "'retap[postgres]'") from None
+        self._psycopg = psycopg
+        with self.errors():
+            conn = psycopg.connect(conninfo, autocommit=True, row_factory=dict_row,
+                                   connect_timeout=max(1, round(timeout)))
+            self.conn = conn
+            conn.execute(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
+            sync = "on" if self.durability == "power" else "off"
+            conn.execute(f"SET synchronous_commit = {sync}")
+            if self.schema is not None:
+                if not self.readonly:
+                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+                conn.execute(f"SET search_path TO {self.schema}")
+            version = self.schema_version()
+            if version > SCHEMA_VERSION:
+                raise StoreVersionError(self.location, version, SCHEMA_VERSION)
+            if version < SCHEMA_VERSION:
+                if self.readonly and version > 0:
+                    raise StoreError(self.location, "written by an older retap; open it once "
+                                                    "with write access to upgrade it")
+                self.migrate()
+            if self.readonly:
+                conn.execute("SET default_transaction_read_only = on")
+        return conn
+
+    # -- what SQLStore asks of a backend ----------------------------------------------------
+
+    def x(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        if not args:
+            return self.conn.execute(sql)
+        return self.conn.execute(self.dialect.sql(sql), args)
+
+    def xmany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(self.dialect.sql(sql), list(args))
+
+    def insert_new(self, sql: str, args: Sequence[Any]) -> bool:
+        # RETURNING, not rowcount: inside a pipeline the count is not known until a sync,
+        # and fetching the returned row is that sync
+        return self.x(sql + " RETURNING 1 AS added", args).fetchone() is not None
+
+    @contextmanager
+    def round_trip(self) -> Iterator[None]:
+        if self.conn.info.pipeline_status:  # already inside one
+            yield
+        elif self.batch_size > 1:  # a group of commits: statements flow until it commits
+            self._pipeline = self.conn.pipeline()
+            self._pipeline.__enter__()
+            yield
+        else:
+            with self.conn.pipeline():
+                yield
+
+    def commit(self) -> None:
+        super().commit()
+        self._end_pipeline()
+
+    def _end_pipeline(self) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.__exit__(None, None, None)
+
+    @property
+    def in_transaction(self) -> bool:
+        status = self.conn.info.transaction_status
+        return bool(status != self._psycopg.pq.TransactionStatus.IDLE)
+
+    def _has_table(self, name: str) -> bool:
+        return self.x("SELECT 1 AS hit FROM information_schema.tables WHERE table_schema = "
+                      "current_schema() AND table_name = ?", (name,)).fetchone() is not None
+
+    def _lock_schema(self) -> None:
+        self.x("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+
+    def _abort(self) -> None:
+        with suppress(Exception):
+            self._end_pipeline()
+        conn = getattr(self, "conn", None)
+        if conn is not None and not conn.closed and self.in_transaction:
+            with suppress(Exception):
+                conn.execute("ROLLBACK")
+
+    def _translate(self, exc: BaseException) -> RetapError | None:
+        psycopg = getattr(self, "_psycopg", None)
+        if psycopg is None or not isinstance(exc, psycopg.Error):
+            return None
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, psycopg.errors.DiskFull):
+            return StoreWriteError(self.location, f"{text}: free some space on the server, "
+                                                  "then `retap resume` the run")
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return StoreError(self.location, f"{text}: another coordinator holds it too long")
+        if isinstance(exc, psycopg.OperationalError) or self.conn_lost():
+            return StoreError(self.location, f"lost the connection to the server ({text}); "
+                                             "what was committed is kept: `retap resume` the "
+                                             "run once the server is back")
+        return StoreError(self.location, text)
+
+    def conn_lost(self) -> bool:
+        conn = getattr(self, "conn", None)
+        return conn is None or bool(conn.closed) or conn.broken
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self.errors():
+            self.x("BEGIN ISOLATION LEVEL REPEATABLE READ")  # one snapshot for all reads
+        try:
+            yield
+        finally:
+            if self.in_transaction and not self.conn_lost():
+                self.commit()
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self.conn.close()
+
+
+def _split_schema(url: str) -> tuple[str, str | None]:
+    """The connection string without retap's own ``schema`` parameter, and that schema."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    if schema is not None and not _NAME.match(schema):
+        raise UsageError(f"--store {_shown(url)}: schema {schema!r} is not a plain lower-case "
+                         "name")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def _shown(url: str) -> str:
+    """``url`` as messages show it: without a password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
