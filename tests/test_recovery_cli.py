@@ -1,6 +1,6 @@
-"""Recovery through the real `retap` command and the default SQLite store: resume, replay,
---set, --on-error, retries, signals, kill -9, live owners, in-flight non-idempotent work
-and code changes (DESIGN §2-§6)."""
+"""Recovery through the real `retap` command: resume, replay, --set, --on-error, retries,
+signals, kill -9, live owners, in-flight non-idempotent work and code changes (DESIGN
+§2-§6), on the default SQLite store and on PostgreSQL (``RETAP_STORE``; see pgserver)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import select
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from conftest import LOGGING_TASKS, Project, Result, wait_for
+from pgserver import fresh_schema
 
 # Tasks added to the logging retapfile; they log to exec.log like a..e do.
 EXTRA_TASKS = '''
@@ -75,10 +77,15 @@ class First(retap.Task):
 '''
 
 
-@pytest.fixture
-def proj(logging_project: Project) -> Project:
+@pytest.fixture(params=["sqlite", "postgres"])
+def proj(request: pytest.FixtureRequest, logging_project: Project) -> Iterator[Project]:
     logging_project.retapfile(LOGGING_TASKS + EXTRA_TASKS)
-    return logging_project
+    if request.param == "sqlite":
+        yield logging_project
+        return
+    with fresh_schema("recovery") as url:
+        logging_project.env["RETAP_STORE"] = url
+        yield logging_project
 
 
 def read_stderr_until(proc: subprocess.Popen[str], text: str, timeout: float = 10) -> str:

@@ -21,7 +21,8 @@ RetapError                      base; ``exit_code`` is what the CLI exits with
 ├── StoreError                  the store cannot be opened or used (exit 2)
 │   ├── StoreVersionError       the store was written by a newer retap
 │   ├── StoreCorrupt            the store is damaged, crafted, or not a store at all
-│   └── StoreWriteError         a write failed mid-run (disk full, I/O): exit 1, resumable
+│   ├── StoreWriteError         a write failed mid-run (disk full, I/O): exit 1, resumable
+│   └── StoreConnectionLost     the store's server went away mid-run: exit 1, resumable
 ├── TaskFailed                  a task reports that it failed (the built-in ``fail``)
 ├── WorkerLost                  the worker running a dispatch died (a failure of it)
 ├── DispatchTimeout             a dispatch ran past its timeout and was stopped
@@ -289,6 +290,12 @@ class StoreCorrupt(StoreError):
 
 class StoreWriteError(StoreError):
     """A write failed mid-run (disk full, I/O error); what was committed is kept."""
+
+    exit_code = 1
+
+
+class StoreConnectionLost(StoreError):
+    """The connection to the store's server was lost mid-run; what was committed is kept."""
 
     exit_code = 1
 

@@ -15,13 +15,21 @@ kept, and ``retap resume`` continues once the server is back.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from retap.errors import RetapError, StoreError, StoreVersionError, StoreWriteError, UsageError
+from retap.errors import (
+    RetapError,
+    StoreConnectionLost,
+    StoreError,
+    StoreVersionError,
+    StoreWriteError,
+    UsageError,
+)
 from retap.store import DURABILITY
 from retap.store.dialect import POSTGRES
 from retap.store.schema import SCHEMA_VERSION
@@ -66,8 +74,10 @@ class PostgresStore(SQLStore):
                                             "'retap[postgres]'") from None
         self._psycopg = psycopg
         with self.errors():
+            # the application name lets an operator tell the coordinators apart
             conn = psycopg.connect(conninfo, autocommit=True, row_factory=dict_row,
-                                   connect_timeout=max(1, round(timeout)))
+                                   connect_timeout=max(1, round(timeout)),
+                                   application_name=f"retap {os.getpid()}")
             self.conn = conn
             conn.execute(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
             sync = "on" if self.durability == "power" else "off"
@@ -155,10 +165,13 @@ class PostgresStore(SQLStore):
                                                   "then `retap resume` the run")
         if isinstance(exc, psycopg.errors.LockNotAvailable):
             return StoreError(self.location, f"{text}: another coordinator holds it too long")
+        if getattr(self, "conn", None) is None:
+            return StoreError(self.location, f"cannot connect: {text}")
         if isinstance(exc, psycopg.OperationalError) or self.conn_lost():
-            return StoreError(self.location, f"lost the connection to the server ({text}); "
-                                             "what was committed is kept: `retap resume` the "
-                                             "run once the server is back")
+            return StoreConnectionLost(self.location, f"lost the connection to the server "
+                                                      f"({text}); what was committed is kept: "
+                                                      "`retap resume` the run once the server "
+                                                      "is back")
         return StoreError(self.location, text)
 
     def conn_lost(self) -> bool:
