@@ -16,11 +16,12 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Project
+from conftest import Project, wait_for
 from test_file_tasks import FILE_TASKS, LONG_AGO, ORIGINAL
 
 APPEND = '''
@@ -244,3 +245,52 @@ def test_case_6_a_file_task_writing_outside_the_project_fails_without_writing(
     assert "outside the project" in result.err
     assert not elsewhere.exists()
     assert textwrap.dedent(result.err).count("Traceback") == 0
+
+
+# Found by torture seed 2026 case 304 (-j 3, worker processes): a worker of a killed
+# coordinator may still be running for a moment. A resume that rolled its journal back
+# before it was gone let it make its change afterwards, on top of the re-executed one.
+STALLED_WORKER = '''
+import os
+import time
+from pathlib import Path
+
+import retap
+
+
+class Stamp(retap.FileTask):
+    """Appends its input to stamp.txt in place, once a go file exists."""
+
+    def process(self, x):
+        path = self.modify(Path("stamp.txt"))
+        Path(f"worker-{os.getpid()}.pid").touch()
+        while not Path("go").exists():
+            time.sleep(0.01)
+        with open(path, "a") as fh:
+            fh.write(f"{x}\\n")
+        return x
+'''
+
+
+def test_seed_2026_case_304_a_resume_waits_for_a_dead_runs_worker_before_undoing_it(
+        project: Project) -> None:
+    project.retapfile(STALLED_WORKER)
+    (project.path / "stamp.txt").write_text("start\n")
+    first = project.start("run", "--run-id", "w", "-j", "2", "--", "stamp", "1")
+    wait_for(lambda: any(project.path.glob("worker-*.pid")))
+    worker = int(next(project.path.glob("worker-*.pid")).name.split("-")[1].split(".")[0])
+    os.kill(worker, signal.SIGSTOP)  # a worker starved of CPU, about to make its change
+    first.kill()
+    first.wait(timeout=10)  # (its pipes stay open while the stopped worker holds them)
+    for pipe in (first.stdout, first.stderr):
+        assert pipe is not None
+        pipe.close()
+    (project.path / "go").touch()
+    resume = project.start("resume", "w", "-j", "2")
+    time.sleep(1.0)  # the resume is up and waits for the worker; without the wait it would
+    os.kill(worker, signal.SIGCONT)  # have undone the journal and run the task again by now
+    out, err = resume.communicate(timeout=60)
+
+    assert resume.returncode == 0, (out, err)
+    assert (project.path / "stamp.txt").read_text() == "start\n1\n"
+    assert not list((project.path / ".retap" / "backup").glob("*/*"))

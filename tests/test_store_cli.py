@@ -19,6 +19,7 @@ from conftest import LOGGING_TASKS, Project, Result, wait_for
 from crafting import allow_sealing, seal_sql
 from retap.store import rows
 from retap.store.codec import digest
+from retap.store.schema import SCHEMA_VERSION
 
 EXTRA_TASKS = '''
 
@@ -148,6 +149,8 @@ def test_a_store_from_an_older_retap_is_upgraded_on_first_use(proj: Project,
     db = proj.path / ".retap" / "retap.db"
     with sqlite3.connect(db) as conn:  # as retap left it before the version table existed
         conn.execute("DROP TABLE retap_schema")
+        conn.execute("ALTER TABLE runs DROP COLUMN lease_token")
+        conn.execute("ALTER TABLE runs DROP COLUMN lease_expires")
         if version < 2:
             conn.execute("DROP TABLE outputs")
         conn.execute(f"PRAGMA user_version={version}")
@@ -156,8 +159,8 @@ def test_a_store_from_an_older_retap_is_upgraded_on_first_use(proj: Project,
     assert run_ids(proj) == ["r"]  # a reader upgrades it once, then reads
     proj.run("run", "--run-id", "s", "--", "a", check=0)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM retap_schema").fetchall() == [(3,)]
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("SELECT version FROM retap_schema").fetchall() == [(SCHEMA_VERSION,)]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM outputs").fetchone()[0] == 0
     conn.close()
 

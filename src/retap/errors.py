@@ -22,6 +22,7 @@ RetapError                      base; ``exit_code`` is what the CLI exits with
 │   ├── StoreVersionError       the store was written by a newer retap
 │   ├── StoreCorrupt            the store is damaged, crafted, or not a store at all
 │   ├── StoreWriteError         a write failed mid-run (disk full, I/O): exit 1, resumable
+│   ├── LeaseLost               another coordinator took the run over: exit 1, nothing written
 │   └── StoreConnectionLost     the store's server went away mid-run: exit 1, resumable
 ├── TaskFailed                  a task reports that it failed (the built-in ``fail``)
 ├── WorkerLost                  the worker running a dispatch died (a failure of it)
@@ -292,6 +293,19 @@ class StoreWriteError(StoreError):
     """A write failed mid-run (disk full, I/O error); what was committed is kept."""
 
     exit_code = 1
+
+
+class LeaseLost(StoreError):
+    """Another coordinator took the run over (this one's lease had expired while it was
+    paused or cut off): this one stops without writing anything more."""
+
+    exit_code = 1
+
+    def __init__(self, store: str, run: str) -> None:
+        super().__init__(store, f"run {run} was taken over by another coordinator while this "
+                                "one was paused or cut off (its lease had expired); stopping "
+                                "without writing")
+        self.run = run
 
 
 class StoreConnectionLost(StoreError):

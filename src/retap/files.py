@@ -93,6 +93,9 @@ class FileDigests:
         return value
 
 
+WRITER_GRACE = 10.0  # seconds a dead coordinator's worker may take to notice and exit
+
+
 def settle_journals(store: Store, current: str) -> list[str]:
     """Settle the journals that dead processes left behind, newest first, before a run on
     this project decides anything: a journal whose dispatch its store has as done is
@@ -114,6 +117,10 @@ def settle_journals(store: Store, current: str) -> list[str]:
         found.extend((j.opened, j, where) for j in journals)
     try:
         for _, journal, where in sorted(found, key=lambda f: f[0], reverse=True):
+            if not journal.writer_gone(WRITER_GRACE):
+                notes.append(f"warning: file changes of run {journal.run} ({journal.dir}) are "
+                             f"left for now: {journal.writer} that made them still runs")
+                continue
             if where.dispatch_status(journal.run, journal.dispatch) == "done":
                 journal.discard()
             else:

@@ -163,6 +163,7 @@ class Journal:
         self.dispatch = dispatch
         self.opened = 0
         self.entries: list[list[str]] = []
+        self.writer: Owner | None = None  # the process making the changes (a worker)
 
     def begin(self) -> None:
         """Start this dispatch's journal afresh (a leftover was settled before the run)."""
@@ -171,7 +172,19 @@ class Journal:
         _private_dir(self.dir)
         self.opened = time.time_ns()
         self.entries = []
+        self.writer = Owner.current()
         self._save()
+
+    def writer_gone(self, timeout: float) -> bool:
+        """Wait until the process that wrote this journal has exited (a worker of a dead
+        coordinator exits on its own within a moment); False if it still runs after
+        ``timeout`` seconds: its changes may not be over, so they are not settled yet."""
+        deadline = time.monotonic() + timeout
+        while self.writer is not None and self.writer.local and self.writer.alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def load(self) -> None:
         """Read the journal back, refusing (``JournalRefused``) one that is malformed, that
@@ -184,6 +197,13 @@ class Journal:
         if not isinstance(data, dict) or data.get("run") != self.run or \
                 data.get("dispatch") != self.dispatch or not isinstance(data.get("opened"), int):
             raise JournalRefused(f"{self.dir}: not this folder's journal")
+        writer = data.get("writer")
+        if writer is not None:
+            if not (isinstance(writer, list) and len(writer) == 3 and isinstance(writer[0], str)
+                    and type(writer[1]) is int and 0 < writer[1] < 2 ** 31
+                    and isinstance(writer[2], int | float)):
+                raise JournalRefused(f"{self.dir}: malformed writer {writer!r}")
+            self.writer = Owner(writer[0], writer[1], float(writer[2]))
         entries = data.get("entries")
         if not isinstance(entries, list):
             raise JournalRefused(f"{self.dir}: malformed entries")
@@ -238,8 +258,10 @@ class Journal:
         RunFolder(self.run).remove_if_empty()
 
     def _save(self) -> None:
-        data = {"run": self.run, "dispatch": self.dispatch, "opened": self.opened,
-                "entries": self.entries}
+        data: dict[str, Any] = {"run": self.run, "dispatch": self.dispatch,
+                                "opened": self.opened, "entries": self.entries}
+        if self.writer is not None:
+            data["writer"] = [self.writer.host, self.writer.pid, self.writer.started]
         _write_private(self.dir / JOURNAL_FILE, json.dumps(data))
 
 

@@ -5,6 +5,7 @@ from retap.cli import (  # noqa: F401 - registers the subcommands
     cmd_list,
     cmd_recover,
     cmd_run,
+    cmd_store,
 )
 from retap.cli.main import main
 

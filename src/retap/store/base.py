@@ -7,6 +7,7 @@ The App talks to a store only through ``Store`` (runs as a whole) and ``RunLog``
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -108,11 +109,18 @@ class RunInfo:
     dispatches: int = 0
     workflow: Any = None  # the live Workflow, kept only by in-memory stores
     codec: str = "json"  # how the run's values are stored
+    lease_expires: float | None = None  # until when the owner's lease holds (None: no lease)
+
+    @property
+    def lease_expired(self) -> bool:
+        return self.lease_expires is not None and self.lease_expires < now()
 
     @property
     def effective_status(self) -> str:
-        """``running`` only while the owner lives; a dead owner's run is ``interrupted``."""
-        if self.status == "running" and (self.owner is None or not self.owner.alive()):
+        """``running`` only while the owner lives: a dead owner's run (or, on another host,
+        one whose lease expired) is ``interrupted``."""
+        if self.status == "running" and (self.owner is None or not self.owner.alive() or
+                                         (not self.owner.local and self.lease_expired)):
             return "interrupted"
         return self.status
 
@@ -128,6 +136,19 @@ class Recorded(ABC):
     @abstractmethod
     def value(self, dispatch: str) -> Any:
         """The recorded result of a done ``dispatch`` (StoreCorrupt when it is unreadable)."""
+
+
+LEASE_ENV = "RETAP_LEASE_SECONDS"
+
+
+def lease_seconds() -> float:
+    """How long a coordinator's lease on its run lasts unless renewed: ``$RETAP_LEASE_SECONDS``
+    (a positive number), else 30 s. It is renewed every third of that while the run goes on."""
+    try:
+        seconds = float(os.environ.get(LEASE_ENV, "30"))
+    except ValueError:
+        seconds = 30.0
+    return seconds if 0 < seconds < 86_400 else 30.0
 
 
 class Store(ABC):
@@ -295,14 +316,16 @@ class RunLog(ABC):
 
 
 def busy_owner(info: RunInfo, owner: Owner, take_over: bool) -> RunBusy | None:
-    """Why ``owner`` may not claim the run, or None: a live owner keeps its run; an owner on
-    another host (which cannot be looked at) keeps it unless ``take_over`` is asked."""
+    """Why ``owner`` may not claim the run, or None: a live owner on this host keeps its run;
+    an owner on another host (which cannot be looked at) keeps it while its lease holds,
+    unless ``take_over`` is asked."""
     current = info.owner
-    if info.status != "running" or current is None or current == owner or not current.alive():
+    if info.status != "running" or current is None or current == owner:
         return None
     if not current.local:
-        return None if take_over else RunBusy(info.run, str(current), remote=True)
-    return RunBusy(info.run, str(current))
+        return None if take_over or info.lease_expired else RunBusy(info.run, str(current),
+                                                                    remote=True)
+    return RunBusy(info.run, str(current)) if current.alive() else None
 
 
 def now() -> float:

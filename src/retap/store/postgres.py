@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from retap.errors import (
+    LeaseLost,
     RetapError,
     StoreConnectionLost,
     StoreError,
@@ -63,6 +64,7 @@ class PostgresStore(SQLStore):
         self.batch_seconds = batch_ms / 1000.0
         self._set_codecs(codec)
         self._pipeline: Any = None  # batch durability: the one open while a group is
+        self._fenced: str | None = None  # the run whose lease the last fence checked
         self.conn = self._connect(conninfo, timeout)
 
     def _connect(self, conninfo: str, timeout: float) -> Any:
@@ -147,6 +149,16 @@ class PostgresStore(SQLStore):
     def _lock_schema(self) -> None:
         self.x("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
 
+    def fence(self, run: str, token: str) -> None:
+        # One statement that locks the run's row (a claim waits for this commit, or this
+        # waits for the claim and then finds the token changed) and fails the transaction
+        # when the token no longer holds the lease: in a pipeline the check costs no round
+        # trip of its own; the error comes back with the commit, which it turns into a
+        # rollback.
+        self._fenced = run
+        self.x("WITH held AS (UPDATE runs SET lease_expires = lease_expires WHERE run=? AND "
+               "lease_token=? RETURNING 1) SELECT 1 / count(*) AS held FROM held", (run, token))
+
     def _abort(self) -> None:
         with suppress(Exception):
             self._end_pipeline()
@@ -160,6 +172,8 @@ class PostgresStore(SQLStore):
         if psycopg is None or not isinstance(exc, psycopg.Error):
             return None
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, psycopg.errors.DivisionByZero) and self._fenced is not None:
+            return LeaseLost(self.location, self._fenced)  # see fence()
         if isinstance(exc, psycopg.errors.DiskFull):
             return StoreWriteError(self.location, f"{text}: free some space on the server, "
                                                   "then `retap resume` the run")

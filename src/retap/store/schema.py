@@ -130,6 +130,13 @@ MIGRATIONS: list[str] = [
         version BIGINT NOT NULL
     );
     """,
+    # 4: a run's lease: the token of the coordinator that holds it, renewed while it runs;
+    #    every commit of the run checks the token (outside the row's checksum: a crafted
+    #    lease can at most let a run be taken over, which --take-over does anyway).
+    """
+    ALTER TABLE runs ADD COLUMN lease_token TEXT;
+    ALTER TABLE runs ADD COLUMN lease_expires {real};
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from retap.dispatch import Dispatch, NodeId
-from retap.errors import CodecError, RetapError, RunExists, SpecError, StoreCorrupt, UnknownRun
+from retap.errors import (
+    CodecError,
+    LeaseLost,
+    RetapError,
+    RunExists,
+    SpecError,
+    StoreCorrupt,
+    UnknownRun,
+)
 from retap.joins import Join, JoinState
 from retap.spec import check_spec
 from retap.store import boundary, rows
@@ -30,6 +39,7 @@ from retap.store.base import (
     RunLog,
     Store,
     busy_owner,
+    lease_seconds,
     now,
 )
 from retap.store.codec import (
@@ -57,7 +67,8 @@ _MEMO_COLUMNS = ("task", "key", "result", "outputs", "facts", "run", "dispatch",
 _MEMO = (f"SELECT {', '.join('m.' + c for c in rows.MEMO)}, m.crc, v.codec AS vcodec, "
          'v.data AS vdata FROM memo m LEFT JOIN "values" v ON v.digest = m.result ')
 _RUN_COLUMNS = ("run", "status", "created", "codec", "owner_host", "owner_pid", "owner_started")
-_RUN = f"SELECT {', '.join('r.' + c for c in rows.RUN)}, r.crc FROM runs r "
+_RUN = (f"SELECT {', '.join('r.' + c for c in rows.RUN)}, r.crc, r.lease_token, "
+        "r.lease_expires FROM runs r ")
 _QUEUE_COLUMNS = ("id", "node", "sources", "inputs", "pos")
 _UNREADABLE = (ValueError, KeyError, TypeError, IndexError, ArithmeticError, RecursionError,
                UnicodeError, AttributeError)
@@ -285,10 +296,25 @@ class SQLStore(Store):
 
     # -- runs ---------------------------------------------------------------------------------
 
-    def _log(self, run: str, codec: Codec | None = None) -> RunLog:
+    def _log(self, run: str, token: str, codec: Codec | None = None) -> RunLog:
         from retap.store.sqllog import SQLRunLog
 
-        return SQLRunLog(self, run, codec)
+        return SQLRunLog(self, run, token, codec)
+
+    def fence(self, run: str, token: str) -> None:
+        """In a write transaction, after its writes: raise ``LeaseLost`` unless ``token``
+        still holds the run's lease (the transaction is then rolled back). The writes hold
+        SQLite's write lock, so no claim can come between this check and the commit."""
+        row = self.x("SELECT lease_token FROM runs WHERE run=?", (run,)).fetchone()
+        if row is None or row["lease_token"] != token:
+            raise LeaseLost(self.location, run)
+
+    def renew(self, run: str, token: str) -> bool:
+        """Extend the lease ``token`` holds on ``run``; False when it no longer holds it."""
+        with self.transaction():
+            renewed = self.x("UPDATE runs SET lease_expires=? WHERE run=? AND lease_token=?",
+                             (now() + lease_seconds(), run, token)).rowcount
+        return bool(renewed == 1)
 
     def create_run(self, run: str, spec: dict[str, Any], owner: Owner,
                    workflow: Any = None, leads: list[Dispatch] | None = None) -> RunLog:
@@ -296,12 +322,14 @@ class SQLStore(Store):
         created = now()
         fields = (run, "running", created, self.codec.name, data, owner.host, owner.pid,
                   owner.started)
+        token = uuid.uuid4().hex
+        columns = (*rows.RUN, "updated", "crc", "lease_token", "lease_expires")
         with self.transaction():
-            if not self.insert_new(self.dialect.insert("runs", (*rows.RUN, "updated", "crc"),
-                                                       ignore=True),
-                                   (*fields, created, rows.crc(*fields))):
+            if not self.insert_new(self.dialect.insert("runs", columns, ignore=True),
+                                   (*fields, created, rows.crc(*fields), token,
+                                    created + lease_seconds())):
                 raise RunExists(run, self.location)
-            log = self._log(run)
+            log = self._log(run, token)
             log.effects_txn(Effects(back=leads or []))  # type: ignore[attr-defined]
         return log
 
@@ -311,9 +339,11 @@ class SQLStore(Store):
             busy = busy_owner(info, owner, take_over)
             if busy is not None:
                 raise busy
+            token = uuid.uuid4().hex
             self.update_run_txn(run, status="running", owner_host=owner.host,
-                                owner_pid=owner.pid, owner_started=owner.started)
-        log = self._log(run, codec_named(info.codec))
+                                owner_pid=owner.pid, owner_started=owner.started,
+                                lease_token=token, lease_expires=now() + lease_seconds())
+        log = self._log(run, token, codec_named(info.codec))
         log.previous = "interrupted" if busy_owner(info, owner, False) else info.effective_status
         return log
 
@@ -353,12 +383,16 @@ class SQLStore(Store):
         r = self.row(boundary.RunRow, _RUN_COLUMNS, row, "run")
         owner = Owner(r.owner_host, r.owner_pid or 0, r.owner_started or 0.0) \
             if r.owner_host else None
-        return RunInfo(r.run, r.status, r.created, {}, owner, dispatches, codec=r.codec)
+        expires = row["lease_expires"]
+        if expires is not None and not isinstance(expires, float):
+            raise self.corrupt(f"run {r.run} has a lease that is not a time")
+        return RunInfo(r.run, r.status, r.created, {}, owner, dispatches, codec=r.codec,
+                       lease_expires=expires)
 
     def runs(self) -> list[RunInfo]:
         with self.errors():
             found = self.x(
-                f"SELECT {', '.join('r.' + c for c in rows.RUN)}, r.crc, "
+                f"SELECT {', '.join('r.' + c for c in rows.RUN)}, r.crc, r.lease_expires, "
                 "(SELECT count(*) FROM dispatches d WHERE d.run = r.run) AS n FROM runs r "
                 "ORDER BY r.created DESC, r.run DESC").fetchall()
             for r in found:

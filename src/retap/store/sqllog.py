@@ -20,7 +20,7 @@ from retap.dispatch import Dispatch, NodeId
 from retap.errors import RetapError
 from retap.joins import JoinState
 from retap.store import rows
-from retap.store.base import DispatchRecord, Effects, Recorded, RunLog, now
+from retap.store.base import DispatchRecord, Effects, Recorded, RunLog, lease_seconds, now
 from retap.store.codec import Codec, JsonCodec, digest
 from retap.store.sql import SQLStore
 
@@ -37,10 +37,12 @@ _RUNNING = ("status", "seq", "started", "code_version")  # what marking a dispat
 class SQLRunLog(RunLog):
     """The writes of one run; commits grouped in ``batch`` durability."""
 
-    def __init__(self, store: SQLStore, run: str, codec: Codec | None = None) -> None:
+    def __init__(self, store: SQLStore, run: str, token: str,
+                 codec: Codec | None = None) -> None:
         self.store = store
         self.x = store.x
         self.run = run
+        self.token = token  # the lease this coordinator holds: every commit checks it
         self._upsert_dispatch = store.dialect.insert("dispatches", (*rows.DISPATCH, "crc"),
                                                      replace_on=("run", "id"))
         self.codec = codec or store.codec  # the run's own codec, whatever the store's default
@@ -51,6 +53,9 @@ class SQLRunLog(RunLog):
         self._closed = threading.Event()
         if store.batch_size > 1:  # commit an aging group even while a long task runs
             threading.Thread(target=self._commit_aging_batches, daemon=True).start()
+        self._lease = threading.Thread(target=self._keep_lease, name="retap-lease",
+                                       daemon=True)
+        self._lease.start()
         with store.errors():
             ends = self.x("SELECT min(pos) AS low, max(pos) AS high FROM queue WHERE run=?",
                           (run,)).fetchone()
@@ -154,9 +159,13 @@ class SQLRunLog(RunLog):
                 self._set_count(key, state.count)
 
     def finish(self, status: str) -> None:
-        with self._transaction(force=True):
-            self.store.update_run_txn(self.run, status=status)
-        self._closed.set()
+        try:
+            with self._transaction(force=True):
+                self.store.update_run_txn(self.run, status=status)
+        finally:
+            self._closed.set()
+            if self._lease is not threading.current_thread():
+                self._lease.join(timeout=5)  # it holds the store: let it go before exit
 
     def update_spec(self, spec: dict[str, Any]) -> None:
         with self._transaction(force=True):
@@ -175,8 +184,7 @@ class SQLRunLog(RunLog):
         with self._lock:
             if self.store.in_transaction:
                 with self.store.errors():
-                    self.store.commit()
-                self._pending = 0
+                    self._commit()
 
     def _commit_aging_batches(self) -> None:
         """Batch durability: commit a group once it is ``batch_ms`` old, even when no new
@@ -216,8 +224,26 @@ class SQLRunLog(RunLog):
             self._pending += 1
             if force or self._pending >= self.store.batch_size or \
                     time.monotonic() - self._since >= self.store.batch_seconds:
-                self.store.commit()
-                self._pending = 0
+                self._commit()
+
+    def _commit(self) -> None:
+        """Commit what is open, if this coordinator still holds the run's lease."""
+        self.store.fence(self.run, self.token)
+        self.store.commit()
+        self._pending = 0
+
+    def _keep_lease(self) -> None:
+        """Renew the lease while the run goes on (a third of its length before it ends), so
+        a long task does not let another host take the run over."""
+        while not self._closed.wait(lease_seconds() / 3):
+            with self._lock:
+                if self.store.in_transaction:
+                    continue  # a group is open: its commit is near, the next turn renews
+                try:
+                    if not self.store.renew(self.run, self.token):
+                        return  # taken over: the next commit says so and stops the run
+                except RetapError:
+                    return  # the store failed: the run's own next commit reports it
 
     def _write_dispatch(self, fields: list[Any],
                         merge: Callable[[list[Any], Any], list[Any]]) -> None:
