@@ -63,7 +63,8 @@ class PostgresStore(SQLStore):
         self.batch_size = batch_size if durability == "batch" else 1
         self.batch_seconds = batch_ms / 1000.0
         self._set_codecs(codec)
-        self._pipeline: Any = None  # batch durability: the one open while a group is
+        self._buffer: list[str] | None = None  # writes kept to send in one message
+        self._open = False  # a transaction was begun (perhaps only in the buffer so far)
         self._fenced: str | None = None  # the run whose lease the last fence checked
         self.conn = self._connect(conninfo, timeout)
 
@@ -81,6 +82,7 @@ class PostgresStore(SQLStore):
                                    connect_timeout=max(1, round(timeout)),
                                    application_name=f"retap {os.getpid()}")
             self.conn = conn
+            self._binder = psycopg.ClientCursor(conn)
             conn.execute(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
             sync = "on" if self.durability == "power" else "off"
             conn.execute(f"SET synchronous_commit = {sync}")
@@ -103,44 +105,74 @@ class PostgresStore(SQLStore):
     # -- what SQLStore asks of a backend ----------------------------------------------------
 
     def x(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        self._send()  # what was written before goes first
         if not args:
             return self.conn.execute(sql)
         return self.conn.execute(self.dialect.sql(sql), args)
 
     def xmany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        self._send()
         with self.conn.cursor() as cursor:
             cursor.executemany(self.dialect.sql(sql), list(args))
 
-    def insert_new(self, sql: str, args: Sequence[Any]) -> bool:
-        # RETURNING, not rowcount: inside a pipeline the count is not known until a sync,
-        # and fetching the returned row is that sync
-        return self.x(sql + " RETURNING 1 AS added", args).fetchone() is not None
+    def write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        if self._buffer is None:
+            self.x(sql, args)
+        else:
+            self._buffer.append(self._bind(sql, args))
+
+    def write_many(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        if self._buffer is None:
+            self.xmany(sql, args)
+        else:
+            self._buffer.extend(self._bind(sql, row) for row in args)
+
+    def _bind(self, sql: str, args: Sequence[Any]) -> str:
+        """``sql`` with its parameters bound here, as literal SQL (the driver quotes them)."""
+        return str(self._binder.mogrify(self.dialect.sql(sql), args)) if args else sql
+
+    def _send(self) -> None:
+        """Send what ``write`` kept, all of it in one message (one round trip)."""
+        if self._buffer:
+            text, self._buffer[:] = ";\n".join(self._buffer), []
+            self.conn.execute(text)
 
     @contextmanager
     def round_trip(self) -> Iterator[None]:
-        if self.conn.info.pipeline_status:  # already inside one
+        """Writes are kept and sent in one message at the end; in ``batch`` durability they
+        go on being kept until the group commits."""
+        if self._buffer is not None:
             yield
-        elif self.batch_size > 1:  # a group of commits: statements flow until it commits
-            self._pipeline = self.conn.pipeline()
-            self._pipeline.__enter__()
+            return
+        self._buffer = []
+        try:
             yield
+        except BaseException:
+            self._buffer = None
+            raise
+        if not self._open:  # committed: all was sent (in batch, a group open keeps them)
+            self._send()
+            self._buffer = None
+
+    def begin(self, claim: bool = False) -> None:
+        if self._buffer is not None:
+            self._buffer.append(self.dialect.begin_claim if claim else "BEGIN")
         else:
-            with self.conn.pipeline():
-                yield
+            self.x(self.dialect.begin_claim if claim else "BEGIN")
+        self._open = True
 
     def commit(self) -> None:
-        super().commit()
-        self._end_pipeline()
-
-    def _end_pipeline(self) -> None:
-        pipeline, self._pipeline = self._pipeline, None
-        if pipeline is not None:
-            pipeline.__exit__(None, None, None)
+        if self._buffer is not None:
+            self._buffer.append("COMMIT")
+            self._send()
+        else:
+            self.x("COMMIT")
+        self._open = False
 
     @property
     def in_transaction(self) -> bool:
         status = self.conn.info.transaction_status
-        return bool(status != self._psycopg.pq.TransactionStatus.IDLE)
+        return self._open or bool(status != self._psycopg.pq.TransactionStatus.IDLE)
 
     def _has_table(self, name: str) -> bool:
         return self.x("SELECT 1 AS hit FROM information_schema.tables WHERE table_schema = "
@@ -152,16 +184,16 @@ class PostgresStore(SQLStore):
     def fence(self, run: str, token: str) -> None:
         # One statement that locks the run's row (a claim waits for this commit, or this
         # waits for the claim and then finds the token changed) and fails the transaction
-        # when the token no longer holds the lease: in a pipeline the check costs no round
-        # trip of its own; the error comes back with the commit, which it turns into a
-        # rollback.
+        # when the token no longer holds the lease. It travels in the message that carries
+        # the commit, so it costs no round trip of its own; its error skips the COMMIT
+        # after it, and the transaction is rolled back.
         self._fenced = run
-        self.x("WITH held AS (UPDATE runs SET lease_expires = lease_expires WHERE run=? AND "
-               "lease_token=? RETURNING 1) SELECT 1 / count(*) AS held FROM held", (run, token))
+        self.write("WITH held AS (UPDATE runs SET lease_expires = lease_expires WHERE run=? "
+                   "AND lease_token=? RETURNING 1) SELECT 1 / count(*) AS held FROM held",
+                   (run, token))
 
     def _abort(self) -> None:
-        with suppress(Exception):
-            self._end_pipeline()
+        self._buffer, self._open = None, False  # what was kept is dropped with the rest
         conn = getattr(self, "conn", None)
         if conn is not None and not conn.closed and self.in_transaction:
             with suppress(Exception):

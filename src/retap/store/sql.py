@@ -144,6 +144,15 @@ class SQLStore(Store):
         if self.in_transaction:
             self.x("ROLLBACK")
 
+    def write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        """Run a statement whose result is not needed (inside ``round_trip`` a server
+        backend may send it later, with the others)."""
+        self.x(sql, args)
+
+    def write_many(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        """``write`` for each row of ``args``."""
+        self.xmany(sql, args)
+
     def insert_new(self, sql: str, args: Sequence[Any]) -> bool:
         """Run an ``INSERT ... ON CONFLICT DO NOTHING``; True when it added the row."""
         return bool(self.x(sql, args).rowcount == 1)

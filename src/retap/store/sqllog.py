@@ -100,7 +100,7 @@ class SQLRunLog(RunLog):
             if record.memo is not None and result is not None:
                 self._remember(record, result)
             if record.outputs and record.status == "done":
-                self.store.xmany(
+                self.store.write_many(
                     self.store.dialect.insert("outputs", ("path", "digest", "run", "dispatch"),
                                               ignore=True),
                     [(os.path.abspath(path), file_digest, self.run, record.id)
@@ -147,7 +147,7 @@ class SQLRunLog(RunLog):
         with self._transaction(force=True):
             self._insert_values(values)
             for table in ("queue", "join_entries", "join_counts"):
-                self.x(f"DELETE FROM {table} WHERE run=?", (self.run,))
+                self.store.write(f"DELETE FROM {table} WHERE run=?", (self.run,))
             self._insert_queue(queued)
             if faults.armed:
                 faults.hit("in_save_state")
@@ -253,7 +253,7 @@ class SQLRunLog(RunLog):
         before = self._before.get(fields[1])
         if before is not None:
             fields = merge(fields, before)
-        self.x(self._upsert_dispatch, (*fields, rows.crc(*fields)))
+        self.store.write(self._upsert_dispatch, (*fields, rows.crc(*fields)))
         if fields[rows.DISPATCH.index("status")] == "done":
             self._before.pop(fields[1], None)
         else:
@@ -264,7 +264,7 @@ class SQLRunLog(RunLog):
         assert entry is not None
         fields = (entry.task, entry.key, self.run, record.id, result,
                   json.dumps(entry.outputs, sort_keys=True), json.dumps(entry.facts), now())
-        self.x(self.store.dialect.insert("memo", (*rows.MEMO, "crc"),
+        self.store.write(self.store.dialect.insert("memo", (*rows.MEMO, "crc"),
                                          replace_on=("task", "key")),
                (*fields, rows.crc(*fields)))
 
@@ -308,23 +308,24 @@ class SQLRunLog(RunLog):
 
     def _insert_values(self, values: Values) -> None:
         if values:
-            self.store.xmany(self.store.dialect.insert('"values"', ("digest", "codec", "data"),
+            self.store.write_many(self.store.dialect.insert('"values"', ("digest", "codec",
+                                                                         "data"),
                                                        ignore=True),
                              [(k, c, d) for k, (c, d) in values.items()])
 
     def _insert_queue(self, queued: list[tuple[Any, ...]]) -> None:
-        self.store.xmany("INSERT INTO queue (run, pos, id, node, sources, inputs, crc) "
+        self.store.write_many("INSERT INTO queue (run, pos, id, node, sources, inputs, crc) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)", queued)
 
     def _add_entry(self, key: str, slot: int, audit: str) -> None:
         self.jseq += 1
         fields = (self.run, key, slot, audit, self.jseq)
-        self.x("INSERT INTO join_entries (run, join_id, slot, audit, seq, crc) "
+        self.store.write("INSERT INTO join_entries (run, join_id, slot, audit, seq, crc) "
                "VALUES (?, ?, ?, ?, ?, ?)", (*fields, rows.crc(*fields)))
 
     def _set_count(self, key: str, count: int) -> None:
         fields = (self.run, key, count)
-        self.x(self.store.dialect.insert("join_counts", (*rows.JOIN_COUNT, "crc"),
+        self.store.write(self.store.dialect.insert("join_counts", (*rows.JOIN_COUNT, "crc"),
                                          replace_on=("run", "join_id")),
                (*fields, rows.crc(*fields)))
 
@@ -332,9 +333,11 @@ class SQLRunLog(RunLog):
         removed = effects.removed
         if removed is not None:
             if removed.ref is not None:
-                self.x("DELETE FROM queue WHERE run=? AND pos=?", (self.run, removed.ref[1]))
+                self.store.write("DELETE FROM queue WHERE run=? AND pos=?",
+                                 (self.run, removed.ref[1]))
             else:
-                self.x("DELETE FROM queue WHERE run=? AND id=?", (self.run, removed.id))
+                self.store.write("DELETE FROM queue WHERE run=? AND id=?",
+                                 (self.run, removed.id))
         if queued:
             self._insert_queue(queued)
             self.front -= len(effects.front)
@@ -346,7 +349,8 @@ class SQLRunLog(RunLog):
             if change[0] == "add":
                 self._add_entry(key, change[1], change[2])
             elif change[0] == "take":
-                self.x("DELETE FROM join_entries WHERE run=? AND join_id=? AND slot=? AND "
+                self.store.write("DELETE FROM join_entries WHERE run=? AND join_id=? AND "
+                                 "slot=? AND "
                        "audit=?", (self.run, key, change[1], change[2]))
             else:
                 self._set_count(key, change[1])
