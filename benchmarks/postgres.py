@@ -37,14 +37,13 @@ TARGETS = {"normal": 3_000.0, "batch": 10_000.0}
 @contextmanager
 def schema(url: str) -> Iterator[str]:
     """A store URL in a fresh schema, dropped afterwards."""
-    import psycopg
+    from retap.store.postgres import drop_schema, with_schema
 
-    name = f"retap_bench_{uuid.uuid4().hex[:10]}"
+    where = with_schema(url, f"retap_bench_{uuid.uuid4().hex[:10]}")
     try:
-        yield f"{url}{'&' if '?' in url else '?'}schema={name}"
+        yield where
     finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        drop_schema(where)
 
 
 def run(quick: bool = False) -> list[Row]:

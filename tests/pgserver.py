@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from conftest import Project
+
 ENV = "RETAP_TEST_POSTGRES"
 HOW = (f"needs PostgreSQL: set {ENV}=postgresql://postgres@127.0.0.1:5432/test "
        "(.ci/run does) to run it")
@@ -28,12 +30,22 @@ def server_url() -> str:
 @contextmanager
 def fresh_schema(prefix: str = "t") -> Iterator[str]:
     """A store URL in a new, empty schema of the test server; the schema is dropped after."""
-    import psycopg
+    from retap.store.postgres import drop_schema, with_schema
 
-    url = server_url()
-    schema = f"retap_{prefix}_{uuid.uuid4().hex[:12]}"
+    url = with_schema(server_url(), f"retap_{prefix}_{uuid.uuid4().hex[:12]}")
     try:
-        yield f"{url}{'&' if '?' in url else '?'}schema={schema}"
+        yield url
     finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        drop_schema(url)
+
+
+@contextmanager
+def on_store(project: Project, kind: str, prefix: str) -> Iterator[Project]:
+    """``project`` with its runs in the default SQLite store (``kind`` "sqlite") or in a
+    fresh schema of the test server (``"postgres"``, through ``RETAP_STORE``)."""
+    if kind == "sqlite":
+        yield project
+        return
+    with fresh_schema(prefix) as url:
+        project.env["RETAP_STORE"] = url
+        yield project

@@ -13,19 +13,15 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import Project, wait_for
-from pgserver import fresh_schema
+from pgserver import on_store
 
 LEASE = "1.5"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def proj(request: pytest.FixtureRequest, logging_project: Project) -> Iterator[Project]:
-    if request.param == "sqlite":
-        yield logging_project
-        return
-    with fresh_schema("lease") as url:
-        logging_project.env["RETAP_STORE"] = url
-        yield logging_project
+    with on_store(logging_project, request.param, "lease") as project:
+        yield project
 
 
 def host(name: str, **extra: str) -> dict[str, str]:

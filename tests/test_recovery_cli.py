@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import LOGGING_TASKS, Project, Result, wait_for
-from pgserver import fresh_schema
+from pgserver import on_store
 
 # Tasks added to the logging retapfile; they log to exec.log like a..e do.
 EXTRA_TASKS = '''
@@ -80,12 +80,8 @@ class First(retap.Task):
 @pytest.fixture(params=["sqlite", "postgres"])
 def proj(request: pytest.FixtureRequest, logging_project: Project) -> Iterator[Project]:
     logging_project.retapfile(LOGGING_TASKS + EXTRA_TASKS)
-    if request.param == "sqlite":
-        yield logging_project
-        return
-    with fresh_schema("recovery") as url:
-        logging_project.env["RETAP_STORE"] = url
-        yield logging_project
+    with on_store(logging_project, request.param, "recovery") as project:
+        yield project
 
 
 def read_stderr_until(proc: subprocess.Popen[str], text: str, timeout: float = 10) -> str:

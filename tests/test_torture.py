@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
+from pgserver import server_url
 from retap.torture import run_case
 from retap.torture.checks import Ledger
 from retap.torture.execlog import Execution
@@ -33,6 +34,20 @@ def test_the_ci_sized_torture_run_finds_nothing_lost_or_run_twice() -> None:
         assert f"{feature} 0" not in summary and feature in summary, summary
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 cases failed" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_torture_run_on_postgres_finds_nothing_lost_or_run_twice() -> None:
+    # The same generators with every case's runs recorded on the PostgreSQL server (a
+    # schema per case), so kills, resumes and replays go through the other SQL backend.
+    server = server_url()
+    done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "12", "--seed",
+                           "11", "--jobs", "3", "--store-server", server],
+                          capture_output=True, text=True, timeout=880)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 cases failed" in done.stdout
+    assert " 0 faults injected" not in done.stdout
 
 
 def test_shards_split_a_series_between_processes() -> None:

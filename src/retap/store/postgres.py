@@ -36,7 +36,7 @@ from retap.store.dialect import POSTGRES
 from retap.store.schema import SCHEMA_VERSION
 from retap.store.sql import SQLStore
 
-__all__ = ["PostgresStore", "is_postgres_url"]
+__all__ = ["PostgresStore", "drop_schema", "is_postgres_url", "with_schema"]
 
 _SCHEMA_LOCK = 0x72746170  # advisory lock key: one migration at a time per database
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -237,6 +237,21 @@ class PostgresStore(SQLStore):
     def close(self) -> None:
         with suppress(Exception):
             self.conn.close()
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with retap's tables in ``schema``."""
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
+def drop_schema(url: str) -> None:
+    """Drop the schema a store URL names, with everything in it (tests, torture cases)."""
+    import psycopg
+
+    conninfo, schema = _split_schema(url)
+    if schema is not None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:

@@ -40,10 +40,13 @@ CATEGORIES = {
               help="attempts run -j 1 or -j JOBS, drawn per attempt")
 @click.option("--executor", default="processes", show_default=True,
               help="the executor of attempts with -j above 1")
+@click.option("--store-server", "server", default=None, metavar="URL",
+              help="record the cases' runs on this PostgreSQL server (a schema per case) "
+                   "instead of in SQLite files")
 def main(cases: int, seed: int, only: int | None, shard: str, budget: float | None,
-         keep: Path | None, jobs: int, executor: str) -> None:
+         keep: Path | None, jobs: int, executor: str, server: str | None) -> None:
     """Kill generated workflows at random fault points; check nothing is lost or run twice."""
-    parallel = Parallel(jobs, executor)
+    parallel = Parallel(jobs, executor, server)
     started = time.monotonic()
     indexes = case_indexes(cases, only, shard)
     results: list[CaseResult] = []

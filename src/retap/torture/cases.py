@@ -9,14 +9,18 @@ import random
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from retap.faults import POINTS
+from retap.store import open_store
 from retap.store.check import check_store
-from retap.store.sqlite import DURABILITY, SQLiteStore
+from retap.store.postgres import drop_schema, with_schema
+from retap.store.sql import SQLStore
+from retap.store.sqlite import DURABILITY
 from retap.torture import checks
 from retap.torture import project as disk
 from retap.torture.execlog import ExecLog, Execution
@@ -71,6 +75,13 @@ class Parallel:
 
     jobs: int = 1
     executor: str = "processes"
+    server: str | None = None  # a PostgreSQL URL: each case's store is a schema there
+
+    def server_store(self) -> str | None:
+        """A store of its own on the server (a fresh schema), when there is a server."""
+        if self.server is None:
+            return None
+        return with_schema(self.server, f"torture_{uuid.uuid4().hex[:12]}")
 
     def draw(self, rng: random.Random) -> list[str]:
         """The running options of one attempt."""
@@ -98,13 +109,22 @@ def run_case(seed: int, index: int, keep: Path | None = None,
     if keep is not None:
         folder = keep.resolve() / f"case-{index}"
         folder.mkdir(parents=True, exist_ok=True)
-        Case(folder, rng, frng, chosen, result, memoized_labels(workplan),
-             (parallel, prng)).play(steps)
+        _play(Case(folder, rng, frng, chosen, result, memoized_labels(workplan),
+                   (parallel, prng)), steps, keep=True)
     else:
         with tempfile.TemporaryDirectory(prefix="retap-torture-") as tmp:
-            Case(Path(tmp), rng, frng, chosen, result, memoized_labels(workplan),
-                 (parallel, prng)).play(steps)
+            _play(Case(Path(tmp), rng, frng, chosen, result, memoized_labels(workplan),
+                       (parallel, prng)), steps, keep=False)
     return result
+
+
+def _play(case: Case, steps: list[Phase], keep: bool) -> None:
+    """Play the case; a store on a server is dropped afterwards unless it is to be kept."""
+    try:
+        case.play(steps)
+    finally:
+        if not keep and "://" in case.store:
+            drop_schema(case.store)
 
 
 class Case:
@@ -118,7 +138,7 @@ class Case:
         self.ordered = True  # no attempt of this phase ran dispatches at once
         self.features, self.result = features, result
         self.project = folder / "project"
-        self.store_path = folder / "run.db"
+        self.store = parallel[0].server_store() or str(folder / "run.db")
         self.log = ExecLog(folder / "exec.log")
         self.ledger = checks.Ledger(memoized)
         self.env = {**os.environ, "TORTURE_LOG": str(self.log.path),
@@ -146,7 +166,7 @@ class Case:
                 fh.write(f"# phase {k}: {phase.describe()}\n")
             if not self._to_done(phase, wanted):
                 return
-        with SQLiteStore(self.store_path) as store:
+        with self.open() as store:
             self.result.reused = sum(a.reused is not None for r in store.runs()
                                      for a in store.audits(r.run))
         self.result.problems += checks.leftover_problems(self.project)
@@ -189,14 +209,14 @@ class Case:
     def _check_replay(self) -> None:
         """The finished run, replayed from a copy of the store, runs nothing."""
         running = self.parallel.draw(self.prng)
-        self.result.problems += replay_problems(self.store_path, self.project, self.runs[-1],
+        self.result.problems += replay_problems(self.store, self.project, self.runs[-1],
                                                 running, self.env)
 
     def _attempt(self, args: list[str], fault: str | None) -> int:
         """Run one ``retap`` command in the project; its exit code (-1: it hung)."""
         self.result.attempts += 1
         self.log.mark(self.result.attempts)
-        command = [sys.executable, "-m", "retap", "--store", str(self.store_path), *args]
+        command = [sys.executable, "-m", "retap", "--store", self.store, *args]
         env = {**self.env, "RETAP_FAULT": fault} if fault else self.env
         try:
             done = subprocess.run(command, cwd=self.project, env=env, capture_output=True,
@@ -219,7 +239,7 @@ class Case:
         if not self._tally(fault, code):
             self.result.problems.append(f"{what} exited {code}: {self.last_error}")
             return False
-        with SQLiteStore(self.store_path) as store:
+        with self.open() as store:
             if not any(r.run == self.runs[-1] for r in store.runs()):
                 self.result.problems.append(f"{what}: the run was not recorded (exit {code})")
                 return False
@@ -249,7 +269,12 @@ class Case:
             self.result.killed_journals += len(disk.journals(self.project))
         return True
 
-    def _problems(self, store: SQLiteStore, ran: list[Execution], code: int) -> list[str]:
+    def open(self) -> SQLStore:
+        store = open_store(self.store)
+        assert isinstance(store, SQLStore)
+        return store
+
+    def _problems(self, store: SQLStore, ran: list[Execution], code: int) -> list[str]:
         problems = self.ledger.execution_problems(ran, store, self.project)
         problems += check_store(store)
         if code in checks.ENDED:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retap.files import digest_file
-from retap.store.sqlite import SQLiteStore
+from retap.store.sql import SQLStore
 from retap.torture import project as disk
 from retap.torture.execlog import ExecLog, Execution
 from retap.torture.reference import Expected, done_audit
@@ -33,7 +33,7 @@ class Ledger:
     done: dict[str, set[str]] = field(default_factory=dict)  # run -> done dispatch ids
     intact: dict[str, str] = field(default_factory=dict)  # memo key -> "run/dispatch"
 
-    def refresh(self, store: SQLiteStore, project: Path, log: ExecLog) -> None:
+    def refresh(self, store: SQLStore, project: Path, log: ExecLog) -> None:
         """Read the store (and the files) as they are after an attempt."""
         self.done, self.intact = {}, {}
         for info in store.runs():
@@ -45,7 +45,7 @@ class Ledger:
                         _intact(project, a.outputs or {}):
                     self.intact.setdefault(key, f"{info.run}/{a.id[:12]}")
 
-    def execution_problems(self, ran: list[Execution], store: SQLiteStore,
+    def execution_problems(self, ran: list[Execution], store: SQLStore,
                            project: Path) -> list[str]:
         """Done dispatches executed again in their run; memoized results not reused."""
         problems = [f"{e.run}/{e.dispatch[:12]} ({e.label}) was done in run {e.run} and "
@@ -65,7 +65,7 @@ def _intact(project: Path, outputs: dict[str, str]) -> bool:
     return True
 
 
-def _reexecuted_within(ran: list[Execution], store: SQLiteStore, project: Path,
+def _reexecuted_within(ran: list[Execution], store: SQLStore, project: Path,
                        memoized: set[str]) -> list[str]:
     """An execution whose key an earlier execution in the same attempt had committed."""
     last = {(e.run, e.dispatch): i for i, e in enumerate(ran)}
@@ -81,14 +81,14 @@ def _reexecuted_within(ran: list[Execution], store: SQLiteStore, project: Path,
             if e.key in committed and committed[e.key] < i]
 
 
-def _done_by_execution(store: SQLiteStore, project: Path,
+def _done_by_execution(store: SQLStore, project: Path,
                        runs: set[str]) -> set[tuple[str, str]]:
     """(run, dispatch) done by its own execution (not reused), its files still intact."""
     return {(run, a.id) for run in runs for a in store.dispatches(run, ["done"])
             if a.reused is None and _intact(project, a.outputs or {})}
 
 
-def journal_problems(store: SQLiteStore, project: Path) -> list[str]:
+def journal_problems(store: SQLStore, project: Path) -> list[str]:
     """After an attempt that ended on its own: no journal is left at all; one whose
     dispatch is done would be undone by nobody and is worse."""
     problems = []
@@ -100,7 +100,7 @@ def journal_problems(store: SQLiteStore, project: Path) -> list[str]:
     return problems
 
 
-def status_problems(store: SQLiteStore, run: str, code: int) -> list[str]:
+def status_problems(store: SQLStore, run: str, code: int) -> list[str]:
     """The run's status agrees with the exit code; a done run has nothing pending."""
     status = store.run_info(run).status
     if status != ENDED[code]:
@@ -117,7 +117,7 @@ def status_problems(store: SQLiteStore, run: str, code: int) -> list[str]:
                        if queue else [])
 
 
-def final_problems(store: SQLiteStore, project: Path, run: str, expected: Expected,
+def final_problems(store: SQLStore, project: Path, run: str, expected: Expected,
                    files: bool = True) -> list[str]:
     """At the end of a phase: its run's audit (and, with ``files``, the files on disk)
     equal the reference's."""
