@@ -596,13 +596,21 @@ class App:
             released = gate.drain(state)
             if not released:
                 continue
-            if all(self.cache.seq(d.id) is not None for d in released):
+            if all(self._recorded(d) for d in released):
                 self._commit_drain(gate.id, gate.enq, state, self.sched.fresh(released, set()))
                 return True
             state.undo(state.changes)
             state.changes.clear()
             return False
         return False
+
+    def _recorded(self, d: Dispatch) -> bool:
+        """The run being replayed has a record of ``d``: done, or failed, interrupted or
+        running (a batch whose dispatch failed under ``--on-error continue`` was released
+        all the same; releasing it elsewhere would make other ids and orphan that record)."""
+        assert self.cache is not None
+        return self.cache.seq(d.id) is not None or \
+            self.store.dispatch_status(self.run_id, d.id) is not None
 
     def _commit_drain(self, join: NodeId, enq: bool, state: JoinState,
                       released: list[Dispatch]) -> None:
