@@ -294,3 +294,31 @@ def test_seed_2026_case_304_a_resume_waits_for_a_dead_runs_worker_before_undoing
     assert resume.returncode == 0, (out, err)
     assert (project.path / "stamp.txt").read_text() == "start\n1\n"
     assert not list((project.path / ".retap" / "backup").glob("*/*"))
+
+
+def test_workers_claiming_one_run_folder_at_once_all_get_their_journals(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by the test of file tasks in worker processes: each worker of a new run writes
+    # the folder's owner.json, and two writing the same temporary file at once lost it.
+    import threading
+
+    from retap import journal
+    from retap.owner import Owner
+
+    monkeypatch.chdir(tmp_path)
+    coordinator = Owner.current()
+    errors: list[BaseException] = []
+
+    def claim(k: int) -> None:
+        try:
+            for n in range(30):
+                journal.RunFolder(f"run-{n}", "store.db").journal(f"d{k}", coordinator).begin()
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claim, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -52,8 +53,9 @@ def inside(path: str | Path, root: Path) -> bool:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write ``path`` (0600) through a temporary file renamed into place."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write ``path`` (0600) through a temporary file renamed into place; the temporary
+    file is this thread's own (workers of one run claim its folder at the same time)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)
