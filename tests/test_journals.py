@@ -322,3 +322,31 @@ def test_workers_claiming_one_run_folder_at_once_all_get_their_journals(
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_worker_whose_coordinator_is_gone_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The other half of torture seed 2026 case 304: a job handed to a worker just before its
+    # coordinator died must not start changing files after the next coordinator settled the
+    # run's journals.
+    import retap
+    from retap.context import TaskContext
+    from retap.errors import Interrupted
+    from retap.owner import Owner, process_start
+
+    class Touch(retap.FileTask):
+        def process(self, name: str) -> str:
+            with self.output(Path(name)) as tmp:
+                tmp.write_text("changed")
+            return name
+
+    monkeypatch.chdir(tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone = Owner(Owner.current().host, child.pid, process_start(child.pid) or 1.0)
+    child.wait()
+    task = Touch()
+    task._context = TaskContext("r1", "d1", str(tmp_path / "store.db"), gone)
+    with pytest.raises(Interrupted):
+        task.execute("out.txt")
+    assert not (tmp_path / "out.txt").exists()
+    assert not (tmp_path / ".retap").exists()

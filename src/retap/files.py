@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from retap.context import TaskContext
-from retap.errors import RetapError, TaskFailed
+from retap.errors import Interrupted, RetapError, TaskFailed
 from retap.journal import Journal, RunFolder, abandoned, inside, project_root
 from retap.owner import Owner
 from retap.store.base import Store
@@ -232,6 +232,10 @@ class FileTask(Task, abstract=True, cache="inputs"):
         here."""
         ctx = self._context or TaskContext(f"direct-{os.getpid()}", "direct", ":memory:",
                                            Owner.current())
+        if ctx.owner.pid != os.getpid() and ctx.owner.local and not ctx.owner.alive():
+            # a worker handed this job just before its coordinator died: the run's next
+            # coordinator may already have settled the journals, so change nothing
+            raise Interrupted("the end of its coordinator")
         self._journal: Journal | None = RunFolder(ctx.run, ctx.store).journal(ctx.dispatch,
                                                                               ctx.owner)
         self._journal.begin()
