@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,20 @@ def test_an_owner_on_another_host_is_taken_over_only_when_asked(store: Store) ->
     with pytest.raises(RunBusy, match="another host"):
         store.claim_run("r1", me())
     store.claim_run("r1", me(), take_over=True)
+    assert store.run_info("r1").owner == me()
+
+
+def test_an_owner_on_another_host_whose_lease_expired_is_taken_over(
+        opener: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = opener()
+    monkeypatch.setenv("RETAP_LEASE_SECONDS", "0.2")
+    remote = new_run(store, "r1", owner=Owner("elsewhere.example", 4242, 1.0))
+    with pytest.raises(RunBusy):
+        store.claim_run("r1", me())  # the lease still holds
+    remote.close()  # its coordinator is gone: nobody renews the lease
+    time.sleep(0.3)
+    assert store.run_info("r1").effective_status == "interrupted"
+    store.claim_run("r1", me())
     assert store.run_info("r1").owner == me()
 
 

@@ -269,6 +269,9 @@ class App:
             self.log.finish(self.log.previous if untouched else "interrupted")
         except Exception:
             pass  # the store itself may be what failed; the run then reads as interrupted
+        finally:
+            if self.log is not None:
+                self.log.close()
 
     def _start(self) -> None:
         spec = self.workflow.spec(strict=self.store.durable)

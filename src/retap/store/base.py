@@ -314,6 +314,10 @@ class RunLog(ABC):
     def update_spec(self, spec: dict[str, Any]) -> None:
         """Replace the run's stored spec (``resume --set`` changes configs)."""
 
+    def close(self) -> None:
+        """Let go of the run without writing: its lease is no longer renewed, so another
+        host may take it over once the lease expires (``finish`` does this too)."""
+
 
 def busy_owner(info: RunInfo, owner: Owner, take_over: bool) -> RunBusy | None:
     """Why ``owner`` may not claim the run, or None: a live owner on this host keeps its run;

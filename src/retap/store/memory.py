@@ -25,6 +25,7 @@ from retap.store.base import (
     RunLog,
     Store,
     busy_owner,
+    lease_seconds,
     now,
 )
 
@@ -61,7 +62,8 @@ class MemoryStore(Store):
                    workflow: Any = None, leads: list[Dispatch] | None = None) -> RunLog:
         if run in self._runs:
             raise RunExists(run, self.location)
-        info = RunInfo(run, "running", now(), spec, owner, workflow=workflow)
+        info = RunInfo(run, "running", now(), spec, owner, workflow=workflow,
+                       lease_expires=now() + lease_seconds())
         self._runs[run] = _Run(info)
         log = _MemoryRunLog(self._runs[run], self._memo, self._outputs)
         log.commit_effects(Effects(back=leads or []))
@@ -75,6 +77,7 @@ class MemoryStore(Store):
         log = _MemoryRunLog(state, self._memo, self._outputs)
         log.previous = state.info.effective_status
         state.info.owner, state.info.status = owner, "running"
+        state.info.lease_expires = now() + lease_seconds()
         return log
 
     def run_info(self, run: str) -> RunInfo:

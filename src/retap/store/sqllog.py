@@ -163,9 +163,12 @@ class SQLRunLog(RunLog):
             with self._transaction(force=True):
                 self.store.update_run_txn(self.run, status=status)
         finally:
-            self._closed.set()
-            if self._lease is not threading.current_thread():
-                self._lease.join(timeout=5)  # it holds the store: let it go before exit
+            self.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._lease is not threading.current_thread():
+            self._lease.join(timeout=5)  # it holds the store: let it go before exit
 
     def update_spec(self, spec: dict[str, Any]) -> None:
         with self._transaction(force=True):
