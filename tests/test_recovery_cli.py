@@ -572,3 +572,22 @@ def test_batch_durability_commits_an_aging_group_while_a_long_task_runs(
     assert shown["status"] == "running"
     assert shown["counts"] == {"done": 2}  # a and b committed although c has not finished
     proc.kill()
+
+
+def test_seed_2026_case_32_a_replay_releases_a_gate_batch_where_a_failed_record_says(
+        proj: Project) -> None:
+    # A gate released [a(1), a(2)] when the queue drained, and c failed on one of them
+    # (--on-error continue). The replay met that batch again before the failed lead b ran,
+    # but let b run first because not all of the batch was done: b's result joined the
+    # batch, which made other ids, and the run ended done with orphaned failed records.
+    flow = ("--", "load", "--yaml", "[1, 2]", "--", "b", "9", "--", "a", "--", "c",
+            "--[0][2]i", "--[1,2][3]i.gate")
+    env = {"FAIL_ONCE": "b,c"}
+    proj.run("run", "--on-error", "continue", "--run-id", "g", *flow, check=1, env=env)
+    assert show(proj, "g")["counts"] == {"done": 4, "failed": 2}
+
+    proj.run("replay", "g", "--on-error", "continue", check=0, env=env)
+
+    assert show(proj, "g")["counts"] == {"done": 7}
+    assert [line for line in proj.log() if line.startswith("c ")] == [
+        "c ('a(1)',)", "c ('a(2)',)", "c ('a(1)',)", "c ('b(9)',)"]
