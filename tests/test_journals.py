@@ -350,3 +350,25 @@ def test_a_worker_whose_coordinator_is_gone_changes_nothing(
         task.execute("out.txt")
     assert not (tmp_path / "out.txt").exists()
     assert not (tmp_path / ".retap").exists()
+
+
+def test_a_leftover_journal_of_the_same_dispatch_is_undone_not_dropped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seed 7 case 30 (-j 3, batch): if a late worker's journal appears after the run
+    # settled the journals, the dispatch running again must not take the late change for
+    # the original content (dropping the leftover would keep its change: applied twice).
+    from retap import journal
+    from retap.owner import Owner
+
+    monkeypatch.chdir(tmp_path)
+    stamp = tmp_path / "stamp.txt"
+    stamp.write_text("start\n")
+    late = journal.RunFolder("r1", "store.db").journal("d1", Owner.current())
+    late.begin()
+    late.save_copy(stamp, "modify")
+    stamp.write_text("start\nlate\n")
+
+    again = journal.RunFolder("r1", "store.db").journal("d1", Owner.current())
+    again.begin()
+    assert stamp.read_text() == "start\n"
+    assert (tmp_path / ".retap" / "backup" / "r1" / journal.OWNER_FILE).exists()

@@ -168,8 +168,15 @@ class Journal:
         self.writer: Owner | None = None  # the process making the changes (a worker)
 
     def begin(self) -> None:
-        """Start this dispatch's journal afresh (a leftover was settled before the run)."""
+        """Start this dispatch's journal afresh. A leftover of an earlier attempt (one that
+        appeared after the run settled the journals: a late worker of a dead run) is undone
+        first, so its changes are not taken for the original state."""
         if self.dir.exists():
+            try:
+                self.load()
+                self._undo(lambda path: False)
+            except JournalRefused:
+                pass
             shutil.rmtree(self.dir, ignore_errors=True)
         _private_dir(self.dir)
         self.opened = time.time_ns()
@@ -241,6 +248,10 @@ class Journal:
         """Undo every change, newest first, then drop the journal. A file written whole
         whose current content ``keep`` vouches for (the recorded output of a committed
         dispatch) is left as it is; changes made in place are always undone."""
+        self._undo(keep)
+        self.discard()
+
+    def _undo(self, keep: Callable[[str], bool]) -> None:
         for kind, path, backup, via, mode in reversed(self.entries):
             if kind == "temp":
                 Path(path).unlink(missing_ok=True)
@@ -251,7 +262,6 @@ class Journal:
             elif kind == "backup" and os.path.isfile(backup):
                 os.chmod(backup, int(mode, 8) if mode else 0o644)
                 os.replace(backup, path)
-        self.discard()
 
     def discard(self) -> None:
         """The dispatch's changes stand: drop the journal and its backups."""
