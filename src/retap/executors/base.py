@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import pickle
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
 from retap.context import TaskContext
 from retap.dispatch import NodeId
+from retap.errors import error_record
 from retap.taskdef import Task
 
-__all__ = ["Completion", "Executor", "Job"]
+__all__ = ["Completion", "Executor", "Job", "failed_by_executor"]
 
 
 @dataclass(slots=True)
@@ -39,6 +41,14 @@ class Completion:
     started: float = 0.0
     finished: float = 0.0
     outputs: dict[str, str] | None = None
+
+
+def failed_by_executor(dispatch: str, error: Exception, started: float = 0.0) -> Completion:
+    """A dispatch the executor failed (its worker lost, a timeout): the error recorded with
+    no traceback, since none of the task's code raised it."""
+    record = error_record(error)
+    record["traceback"] = ""
+    return Completion(dispatch, "failed", error=record, started=started, finished=time.time())
 
 
 class Executor(ABC):

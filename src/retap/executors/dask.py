@@ -17,8 +17,8 @@ import queue
 import time
 from typing import Any
 
-from retap.errors import DispatchTimeout, ExecutorError, WorkerLost, error_record
-from retap.executors.base import Completion, Executor, Job
+from retap.errors import DispatchTimeout, ExecutorError, WorkerLost
+from retap.executors.base import Completion, Executor, Job, failed_by_executor
 from retap.executors.work import run_job
 from retap.taskdef import Task
 
@@ -104,8 +104,7 @@ class DaskExecutor(Executor):
             del self.deadlines[dispatch]
             self._restart_worker_of(future.key)
             error = DispatchTimeout(dispatch, job.timeout or 0.0)
-            self.done.put((future.key, Completion(dispatch, "failed", error=_recorded(error),
-                                                  finished=time.time())))
+            self.done.put((future.key, failed_by_executor(dispatch, error)))
             future.cancel()
 
     def _restart_worker_of(self, key: str) -> None:
@@ -157,11 +156,5 @@ def _completion(job: Job, future: Any, started: float) -> Completion:
     except Exception as exc:  # KilledWorker and the like: the worker is gone
         error = WorkerLost(job.dispatch, f"its Dask worker died or dropped it "
                                          f"({type(exc).__name__}: {exc})")
-    return Completion(job.dispatch, "failed", error=_recorded(error), started=started,
-                      finished=time.time())
+    return failed_by_executor(job.dispatch, error, started)
 
-
-def _recorded(error: Exception) -> dict[str, Any]:
-    record = error_record(error)
-    record["traceback"] = ""
-    return record

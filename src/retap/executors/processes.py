@@ -12,12 +12,11 @@ import os
 import queue
 import threading
 import time
-from typing import Any
 
 import pebble
 
-from retap.errors import DispatchTimeout, WorkerLost, error_record
-from retap.executors.base import Completion, Executor, Job
+from retap.errors import DispatchTimeout, WorkerLost
+from retap.executors.base import Completion, Executor, Job, failed_by_executor
 from retap.executors.work import run_job
 from retap.owner import Owner
 
@@ -101,11 +100,5 @@ def _completion(job: Job, future: concurrent.futures.Future[Completion],
     except Exception as exc:  # the result could not come back (it does not pickle, ...)
         error = WorkerLost(job.dispatch, f"its result could not be sent back: "
                                          f"{type(exc).__name__}: {exc}")
-    return Completion(job.dispatch, "failed", error=_recorded(error), started=started,
-                      finished=time.time())
+    return failed_by_executor(job.dispatch, error, started)
 
-
-def _recorded(error: Exception) -> dict[str, Any]:
-    record = error_record(error)
-    record["traceback"] = ""
-    return record
