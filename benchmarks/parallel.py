@@ -197,6 +197,6 @@ def run(quick: bool = False) -> list[Row]:
             met=coord.best >= 3000,
             note=f"{count:,} dispatches per run; the coordinator's CPU per dispatch in the "
                  f"fastest run: {timing.cpu * per:.0f} us, {timing.main_cpu * per:.0f} us of "
-                 f"it in its main thread (the App and SQLite), the rest in the process "
-                 f"pool's threads"))
+                 f"it in its main thread (the App, SQLite and the pipes to the workers); "
+                 f"any rest in other threads of the coordinator"))
     return rows
