@@ -54,7 +54,7 @@ def serve(conn: Connection, coordinator: Owner) -> None:
     while True:
         try:
             message = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the coordinator is gone (or closed the pipe)
             return
         if message is None:
             return
@@ -72,7 +72,10 @@ def serve(conn: Connection, coordinator: Owner) -> None:
             data = pickle.dumps(_wire(failed_by_executor(dispatch, WorkerLost(
                 dispatch, f"its result could not be sent back: {type(exc).__name__}: {exc}"),
                 done.started)))
-        conn.send_bytes(data)
+        try:
+            conn.send_bytes(data)
+        except OSError:  # the coordinator is gone: nobody to tell
+            return
 
 
 def _wire(c: Completion) -> tuple[Any, ...]:
