@@ -142,26 +142,35 @@ def test_retap_store_env_selects_the_file_and_store_option_wins(proj: Project) -
     assert run_ids(proj, env=env) == ["e1"]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 4])
 def test_a_store_from_an_older_retap_is_upgraded_on_first_use(proj: Project,
                                                                version: int) -> None:
     proj.run("run", "--run-id", "r", "--", "a", "--:", "b", check=0)
     db = proj.path / ".retap" / "retap.db"
-    with sqlite3.connect(db) as conn:  # as retap left it before the version table existed
-        conn.execute("DROP TABLE retap_schema")
-        conn.execute("ALTER TABLE runs DROP COLUMN lease_token")
-        conn.execute("ALTER TABLE runs DROP COLUMN lease_expires")
+    with sqlite3.connect(db) as conn:  # as an older retap left it
+        conn.execute("DROP TABLE attempts")
+        conn.execute("DROP TABLE events")
+        if version < 4:  # before the version table and leases
+            conn.execute("DROP TABLE retap_schema")
+            conn.execute("ALTER TABLE runs DROP COLUMN lease_token")
+            conn.execute("ALTER TABLE runs DROP COLUMN lease_expires")
+            conn.execute(f"PRAGMA user_version={version}")
+        else:
+            conn.execute("UPDATE retap_schema SET version=4")
+            conn.execute("PRAGMA user_version=4")  # SQLite stores mirror it there
         if version < 2:
             conn.execute("DROP TABLE outputs")
-        conn.execute(f"PRAGMA user_version={version}")
     conn.close()
 
     assert run_ids(proj) == ["r"]  # a reader upgrades it once, then reads
+    assert "timeline:" not in proj.run("show", "r", check=0).out  # no events were kept then
     proj.run("run", "--run-id", "s", "--", "a", check=0)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT version FROM retap_schema").fetchall() == [(SCHEMA_VERSION,)]
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM outputs").fetchone()[0] == 0
+        assert conn.execute("SELECT kind FROM events WHERE run='s'").fetchall() == [
+            ("created",), ("finished",)]
     conn.close()
 
 
@@ -437,8 +446,9 @@ def audited(proj: Project) -> Project:
 def test_audit_json_is_the_provenance_in_recording_order(audited: Project) -> None:
     audits = audited.run("audit", "au", "--json", check=0).json()
 
-    assert all(set(a) == {"id", "node", "task", "sources", "status", "value", "attempts"}
-               for a in audits)
+    assert all(set(a) == {"id", "node", "task", "sources", "status", "value", "attempts",
+                          "history"} for a in audits)
+    assert all(len(a["history"]) == a["attempts"] for a in audits)
     assert [(a["node"], a["task"], a["status"]) for a in audits] == [
         (0, "a", "done"), (1, "b", "done"), (2, "c", "failed"), (3, "d", "done")]
     a, b, c, d = audits

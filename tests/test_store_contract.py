@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pgserver import fresh_schema
-from retap.dispatch import Dispatch, lead_dispatch_id
+from retap.dispatch import Attempt, Dispatch, lead_dispatch_id
 from retap.errors import RunBusy, RunExists, UnknownRun
 from retap.joins import Gate, Join, Sync
 from retap.owner import Owner, process_start
@@ -107,7 +107,8 @@ def test_an_unknown_run_is_refused_by_every_read_of_a_run(store: Store) -> None:
         lambda: store.run_info("nope"), lambda: store.audits("nope"),
         lambda: store.dispatches("nope", ["done"]), lambda: store.versions("nope"),
         lambda: store.counts("nope"), lambda: store.queue("nope"),
-        lambda: store.join_states("nope", []), lambda: store.claim_run("nope", me())]
+        lambda: store.join_states("nope", []), lambda: store.claim_run("nope", me()),
+        lambda: store.events("nope"), lambda: store.earlier_attempts("nope")]
     for read in reads:
         with pytest.raises(UnknownRun):
             read()
@@ -239,6 +240,45 @@ def test_a_dispatch_recorded_again_adds_its_attempts(store: Store) -> None:
     assert (audit.status, audit.attempts, audit.value, audit.code_version) == ("done", 3, 5,
                                                                                "v2")
     assert store.queue("r1") == []
+
+
+def test_every_attempt_is_kept_with_the_session_it_belonged_to(opener: Opener) -> None:
+    a, b = lead(0, 0, 1), lead(0, 1, 2)
+    store = opener()
+    log = new_run(store, "r1", a, b)
+    log.start_session("created", {"argv": ["retap", "run"]})
+    retried = Attempt(0, 0, "failed", 1.0, 1.5, {"type": "E", "message": "first"})
+    log.commit_dispatch(record(a, "failed", attempts=2, earlier=[retried],
+                               error={"type": "E", "message": "second"}), Effects())
+    log.commit_dispatch(record(b, value=2), Effects(removed=b))
+    log.mark_running(a, "t", "v1")  # then the coordinator dies: the attempt is lost
+    store = opener()
+    log = store.claim_run("r1", me())
+    log.start_session("resumed", {"argv": ["retap", "resume", "r1"]})
+    log.event("set", {"node": 0, "key": "k", "old": 1, "new": 2})
+    log.commit_dispatch(record(a, value=7), Effects(removed=a))
+    log.finish("done")
+
+    kept = store.earlier_attempts("r1")
+    assert list(kept) == [a.id]
+    assert kept[a.id][:2] == [
+        Attempt(1, 1, "failed", 1.0, 1.5, {"type": "E", "message": "first"}),
+        Attempt(2, 1, "failed", 1.0, 2.0, {"type": "E", "message": "second"})]
+    lost = kept[a.id][2]
+    assert (lost.n, lost.session, lost.status, lost.finished) == (3, 1, "lost", None)
+    audits = {x.id: x for x in store.audits("r1")}
+    assert (audits[a.id].status, audits[a.id].attempts) == ("done", 4)
+    assert audits[b.id].attempts == 1
+    assert [(e.seq, e.kind) for e in store.events("r1")] == [
+        (1, "created"), (2, "resumed"), (3, "set"), (4, "finished")]
+    assert store.events("r1")[1].data["first"] == 4  # commits 1-3 came before it
+    assert store.events("r1")[2].data == {"node": 0, "key": "k", "old": 1, "new": 2}
+    assert store.events("r1")[3].data == {"status": "done"}
+
+
+def test_a_run_without_history_has_none(store: Store) -> None:
+    new_run(store, "r1")
+    assert store.events("r1") == [] and store.earlier_attempts("r1") == {}
 
 
 def test_mark_running_records_a_dispatch_about_to_run(store: Store) -> None:

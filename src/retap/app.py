@@ -19,7 +19,7 @@ from typing import Any
 
 from retap import faults
 from retap.context import TaskContext
-from retap.dispatch import Dispatch, NodeId, Outcome, lead_dispatch_id
+from retap.dispatch import Attempt, Dispatch, NodeId, Outcome, lead_dispatch_id
 from retap.dryrun import DryPlan
 from retap.errors import Interrupted, JoinError, error_record
 from retap.executors import Completion, Executor, Job, make_executor
@@ -27,6 +27,7 @@ from retap.executors.choose import check_tasks
 from retap.executors.inline import InlineExecutor
 from retap.executors.work import run_job
 from retap.files import absolute_store, settle_journals
+from retap.history import session_facts
 from retap.joins import JoinState
 from retap.memo import Decision, Memoizer, memoized
 from retap.middleware import Middleware, call_hooks
@@ -90,6 +91,7 @@ class App:
         self._computing: dict[str, str] = {}  # memo key -> the dispatch computing it
         self._attempts: dict[str, tuple[int, float]] = {}  # attempts made, first start
         self._retries: list[tuple[float, Dispatch, Completion]] = []  # waiting to run again
+        self._earlier: dict[str, list[Attempt]] = {}  # failed attempts made again, by dispatch
         self._owner = Owner.current()
         self._store_at = absolute_store(self.store.location)
         self._is_stopping = lambda: self.stopping
@@ -209,7 +211,9 @@ class App:
         if self._dirty:
             self._save_state()
         status = self._status()
-        assert self.recorder is not None
+        assert self.recorder is not None and self.log is not None
+        if self.stop_signal:
+            self.log.event("signal", {"signal": self.stop_signal})
         self.recorder.finish(status)
         return status
 
@@ -278,6 +282,7 @@ class App:
         leads = self._leads()
         self.log = self.store.create_run(self.run_id, spec, self._owner, self.workflow,
                                          leads)
+        self.log.start_session("created", session_facts())
         self.recorder = Recorder(self.store, self.log)
         self.sched.add([], leads)
 
@@ -348,6 +353,8 @@ class App:
         if faults.armed:
             faults.hit("before_dispatch")
         call_hooks(self.middleware, "before_dispatch", self, d)
+        if self._rerun and self.cache is not None and self.cache.seq(d.id) is not None:
+            self.log.rerunning(d.id)  # done before: --rerun-changed runs it again
         if not task.idempotent:
             self.recorder.mark_running(d, type(task).__retap__)
         else:
@@ -358,7 +365,7 @@ class App:
         self._about_to_run(d, task)
         self._here.dispatch = d.id  # one dispatch at a time: one context serves them all
         job = Job(d.id, d.node, task, d.inputs, self._here)
-        started, made = time.time(), 0
+        made, earlier = 0, []
         while True:
             made += 1
             self.in_task = True  # a second signal now aborts the task where it stands
@@ -371,7 +378,10 @@ class App:
             if completion.status != "failed" or made > task.retries or self.stopping:
                 break
             self._backoff(self._announce_retry(d, task, completion, made))
-        self._settle(d, _outcome(task, completion, made, started, decision), task)
+            earlier.append(_attempt(completion))
+        outcome = _outcome(task, completion, made, completion.started, decision)
+        outcome.earlier = earlier
+        self._settle(d, outcome, task)
 
     def _backoff(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -429,7 +439,10 @@ class App:
         if decision is not None and decision.key is not None:
             self._computing.pop(decision.key, None)
             self.sched.release(decision.key)
-        return _outcome(self.workflow.nodes[d.node].task, completion, made, started, decision)
+        outcome = _outcome(self.workflow.nodes[d.node].task, completion, made,
+                           completion.started or started, decision)
+        outcome.earlier = self._earlier.pop(d.id, [])
+        return outcome
 
     def _retry_later(self, d: Dispatch, task: Task, completion: Completion) -> None:
         made, _ = self._attempts[d.id]
@@ -453,9 +466,10 @@ class App:
     def _retry_due(self) -> bool:
         """Run again the first failed dispatch whose retry delay has passed."""
         now = time.monotonic()
-        for i, (at, d, _) in enumerate(self._retries):
+        for i, (at, d, failed) in enumerate(self._retries):
             if at <= now:
                 del self._retries[i]
+                self._earlier.setdefault(d.id, []).append(_attempt(failed))
                 self._run(d, self.workflow.nodes[d.node].task)
                 return True
         return False
@@ -640,6 +654,12 @@ def _short(value: Any, limit: int = 40) -> str:
 
 def _to_stderr(message: str) -> None:
     print(f"retap: {message}", file=sys.stderr, flush=True)
+
+
+def _attempt(completion: Completion) -> Attempt:
+    """A completion as an attempt to keep (numbered when it is recorded)."""
+    return Attempt(0, 0, completion.status, completion.started, completion.finished,
+                   completion.error)
 
 
 def _outcome(task: Task, completion: Completion, made: int, started: float,

@@ -10,10 +10,10 @@ store has as done is never executed again.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Dispatch", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
+__all__ = ["Attempt", "Dispatch", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
 
 NodeId = int | str
 
@@ -55,6 +55,20 @@ class Dispatch:
 
 
 @dataclass(slots=True)
+class Attempt:
+    """One attempt at a dispatch: its number, the session (the event that started the run,
+    resume or replay it belonged to) and how it ended. ``lost``: its coordinator died while
+    it ran."""
+
+    n: int
+    session: int
+    status: str
+    started: float | None = None
+    finished: float | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
 class Outcome:
     """What executing (or looking up) one dispatch produced."""
 
@@ -68,3 +82,4 @@ class Outcome:
     reused: str | None = None  # answered by a memoized result of "RUN/DISPATCH"
     outputs: dict[str, str] | None = None  # files written, path -> digest
     memo: Any = None  # a MemoEntry to remember with the record
+    earlier: list[Attempt] = field(default_factory=list)  # failed attempts before this one

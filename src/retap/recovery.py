@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from retap.app import App, RunResult
-from retap.configs import coerce_text, validate_one
+from retap.configs import coerce_text, to_json, validate_one
 from retap.dispatch import Dispatch, NodeId
 from retap.errors import InflightNotIdempotent, StoreCorrupt, UnknownConfig, UsageError
+from retap.history import session_facts
 from retap.middleware import Middleware
 from retap.secret import SecretSource
 from retap.store.base import Owner, RunInfo, RunLog, Store, busy_owner
@@ -46,6 +47,7 @@ class Recovery:
     info: RunInfo
     workflow: Workflow
     changes: list[CodeChange]
+    settings: list[dict[str, Any]]  # each --set applied: node, key, old and new value
 
     @property
     def already_done(self) -> bool:
@@ -77,16 +79,17 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
     settings = list(settings)
     workflow = info.workflow if info.workflow is not None else Workflow.from_spec(
         info.spec, secrets=SecretSource(run, {(n, k): v for n, k, v in settings}))
-    for node, key, value in settings:
-        _set_config(workflow, node, key, value)
+    applied = [_set_config(workflow, node, key, value) for node, key, value in settings]
     current = {n: type(workflow.nodes[n].task).__retap__.code_version for n in workflow.nodes}
     changes = [CodeChange(node, task, version, current[node])
                for node, task, version in store.versions(run)
                if node in current and version != current[node]]
-    return Recovery(info, workflow, changes)
+    return Recovery(info, workflow, changes, applied)
 
 
-def _set_config(workflow: Workflow, node: NodeId, key: str, value: Any) -> None:
+def _set_config(workflow: Workflow, node: NodeId, key: str, value: Any) -> dict[str, Any]:
+    """Apply one ``--set``; what it changed, as the run's timeline keeps it (a secret as
+    its keyed digest, as a spec keeps it)."""
     if node not in workflow.nodes:
         raise UsageError(f"--set: no node {node!r} in the run (nodes: "
                          f"{', '.join(map(str, workflow.nodes))})")
@@ -97,7 +100,17 @@ def _set_config(workflow: Workflow, node: NodeId, key: str, value: Any) -> None:
         raise UnknownConfig(info.name, key, info.configs)
     if isinstance(value, str):
         value = coerce_text(info.name, spec, [value])
+    old = task._config.get(key, spec.default)
     task._config[key] = validate_one(info.name, spec, value)
+    return {"node": node, "key": key, "old": _as_json(spec, old),
+            "new": _as_json(spec, task._config[key])}
+
+
+def _as_json(spec: Any, value: Any) -> Any:
+    try:
+        return to_json(spec, value)
+    except Exception:  # a value pydantic cannot dump (a default of no declared type)
+        return repr(value)
 
 
 def _warn_changes(recovery: Recovery, rerun_changed: bool,
@@ -127,8 +140,8 @@ def resume(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
                        explain, take_over, running)
     if recovery.already_done:
         return RunResult(run, "done", store)
-    app = _claim(store, recovery, rerun_inflight, take_over, middleware, on_error, notify,
-                 explain, running, lambda app, log: app.attach(
+    app = _claim(store, recovery, "resumed", (rerun_inflight, False), take_over, middleware,
+                 on_error, notify, explain, running, lambda app, log: app.attach(
                      log, _known(store, recovery.workflow, store.queue(run)),
                      store.join_states(run, recovery.workflow.joins), cache=log.lookup()))
     return app.run()
@@ -164,8 +177,9 @@ def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_change
             middleware: Iterable[Middleware], on_error: str,
             notify: Callable[[str], None] | None, explain: Callable[[str], None] | None,
             take_over: bool, running: dict[str, Any], halt: bool = False) -> RunResult:
-    app = _claim(store, recovery, rerun_inflight, take_over, middleware, on_error, notify,
-                 explain, running, lambda app, log: app.attach(log, cache=log.cached()))
+    app = _claim(store, recovery, "replayed", (rerun_inflight, rerun_changed), take_over,
+                 middleware, on_error, notify, explain, running,
+                 lambda app, log: app.attach(log, cache=log.cached()))
     if rerun_changed:
         app.rerun_nodes = {c.node for c in recovery.changes}
     app.halt_before_execute = halt
@@ -173,13 +187,16 @@ def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_change
     return app.run()
 
 
-def _claim(store: Store, recovery: Recovery, rerun_inflight: bool, take_over: bool,
-           middleware: Iterable[Middleware], on_error: str,
+def _claim(store: Store, recovery: Recovery, kind: str, rerun: tuple[bool, bool],
+           take_over: bool, middleware: Iterable[Middleware], on_error: str,
            notify: Callable[[str], None] | None, explain: Callable[[str], None] | None,
            running: dict[str, Any], attach: Callable[[App, RunLog], None]) -> App:
-    """Claim the run through the store's atomic claim and attach an App to it; a resume or
-    replay refused while attaching leaves the run as it was."""
+    """Claim the run through the store's atomic claim, record the session on its timeline
+    (a ``resumed`` or ``replayed`` event, then what ``--set`` changed and what code
+    changed) and attach an App to it; a resume or replay refused while attaching leaves
+    the run as it was."""
     run = recovery.info.run
+    rerun_inflight, rerun_changed = rerun
     _check_inflight(store, recovery, rerun_inflight)
     app = App(recovery.workflow, store, run_id=run, middleware=middleware, on_error=on_error,
               notify=notify, explain=explain, **running)
@@ -187,6 +204,18 @@ def _claim(store: Store, recovery: Recovery, rerun_inflight: bool, take_over: bo
     try:
         if recovery.info.workflow is None:
             log.update_spec(recovery.workflow.spec())
+        info = recovery.info
+        took_over = str(info.owner) if info.status == "running" and info.owner else None
+        log.start_session(kind, {**session_facts(), "took_over": took_over,
+                                 "options": {"rerun_inflight": rerun_inflight,
+                                             "rerun_changed": rerun_changed,
+                                             "on_error": on_error, "take_over": take_over}})
+        for change in recovery.settings:
+            log.event("set", change)
+        for code in recovery.changes:
+            log.event("code", {"node": code.node, "task": code.task, "old": code.old,
+                               "new": code.new,
+                               "decision": "re-run" if rerun_changed else "reused"})
         attach(app, log)
     except BaseException:
         log.finish(log.previous)  # refused before anything ran: the run stays as it was

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from retap.dispatch import Attempt
     from retap.store.base import AuditRecord, RunInfo
 
-__all__ = ["audit_dot", "audit_json", "audit_mermaid", "audit_trail", "iso", "jsonable",
-           "runs_json", "runs_table"]
+__all__ = ["attempt_json", "attempt_lines", "audit_dot", "audit_json", "audit_mermaid",
+           "audit_trail", "iso", "jsonable", "runs_json", "runs_table"]
 
 
 def jsonable(value: Any) -> Any:
@@ -65,10 +66,41 @@ def runs_table(runs: Iterable[RunInfo]) -> str:
                    + "\n" for row in [head, *rows])
 
 
-def audit_json(audits: Iterable[AuditRecord]) -> list[dict[str, Any]]:
+def audit_json(audits: Iterable[AuditRecord],
+               history: dict[str, list[Attempt]] | None = None) -> list[dict[str, Any]]:
+    """The audit as the contract's JSON; with ``history``, each dispatch's attempts too."""
     return [{"id": a.id, "node": a.node, "task": a.task, "sources": list(a.sources),
-             "status": a.status, "value": jsonable(a.value), "attempts": a.attempts}
+             "status": a.status, "value": jsonable(a.value), "attempts": a.attempts,
+             **({"history": [attempt_json(t) for t in history.get(a.id, [])]}
+                if history is not None else {})}
             for a in audits]
+
+
+def attempt_json(a: Attempt) -> dict[str, Any]:
+    error = a.error or {}
+    return {"n": a.n, "session": a.session, "status": a.status,
+            "started": iso(a.started) if a.started else None,
+            "finished": iso(a.finished) if a.finished else None,
+            "error": error.get("message"), "error_type": error.get("type"),
+            "traceback": error.get("traceback") or None}
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def attempt_lines(a: Attempt) -> list[str]:
+    """One attempt as lines of ``retap show``: how it ended, then a failure's traceback."""
+    took = f" in {_seconds(a.finished - a.started)}" if a.started and a.finished else ""
+    when = f" at {iso(a.started)}" if a.started else ""
+    error = a.error or {}
+    line = f"  attempt {a.n} (session {a.session}): {a.status}{when}{took}"
+    if error:
+        line += f": {error.get('type')}: {short(str(error.get('message', '')), 80)}"
+    lines = [line]
+    if error.get("traceback"):
+        lines += ["    " + t for t in str(error["traceback"]).rstrip().splitlines()]
+    return lines
 
 
 def _label(a: AuditRecord) -> str:

@@ -11,7 +11,10 @@ import click
 
 from retap.cli.main import main, open_cli_store, store_option
 from retap.errors import RetapError
+from retap.history import attempt_history, event_line
 from retap.render import (
+    attempt_json,
+    attempt_lines,
     audit_dot,
     audit_json,
     audit_mermaid,
@@ -80,22 +83,37 @@ def show_report(store: Store, run: str) -> dict[str, Any]:
 def _show_report(store: Store, run: str) -> dict[str, Any]:
     info = store.run_info(run)
     configs = {n["id"]: n.get("config", {}) for n in info.spec.get("nodes", [])}
+    failed_records = store.dispatches(run, ["failed"])
+    retried = store.earlier_attempts(run)
+    shown = [a for a in store.audits(run) if a.id in retried] if retried else []
+    history = attempt_history(store, run, [*failed_records, *shown])
     failed = [{"dispatch": a.id, "node": a.node, "task": a.task,
                "configs": jsonable(configs.get(a.node, {})),
                "inputs": jsonable(list(a.inputs)),
                "error": (a.error or {}).get("message", ""),
-               "traceback": (a.error or {}).get("traceback", "")}
-              for a in store.dispatches(run, ["failed"])]
+               "traceback": (a.error or {}).get("traceback", ""),
+               "history": [attempt_json(t) for t in history[a.id]]}
+              for a in failed_records]
     queue = [{"dispatch": d.id, "node": d.node, "inputs": jsonable(list(d.inputs))}
              for d in store.queue(run)]
+    events = [{"seq": e.seq, "at": iso(e.at), "kind": e.kind, "data": e.data,
+               "text": event_line(e)} for e in store.events(run)]
+    retries = [{"dispatch": a.id, "node": a.node, "task": a.task, "status": a.status,
+                "history": [attempt_json(t) for t in history[a.id]],
+                "lines": [line for t in history[a.id] for line in attempt_lines(t)]}
+               for a in shown]
     return {"run": info.run, "status": info.effective_status, "created": iso(info.created),
-            "counts": store.counts(run), "failed": failed, "queue": queue}
+            "counts": store.counts(run), "failed": failed, "queue": queue, "events": events,
+            "attempted_again": retries}
 
 
 def show_text(report: dict[str, Any]) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items()) or "none"
     lines = [f"run {report['run']}: {report['status']}",
              f"  created {report['created']}; dispatches: {counts}"]
+    if report["events"]:
+        lines.append("timeline:")
+        lines += [f"  {e['seq']:>3}  {e['at']}  {e['text']}" for e in report["events"]]
     for f in report["failed"]:
         lines += [f"failed dispatch {f['dispatch'][:12]}: "
                   f"node {f['node']} ({f['task']})",
@@ -104,6 +122,12 @@ def show_text(report: dict[str, Any]) -> str:
                   f"  error:   {f['error']}"]
         if f["traceback"]:
             lines += ["  traceback:"] + ["    " + t for t in f["traceback"].rstrip().splitlines()]
+    if report["attempted_again"]:
+        lines.append("dispatches attempted more than once:")
+        for r in report["attempted_again"]:
+            lines.append(f"{r['dispatch'][:12]} node {r['node']} ({r['task']}): {r['status']} "
+                         f"after {len(r['history'])} attempts")
+            lines += r["lines"]
     if report["queue"]:
         lines.append(f"queue ({len(report['queue'])}):")
         lines += [f"  {q['dispatch'][:12]} node {q['node']} inputs {short(q['inputs'])}"
@@ -127,7 +151,8 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None) 
     _import_pickled_classes(the_store, run)
     audits = the_store.audits(run)
     if fmt == "json":
-        click.echo(json.dumps(audit_json(audits), indent=2, ensure_ascii=False))
+        history = attempt_history(the_store, run, audits)
+        click.echo(json.dumps(audit_json(audits, history), indent=2, ensure_ascii=False))
     elif fmt == "dot":
         click.echo(audit_dot(audits), nl=False)
     elif fmt == "mermaid":

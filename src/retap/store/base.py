@@ -15,13 +15,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from retap.dispatch import Dispatch, NodeId
+from retap.dispatch import Attempt, Dispatch, NodeId
 from retap.errors import RunBusy
 from retap.joins import Join, JoinState
 from retap.owner import Owner
 
-__all__ = ["AuditRecord", "DispatchRecord", "Effects", "Owner", "Recorded", "RunInfo", "RunLog",
-           "Store", "busy_owner"]
+__all__ = ["SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "Owner",
+           "Recorded", "RunEvent", "RunInfo", "RunLog", "Store", "busy_owner", "kept_attempt",
+           "session_of"]
+
+SESSIONS = ("created", "resumed", "replayed")  # the events that start a session of a run
+
+
+@dataclass(slots=True)
+class RunEvent:
+    """One entry of a run's timeline: its number in the run, when, what, and the details."""
+
+    seq: int
+    at: float
+    kind: str
+    data: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -44,6 +57,7 @@ class DispatchRecord:
     reused: str | None = None  # "RUN/DISPATCH" whose memoized result this one took
     outputs: dict[str, str] | None = None  # files written: path -> content digest
     memo: MemoEntry | None = None  # a result to remember for later runs, with this commit
+    earlier: list[Attempt] = field(default_factory=list)  # this session's failed attempts
 
 
 @dataclass(slots=True)
@@ -190,6 +204,15 @@ class Store(ABC):
         """Every dispatch recorded for ``run`` (latest attempt), in recording order."""
 
     @abstractmethod
+    def earlier_attempts(self, run: str) -> dict[str, list[Attempt]]:
+        """Every attempt the dispatches' rows no longer hold (each row is its dispatch's
+        latest attempt), by dispatch id, in order."""
+
+    @abstractmethod
+    def events(self, run: str) -> list[RunEvent]:
+        """The run's timeline, in order."""
+
+    @abstractmethod
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         """The run's dispatches with these statuses, in recording order, inputs included."""
 
@@ -267,6 +290,22 @@ class RunLog(ABC):
 
     run: str
     previous: str = "running"  # the run's status before it was claimed (resume, replay)
+    session: int = 0  # the event that started this session (0: none recorded yet)
+
+    @abstractmethod
+    def event(self, kind: str, data: dict[str, Any]) -> int:
+        """Add an entry to the run's timeline (with the next commit in ``batch``); its
+        number."""
+
+    def start_session(self, kind: str, data: dict[str, Any]) -> None:
+        """Record that a run, resume or replay of the run starts here: the attempts made
+        from now on belong to it."""
+        self.session = self.event(kind, {**data, "first": self.commits + 1})
+
+    @property
+    @abstractmethod
+    def commits(self) -> int:
+        """How many dispatch records were committed so far (the ``seq`` of the latest)."""
 
     @abstractmethod
     def commit_dispatch(self, record: DispatchRecord, effects: Effects) -> None:
@@ -285,6 +324,10 @@ class RunLog(ABC):
     @abstractmethod
     def mark_running(self, dispatch: Dispatch, task: str, code_version: str) -> None:
         """Record, durably, that ``dispatch`` is about to execute (non-idempotent tasks)."""
+
+    def rerunning(self, dispatch: str) -> None:
+        """``dispatch``, recorded done, runs again (``--rerun-changed``): its done attempt
+        is kept when its row is written over, and its attempts count on."""
 
     def flush_if_due(self) -> None:
         """Commit a pending group of commits if it has waited long enough (``batch``)."""
@@ -330,6 +373,32 @@ def busy_owner(info: RunInfo, owner: Owner, take_over: bool) -> RunBusy | None:
         return None if take_over or info.lease_expired else RunBusy(info.run, str(current),
                                                                     remote=True)
     return RunBusy(info.run, str(current)) if current.alive() else None
+
+
+def kept_attempt(status: str, attempts: int, started: float | None, finished: float | None,
+                 error: dict[str, Any] | None, marked: bool, session: int,
+                 reused: str | None = None) -> Attempt | None:
+    """The attempt a dispatch's row holds, to keep before the row is written over; None
+    when there is none. A row marked running in an earlier session is an attempt lost with
+    its coordinator (it counts); one ``marked`` in this session is the attempt now being
+    recorded, not an earlier one. A result ``reused`` from the memo is no attempt."""
+    if reused is not None:
+        return None
+    if status == "running":
+        if marked:
+            return None
+        return Attempt(attempts + 1, session, "lost", started)
+    return Attempt(attempts, session, status, started, finished, error) if attempts else None
+
+
+def session_of(sessions: Iterable[tuple[int, int]], seq: int) -> int:
+    """The session a commit numbered ``seq`` was made in, from ``(first seq, session)`` of
+    each session in order (0: before any was recorded)."""
+    found = 0
+    for first, session in sessions:
+        if first <= seq:
+            found = session
+    return found
 
 
 def now() -> float:

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from retap.runid import valid_run_id
 
-__all__ = ["DispatchRow", "JoinCountRow", "JoinEntryRow", "MemoRow", "QueueRow", "RunRow",
-           "Timestamp", "problem", "valid"]
+__all__ = ["AttemptRow", "DispatchRow", "EventRow", "JoinCountRow", "JoinEntryRow", "MemoRow",
+           "QueueRow", "RunRow", "Timestamp", "problem", "valid"]
 
 STATUSES = ("running", "done", "failed", "interrupted")
 Status = Literal["running", "done", "failed", "interrupted"]
@@ -110,6 +110,27 @@ class MemoRow(_Row):
     run: str
     dispatch: str
     created: Timestamp
+
+
+class AttemptRow(_Row):
+    """A row of ``attempts``: an attempt a dispatch's row no longer holds."""
+
+    dispatch: Hex32
+    n: Annotated[int, Field(ge=1, lt=2 ** 63)]
+    session: Count
+    status: Literal["done", "failed", "interrupted", "lost"]
+    started: Timestamp | None = None
+    finished: Timestamp | None = None
+    error: pydantic.Json[dict[str, Any]] | None = None
+
+
+class EventRow(_Row):
+    """A row of ``events``: one entry of a run's timeline."""
+
+    seq: Annotated[int, Field(ge=1, lt=2 ** 63)]
+    at: Timestamp
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z-]{1,32}$")]
+    data: pydantic.Json[dict[str, Any]]
 
 
 def problem(error: pydantic.ValidationError) -> str:

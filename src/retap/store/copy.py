@@ -25,6 +25,7 @@ __all__ = ["Copied", "copy_runs"]
 _TABLES: dict[str, tuple[str, ...] | None] = {
     "dispatches": rows.DISPATCH, "queue": rows.QUEUE, "join_entries": rows.JOIN_ENTRY,
     "join_counts": rows.JOIN_COUNT, "memo": rows.MEMO, "outputs": None,
+    "attempts": rows.ATTEMPT, "events": rows.EVENT,
 }
 _OUTPUTS = ("path", "digest", "run", "dispatch")
 

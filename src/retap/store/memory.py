@@ -15,18 +15,23 @@ from retap.dispatch import Dispatch, NodeId
 from retap.errors import RunExists, UnknownRun
 from retap.joins import Join, JoinState
 from retap.store.base import (
+    SESSIONS,
+    Attempt,
     AuditRecord,
     DispatchRecord,
     Effects,
     MemoEntry,
     Owner,
     Recorded,
+    RunEvent,
     RunInfo,
     RunLog,
     Store,
     busy_owner,
+    kept_attempt,
     lease_seconds,
     now,
+    session_of,
 )
 
 __all__ = ["EmptyStore", "MemoryStore"]
@@ -44,6 +49,8 @@ class _Run:
     front: int = 0
     back: int = 0
     seq: int = 0
+    attempts: dict[str, list[Attempt]] = field(default_factory=dict)  # written over
+    events: list[RunEvent] = field(default_factory=list)
 
 
 class MemoryStore(Store):
@@ -92,6 +99,12 @@ class MemoryStore(Store):
         state = self._get(run)
         order = sorted(state.records, key=state.seqs.__getitem__)
         return [_audit(state.records[i], state.seqs[i]) for i in order]
+
+    def earlier_attempts(self, run: str) -> dict[str, list[Attempt]]:
+        return {d: list(a) for d, a in self._get(run).attempts.items()}
+
+    def events(self, run: str) -> list[RunEvent]:
+        return list(self._get(run).events)
 
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         wanted = set(statuses)
@@ -178,12 +191,43 @@ class _MemoryRunLog(RunLog):
         self.run = state.info.run
         self.state.front = min((p for p, _ in state.queue.values()), default=0)
         self.state.back = max((p for p, _ in state.queue.values()), default=0)
+        self._marked: set[str] = set()  # marked running in this session
+
+    @property
+    def commits(self) -> int:
+        return self.state.seq
+
+    def event(self, kind: str, data: dict[str, Any]) -> int:
+        events = self.state.events
+        events.append(RunEvent(len(events) + 1, now(), kind, data))
+        return len(events)
+
+    def _keep_attempt(self, dispatch: str) -> int:
+        """Keep the attempt the dispatch's record holds before it is replaced (see
+        ``kept_attempt``); how many attempts it counted."""
+        state = self.state
+        previous = state.records.get(dispatch)
+        if previous is None:
+            return 0
+        sessions = [(e.data.get("first", 0), e.seq) for e in state.events
+                    if e.kind in SESSIONS]
+        kept = kept_attempt(previous.status, previous.attempts, previous.started or None,
+                            previous.finished or None, previous.error,
+                            dispatch in self._marked,
+                            session_of(sessions, state.seqs.get(dispatch, 0)),
+                            previous.reused)
+        if kept is None:
+            return previous.attempts
+        state.attempts.setdefault(dispatch, []).append(kept)
+        return kept.n
 
     def commit_dispatch(self, record: DispatchRecord, effects: Effects) -> None:
         state = self.state
-        previous = state.records.get(record.id)
-        if previous is not None:
-            record.attempts += previous.attempts
+        base = self._keep_attempt(record.id)
+        for i, attempt in enumerate(record.earlier):
+            attempt.n, attempt.session = base + i + 1, self.session
+            state.attempts.setdefault(record.id, []).append(attempt)
+        record.attempts += base
         state.records[record.id] = record
         state.seq += 1
         state.seqs[record.id] = state.seq
@@ -215,13 +259,13 @@ class _MemoryRunLog(RunLog):
                 saved["count"] = change[1]
 
     def mark_running(self, dispatch: Dispatch, task: str, code_version: str) -> None:
-        previous = self.state.records.get(dispatch.id)
+        base = self._keep_attempt(dispatch.id)
         self.state.records[dispatch.id] = DispatchRecord(
             dispatch.id, dispatch.node, task, dispatch.sources, "running",
-            attempts=previous.attempts if previous else 0, started=now(),
-            code_version=code_version, inputs=dispatch.inputs)
+            attempts=base, started=now(), code_version=code_version, inputs=dispatch.inputs)
         self.state.seq += 1
         self.state.seqs.setdefault(dispatch.id, self.state.seq)
+        self._marked.add(dispatch.id)
 
     def save_state(self, queue: Iterable[Dispatch], states: Mapping[NodeId, JoinState]) -> None:
         state = self.state
@@ -235,6 +279,7 @@ class _MemoryRunLog(RunLog):
         return _MemoryRecorded(self.state)
 
     def finish(self, status: str) -> None:
+        self.event("finished", {"status": status})
         self.state.info.status = status
 
     def update_spec(self, spec: dict[str, Any]) -> None:

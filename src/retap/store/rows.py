@@ -12,8 +12,8 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-__all__ = ["DISPATCH", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "MEMO", "QUEUE", "RUN", "as_bytes",
-           "crc", "matches"]
+__all__ = ["ATTEMPT", "DISPATCH", "EVENT", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "MEMO", "QUEUE",
+           "RUN", "as_bytes", "crc", "matches"]
 
 RUN = ("run", "status", "created", "codec", "spec", "owner_host", "owner_pid",
        "owner_started")
@@ -24,6 +24,8 @@ JOIN_ENTRY = ("run", "join_id", "slot", "audit", "seq")
 JOIN_COUNT = ("run", "join_id", "count")
 MEMO = ("task", "key", "run", "dispatch", "result", "outputs", "facts", "created")
 FILE = ("path", "size", "mtime_ns", "inode", "digest")
+ATTEMPT = ("run", "dispatch", "n", "session", "status", "started", "finished", "error")
+EVENT = ("run", "seq", "at", "kind", "data")
 
 def crc(*fields: Any) -> int:
     """The checksum of a row's fields, in column order.

@@ -137,6 +137,35 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN lease_token TEXT;
     ALTER TABLE runs ADD COLUMN lease_expires {real};
     """,
+    # 5: the history a dispatch's row does not hold. A dispatch's row is its latest
+    #    attempt; every earlier one (a retry, a failure a resume ran again, an attempt
+    #    lost with its coordinator) is kept in "attempts" before the row is written over.
+    #    "events" is the run's timeline: created, each resume and replay (a session;
+    #    attempts name the session they belong to), --set changes, code changes, the end.
+    #    Both are keyed so a commit appends at the end of the run's range.
+    """
+    CREATE TABLE attempts (
+        run TEXT NOT NULL,
+        dispatch TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        session BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        started {real},
+        finished {real},
+        error TEXT,
+        crc BIGINT NOT NULL,
+        PRIMARY KEY (run, dispatch, n)
+    ){clustered};
+    CREATE TABLE events (
+        run TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at {real} NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        crc BIGINT NOT NULL,
+        PRIMARY KEY (run, seq)
+    ){clustered};
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -31,10 +31,12 @@ from retap.joins import Join, JoinState
 from retap.spec import check_spec
 from retap.store import boundary, rows
 from retap.store.base import (
+    Attempt,
     AuditRecord,
     Effects,
     MemoEntry,
     Owner,
+    RunEvent,
     RunInfo,
     RunLog,
     Store,
@@ -421,6 +423,30 @@ class SQLStore(Store):
             self._known(run)
             found = self.x(_AUDIT + "WHERE d.run=? ORDER BY d.seq", (run,)).fetchall()
             return [self._audit(None, r) for r in found]
+
+    def earlier_attempts(self, run: str) -> dict[str, list[Attempt]]:
+        found: dict[str, list[Attempt]] = {}
+        with self.errors():
+            self._known(run)
+            for r in self.x(f"SELECT {', '.join(rows.ATTEMPT)}, crc FROM attempts WHERE run=? "
+                            "ORDER BY dispatch, n", (run,)).fetchall():
+                self.verify(r, rows.ATTEMPT, f"attempt {r['n']!r} of dispatch "
+                                             f"{clip(r['dispatch'])}")
+                a = self.row(boundary.AttemptRow, rows.ATTEMPT[1:], r, "attempt of dispatch")
+                found.setdefault(a.dispatch, []).append(
+                    Attempt(a.n, a.session, a.status, a.started, a.finished, a.error))
+        return found
+
+    def events(self, run: str) -> list[RunEvent]:
+        with self.errors():
+            self._known(run)
+            found = []
+            for r in self.x(f"SELECT {', '.join(rows.EVENT)}, crc FROM events WHERE run=? "
+                            "ORDER BY seq", (run,)).fetchall():
+                self.verify(r, rows.EVENT, f"event {r['seq']!r} of run {run}")
+                e = self.row(boundary.EventRow, rows.EVENT[1:], r, "event")
+                found.append(RunEvent(e.seq, e.at, e.kind, e.data))
+        return found
 
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         wanted = list(statuses) or [""]

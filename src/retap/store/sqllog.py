@@ -20,7 +20,18 @@ from retap.dispatch import Dispatch, NodeId
 from retap.errors import RetapError
 from retap.joins import JoinState
 from retap.store import rows
-from retap.store.base import DispatchRecord, Effects, Recorded, RunLog, lease_seconds, now
+from retap.store.base import (
+    SESSIONS,
+    Attempt,
+    DispatchRecord,
+    Effects,
+    Recorded,
+    RunLog,
+    kept_attempt,
+    lease_seconds,
+    now,
+    session_of,
+)
 from retap.store.codec import Codec, JsonCodec, digest
 from retap.store.sql import SQLStore
 
@@ -64,6 +75,14 @@ class SQLRunLog(RunLog):
                               (run,)).fetchone()["n"]
             self.jseq = self.x("SELECT coalesce(max(seq), 0) AS n FROM join_entries "
                                "WHERE run=?", (run,)).fetchone()["n"]
+            # the sessions so far (where each began), to name the session of an attempt
+            # that is written over; the run's events are few
+            self._sessions: list[tuple[int, int]] = [
+                (e.data.get("first", 0), e.seq) for e in store.events(run)
+                if e.kind in SESSIONS and type(e.data.get("first", 0)) is int]
+            self.eseq = self.x("SELECT coalesce(max(seq), 0) AS n FROM events WHERE run=?",
+                               (run,)).fetchone()["n"]
+            self._marked: set[str] = set()  # marked running in this session
             # rows a dispatch of this run may be recorded over (a resume runs them again):
             # read once, so a commit writes without asking the database first
             self._before = {}
@@ -96,7 +115,10 @@ class SQLRunLog(RunLog):
                   record.code_version, record.reused, outputs]
         with self._transaction():
             self._insert_values(values)
-            self._write_dispatch(fields, _add_attempts)
+            base = self._write_dispatch(fields, _add_attempts)
+            for i, attempt in enumerate(record.earlier):  # this session's failed attempts
+                attempt.n, attempt.session = base + i + 1, self.session
+                self._write_attempt(record.id, attempt)
             if record.memo is not None and result is not None:
                 self._remember(record, result)
             if record.outputs and record.status == "done":
@@ -134,6 +156,15 @@ class SQLRunLog(RunLog):
         with self._transaction(force=True):
             self._insert_values(values)
             self._write_dispatch(fields, _running_again)
+        self._marked.add(dispatch.id)
+
+    def rerunning(self, dispatch: str) -> None:
+        with self.store.errors():
+            row = self.x(f"SELECT {_D}, d.crc FROM dispatches d WHERE d.run=? AND d.id=?",
+                         (self.run, dispatch)).fetchone()
+            if row is not None:
+                self.store.verify(row, rows.DISPATCH, f"dispatch {dispatch}")
+                self._before[dispatch] = {c: row[c] for c in rows.DISPATCH}
 
     def save_state(self, queue: Iterable[Dispatch], states: Mapping[NodeId, JoinState]) -> None:
         values: Values = {}
@@ -158,9 +189,19 @@ class SQLRunLog(RunLog):
                         self._add_entry(key, slot, audit)
                 self._set_count(key, state.count)
 
+    @property
+    def commits(self) -> int:
+        return self.seq
+
+    def event(self, kind: str, data: dict[str, Any]) -> int:
+        with self._transaction():
+            self._write_event(kind, data)
+        return self.eseq
+
     def finish(self, status: str) -> None:
         try:
             with self._transaction(force=True):
+                self._write_event("finished", {"status": status})
                 self.store.update_run_txn(self.run, status=status)
         finally:
             self.close()
@@ -249,18 +290,49 @@ class SQLRunLog(RunLog):
                     return  # the store failed: the run's own next commit reports it
 
     def _write_dispatch(self, fields: list[Any],
-                        merge: Callable[[list[Any], Any], list[Any]]) -> None:
+                        merge: Callable[[list[Any], Any], list[Any]]) -> int:
         """Write a dispatch's row; over an earlier attempt's row, ``merge`` says what the row
-        becomes (the checksum is always of the row as written). A done dispatch run again
-        (``--rerun-changed``) has its row replaced, attempts counted afresh."""
+        becomes, and that attempt is kept in "attempts" first (the checksum is always of the
+        row as written). The attempts the row counted before: 0 for a first record."""
         before = self._before.get(fields[1])
+        base = 0
         if before is not None:
+            before = self._keep_attempt(before)
+            base = before["attempts"]
             fields = merge(fields, before)
         self.store.write(self._upsert_dispatch, (*fields, rows.crc(*fields)))
         if fields[rows.DISPATCH.index("status")] == "done":
             self._before.pop(fields[1], None)
         else:
             self._before[fields[1]] = dict(zip(rows.DISPATCH, fields, strict=True))
+        return base
+
+    def _keep_attempt(self, before: dict[str, Any]) -> dict[str, Any]:
+        """Keep the attempt a dispatch's row holds before it is written over (see
+        ``kept_attempt``); the row as the merge should see it (a lost attempt counts)."""
+        error = before["error"]
+        kept = kept_attempt(before["status"], before["attempts"], before["started"],
+                            before["finished"], json.loads(error) if error else None,
+                            before["id"] in self._marked,
+                            session_of(self._sessions, before["seq"]), before["reused"])
+        if kept is None:
+            return before
+        self._write_attempt(before["id"], kept)
+        return {**before, "attempts": kept.n}
+
+    def _write_attempt(self, dispatch: str, a: Attempt) -> None:
+        fields = (self.run, dispatch, a.n, a.session, a.status, a.started, a.finished,
+                  json.dumps(a.error) if a.error else None)
+        self.store.write(self.store.dialect.insert("attempts", (*rows.ATTEMPT, "crc"),
+                                                   ignore=True), (*fields, rows.crc(*fields)))
+
+    def _write_event(self, kind: str, data: dict[str, Any]) -> None:
+        self.eseq += 1
+        fields = (self.run, self.eseq, now(), kind, json.dumps(data, default=str))
+        self.store.write("INSERT INTO events (run, seq, at, kind, data, crc) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (*fields, rows.crc(*fields)))
+        if kind in SESSIONS:
+            self._sessions.append((data.get("first", 0), self.eseq))
 
     def _remember(self, record: DispatchRecord, result: str) -> None:
         entry = record.memo

@@ -23,6 +23,7 @@ CATEGORIES = {
     "unexpected exits": r"exited -?\d+",
     "changes applied twice": r"applied twice",
     "inexact replays": r"replay check",
+    "history gaps": r"history of",
 }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from retap.faults import POINTS
+from retap.history import history_problems
 from retap.store import open_store
 from retap.store.check import check_store
 from retap.store.postgres import drop_schema, with_schema
@@ -277,6 +278,8 @@ class Case:
     def _problems(self, store: SQLStore, ran: list[Execution], code: int) -> list[str]:
         problems = self.ledger.execution_problems(ran, store, self.project)
         problems += check_store(store)
+        if not problems:
+            problems += [p for info in store.runs() for p in history_problems(store, info.run)]
         if code in checks.ENDED:
             problems += checks.journal_problems(store, self.project)
             problems += checks.status_problems(store, self.runs[-1], code)

@@ -1,0 +1,116 @@
+"""A run's history: its timeline of events (created, each resume and replay, ``--set``
+changes, code changes, signals, the end) and every attempt of every dispatch.
+
+A dispatch's row in the store is its latest attempt; the store keeps each earlier one
+apart before the row is written over. ``attempt_history`` puts the two together, naming
+for the latest attempt the session its commit was made in.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import sys
+from functools import cache
+from typing import Any
+
+from retap.dispatch import Attempt
+from retap.owner import host_name
+from retap.store.base import SESSIONS, AuditRecord, RunEvent, Store, session_of
+
+__all__ = ["attempt_history", "event_line", "history_problems", "session_facts"]
+
+
+def session_facts() -> dict[str, Any]:
+    """Who starts a run, resume or replay, and how: the command line, host, process,
+    user and retap version."""
+    program = sys.argv[0] if sys.argv else "python"
+    program = "retap" if program.endswith(os.path.join("retap", "__main__.py")) else \
+        os.path.basename(program)  # python -m retap: as the user would type it
+    return {"argv": [program, *sys.argv[1:]], "host": host_name(), "pid": os.getpid(),
+            "user": _user(), "version": _version()}
+
+
+def attempt_history(store: Store, run: str, audits: list[AuditRecord]
+                    ) -> dict[str, list[Attempt]]:
+    """Every attempt of each dispatch in ``audits``, in order, the latest last; a result
+    answered from the memo comes last as ``reused`` (numbered 0: no attempt was made)."""
+    earlier = store.earlier_attempts(run)
+    sessions = [(e.data.get("first", 0), e.seq) for e in store.events(run)
+                if e.kind in SESSIONS]
+    history = {}
+    for a in audits:
+        running = a.status == "running"  # in flight (or lost): the attempt after those counted
+        latest = Attempt(a.attempts + running, session_of(sessions, a.seq), a.status,
+                         a.started or None, a.finished or None, a.error)
+        if a.reused is not None:  # answered from the memo: no attempt of its own
+            latest.n, latest.status = 0, "reused"
+        history[a.id] = [*earlier.get(a.id, []), latest]
+    return history
+
+
+def history_problems(store: Store, run: str) -> list[str]:
+    """What is wrong with ``run``'s history, one line each: a dispatch whose attempts are
+    not all kept (numbered 1 to its count, the latest last), one with a done attempt
+    before its latest, attempts out of session order, a timeline out of order."""
+    audits = store.audits(run)
+    problems = []
+    history = attempt_history(store, run, audits)
+    for a in audits:
+        h = history[a.id]
+        numbers = [t.n for t in h if t.status != "reused"]
+        where = f"{run}/{a.id[:12]}"
+        if numbers != list(range(1, len(numbers) + 1)) or len(numbers) != a.attempts + \
+                (a.status == "running") or any(t.status == "reused" for t in h[:-1]):
+            problems.append(f"{where} history of attempts {numbers} for {a.attempts} "
+                            f"counted ({a.status})")
+        if any(t.status == "done" for t in h[:-1]) and a.status != "done":
+            problems.append(f"{where} history of attempts has a done attempt before its "
+                            f"latest ({a.status})")
+        sessions = [t.session for t in h]
+        if sessions != sorted(sessions):
+            problems.append(f"{where} history of attempts in sessions {sessions}")
+    seqs = [e.seq for e in store.events(run)]
+    if seqs != list(range(1, len(seqs) + 1)):
+        problems.append(f"{run} history of events numbered {seqs}")
+    return problems
+
+
+def event_line(event: RunEvent) -> str:
+    """One event as a line of ``retap show``."""
+    d = event.data
+    if event.kind in SESSIONS:
+        line = f"{event.kind} by {d.get('user', '?')} on {d.get('host', '?')} (pid " \
+               f"{d.get('pid', '?')}, retap {d.get('version', '?')}): " \
+               f"{shlex.join(map(str, d.get('argv', [])))}"
+        if d.get("took_over"):
+            line += f"; took the run over from {d['took_over']}"
+        return line
+    if event.kind == "set":
+        return f"--set {d.get('node')}.{d.get('key')}: {d.get('old')!r} -> {d.get('new')!r}"
+    if event.kind == "code":
+        return (f"code of node {d.get('node')} ({d.get('task')}) changed {d.get('old')} -> "
+                f"{d.get('new')}: {d.get('decision')}")
+    if event.kind == "signal":
+        return f"stopped by {d.get('signal')}"
+    if event.kind == "finished":
+        return f"ended {d.get('status')}"
+    return f"{event.kind} {d}"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return str(os.getuid())
+
+
+@cache
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("retap")
+    except PackageNotFoundError:
+        return "unknown"

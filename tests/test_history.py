@@ -1,0 +1,157 @@
+"""A run's history through the real `retap` command: every attempt of every dispatch is kept
+(retries, failures a resume ran again, attempts lost with a killed coordinator), and the
+run keeps a timeline of its sessions, `--set` changes, signals and ends."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Project, wait_for
+
+TASKS = '''
+import os
+import time
+from pathlib import Path
+
+import retap
+
+
+class Recip(retap.Task, name="recip"):
+    """1 / (x + offset)."""
+
+    offset: float = 0.0
+
+    def process(self, x):
+        return 1 / (x + self.offset)
+
+
+class Flaky(retap.Task, name="flaky"):
+    """Fails the first FAILS times it runs (counted in a file), then returns its input."""
+
+    retries = 2
+    fails: int = 2
+
+    def process(self, x):
+        tries = Path("tries")
+        n = int(tries.read_text()) if tries.exists() else 0
+        tries.write_text(str(n + 1))
+        if n < self.fails:
+            raise RuntimeError(f"flaky failure {n + 1}")
+        return x
+
+
+class Once(retap.Task, name="once"):
+    """Not idempotent; waits for a file the first time it runs."""
+
+    idempotent = False
+
+    def process(self, x):
+        Path("started").touch()
+        while not Path("go").exists():
+            time.sleep(0.05)
+        return x
+'''
+
+
+@pytest.fixture
+def proj(project: Project) -> Project:
+    project.retapfile(TASKS)
+    return project
+
+
+def history_of(proj: Project, run: str, node: int) -> list[dict[str, Any]]:
+    [entry] = [a for a in proj.run("audit", run, "--json", check=0).json()
+               if a["node"] == node and a["history"][0]["status"] != "done"]
+    return entry["history"]
+
+
+def test_a_failed_then_resumed_run_shows_both_attempts_the_set_and_the_traceback(
+        proj: Project) -> None:
+    proj.run("run", "--run-id", "h", "--", "load", "--yaml", "[1, 0]", "--:i", "recip",
+             "--:", "dump", check=1)
+    proj.run("resume", "h", "--set", "1.offset=1", check=0)
+
+    shown = proj.run("show", "h", check=0).out
+    assert "--set 1.offset: 0.0 -> 1.0" in shown
+    assert "resumed by" in shown and "retap resume h --set 1.offset=1" in shown
+    assert "dispatches attempted more than once:" in shown
+    assert "attempt 1 (session 1): failed" in shown
+    assert "ZeroDivisionError: float division by zero" in shown
+    assert "return 1 / (x + self.offset)" in shown  # the failed attempt's traceback
+    assert "attempt 2 (session 3): done" in shown
+
+    report = proj.run("show", "h", "--json", check=0).json()
+    kinds = [e["kind"] for e in report["events"]]
+    assert kinds == ["created", "finished", "resumed", "set", "finished"]
+    assert report["events"][3]["data"] == {"node": 1, "key": "offset", "old": 0.0, "new": 1.0}
+    assert [e["data"].get("status") for e in report["events"] if e["kind"] == "finished"] == [
+        "failed", "done"]
+    [again] = report["attempted_again"]
+    assert [a["status"] for a in again["history"]] == ["failed", "done"]
+
+    first, second = history_of(proj, "h", 1)
+    assert (first["n"], first["session"], first["error_type"]) == (1, 1, "ZeroDivisionError")
+    assert "self.offset" in first["traceback"]
+    assert (second["n"], second["session"], second["status"]) == (2, 3, "done")
+
+
+def test_retries_within_a_run_are_each_kept(proj: Project) -> None:
+    proj.run("run", "--run-id", "f", "--", "flaky", "x", "--:", "dump", check=0)
+    [entry] = [a for a in proj.run("audit", "f", "--json", check=0).json() if a["node"] == 0]
+    assert entry["attempts"] == 3
+    assert [(a["n"], a["session"], a["status"]) for a in entry["history"]] == [
+        (1, 1, "failed"), (2, 1, "failed"), (3, 1, "done")]
+    assert [a["error"] for a in entry["history"]] == [
+        "flaky failure 1", "flaky failure 2", None]
+
+
+def test_retries_on_worker_processes_are_each_kept(proj: Project) -> None:
+    proj.run("run", "--run-id", "p", "-j", "2", "--", "flaky", "x", "--:", "dump", check=0)
+    [entry] = [a for a in proj.run("audit", "p", "--json", check=0).json() if a["node"] == 0]
+    assert [a["status"] for a in entry["history"]] == ["failed", "failed", "done"]
+
+
+def test_an_attempt_lost_with_its_coordinator_is_kept_as_lost(proj: Project,
+                                                              procs: list[Any]) -> None:
+    proc = proj.start("run", "--run-id", "k", "--", "once", "x", "--:", "dump")
+    procs.append(proc)
+    wait_for(lambda: (proj.path / "started").exists())
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=20)
+    (proj.path / "go").touch()
+    proj.run("resume", "k", "--rerun-inflight", check=0)
+
+    [entry] = [a for a in proj.run("audit", "k", "--json", check=0).json() if a["node"] == 0]
+    assert [(a["n"], a["status"]) for a in entry["history"]] == [(1, "lost"), (2, "done")]
+    assert entry["attempts"] == 2
+    report = proj.run("show", "k", "--json", check=0).json()
+    assert [e["kind"] for e in report["events"]] == ["created", "resumed", "finished"]
+    resumed = report["events"][1]["data"]
+    assert resumed["took_over"] and resumed["options"]["rerun_inflight"] is True
+
+
+def test_a_signal_and_the_end_are_on_the_timeline(proj: Project, procs: list[Any]) -> None:
+    proc = proj.start("run", "--run-id", "s", "--", "once", "x")
+    procs.append(proc)
+    wait_for(lambda: (proj.path / "started").exists())
+    proc.send_signal(signal.SIGTERM)
+    (proj.path / "go").touch()
+    assert proc.wait(timeout=20) == 143
+    report = proj.run("show", "s", "--json", check=0).json()
+    assert [e["kind"] for e in report["events"]] == ["created", "signal", "finished"]
+    assert report["events"][1]["data"] == {"signal": "SIGTERM"}
+    assert report["events"][2]["data"] == {"status": "interrupted"}
+
+
+def test_history_survives_a_store_copy(proj: Project, tmp_path: Path) -> None:
+    proj.run("run", "--run-id", "c", "--", "flaky", "x", check=0)
+    proj.run("store", "copy", ".retap/retap.db", str(tmp_path / "copy.db"), check=0)
+    copied = proj.run("audit", "c", "--json", "--store", str(tmp_path / "copy.db"), check=0)
+    assert [a["status"] for a in copied.json()[0]["history"]] == ["failed", "failed", "done"]
+    assert [e["kind"] for e in proj.run("show", "c", "--json", "--store",
+                                        str(tmp_path / "copy.db"), check=0).json()["events"]
+            ] == ["created", "finished"]
