@@ -282,7 +282,7 @@ class App:
         leads = self._leads()
         self.log = self.store.create_run(self.run_id, spec, self._owner, self.workflow,
                                          leads)
-        self.log.start_session("created", session_facts())
+        self.log.start_session("created", session_facts(self.workflow))
         self.recorder = Recorder(self.store, self.log)
         self.sched.add([], leads)
 

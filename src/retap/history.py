@@ -13,23 +13,43 @@ import os
 import shlex
 import sys
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retap.dispatch import Attempt
 from retap.owner import host_name
+from retap.secret import SECRET_TYPES
 from retap.store.base import SESSIONS, AuditRecord, RunEvent, Store, session_of
+
+if TYPE_CHECKING:
+    from retap.workflow import Workflow
 
 __all__ = ["attempt_history", "event_line", "history_problems", "session_facts"]
 
 
-def session_facts() -> dict[str, Any]:
-    """Who starts a run, resume or replay, and how: the command line, host, process,
-    user and retap version."""
+def session_facts(workflow: Workflow) -> dict[str, Any]:
+    """Who starts a run, resume or replay, and how: the command line (with the value of
+    every secret config of ``workflow`` masked), host, process, user and retap version."""
     program = sys.argv[0] if sys.argv else "python"
     program = "retap" if program.endswith(os.path.join("retap", "__main__.py")) else \
         os.path.basename(program)  # python -m retap: as the user would type it
-    return {"argv": [program, *sys.argv[1:]], "host": host_name(), "pid": os.getpid(),
-            "user": _user(), "version": _version()}
+    argv = [program, *sys.argv[1:]]
+    for value in _secrets(workflow):
+        argv = [arg.replace(value, "***") for arg in argv]
+    return {"argv": argv, "host": host_name(), "pid": os.getpid(), "user": _user(),
+            "version": _version()}
+
+
+def _secrets(workflow: Workflow) -> list[str]:
+    """The values of the workflow's secret configs, as they may appear on a command line."""
+    found = set()
+    for node in workflow.nodes.values():
+        for value in node.task._config.values():
+            if isinstance(value, SECRET_TYPES):
+                clear = value.get_secret_value()
+                text = clear.decode(errors="replace") if isinstance(clear, bytes) else clear
+                if text:
+                    found.add(text)
+    return sorted(found, key=len, reverse=True)  # a secret inside another is masked last
 
 
 def attempt_history(store: Store, run: str, audits: list[AuditRecord]

@@ -206,7 +206,7 @@ def _claim(store: Store, recovery: Recovery, kind: str, rerun: tuple[bool, bool]
             log.update_spec(recovery.workflow.spec())
         info = recovery.info
         took_over = str(info.owner) if info.status == "running" and info.owner else None
-        log.start_session(kind, {**session_facts(), "took_over": took_over,
+        log.start_session(kind, {**session_facts(recovery.workflow), "took_over": took_over,
                                  "options": {"rerun_inflight": rerun_inflight,
                                              "rerun_changed": rerun_changed,
                                              "on_error": on_error, "take_over": take_over}})
