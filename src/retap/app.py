@@ -365,7 +365,8 @@ class App:
         self._about_to_run(d, task)
         self._here.dispatch = d.id  # one dispatch at a time: one context serves them all
         job = Job(d.id, d.node, task, d.inputs, self._here)
-        made, earlier = 0, []
+        made = 0
+        earlier: tuple[Attempt, ...] = ()
         while True:
             made += 1
             self.in_task = True  # a second signal now aborts the task where it stands
@@ -378,7 +379,7 @@ class App:
             if completion.status != "failed" or made > task.retries or self.stopping:
                 break
             self._backoff(self._announce_retry(d, task, completion, made))
-            earlier.append(_attempt(completion))
+            earlier += (_attempt(completion),)
         outcome = _outcome(task, completion, made, completion.started, decision)
         outcome.earlier = earlier
         self._settle(d, outcome, task)
@@ -441,7 +442,7 @@ class App:
             self.sched.release(decision.key)
         outcome = _outcome(self.workflow.nodes[d.node].task, completion, made,
                            completion.started or started, decision)
-        outcome.earlier = self._earlier.pop(d.id, [])
+        outcome.earlier = tuple(self._earlier.pop(d.id, ()))
         return outcome
 
     def _retry_later(self, d: Dispatch, task: Task, completion: Completion) -> None:

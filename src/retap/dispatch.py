@@ -10,7 +10,7 @@ store has as done is never executed again.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Attempt", "Dispatch", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
@@ -82,4 +82,4 @@ class Outcome:
     reused: str | None = None  # answered by a memoized result of "RUN/DISPATCH"
     outputs: dict[str, str] | None = None  # files written, path -> digest
     memo: Any = None  # a MemoEntry to remember with the record
-    earlier: list[Attempt] = field(default_factory=list)  # failed attempts before this one
+    earlier: tuple[Attempt, ...] = ()  # failed attempts before this one

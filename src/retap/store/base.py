@@ -57,7 +57,7 @@ class DispatchRecord:
     reused: str | None = None  # "RUN/DISPATCH" whose memoized result this one took
     outputs: dict[str, str] | None = None  # files written: path -> content digest
     memo: MemoEntry | None = None  # a result to remember for later runs, with this commit
-    earlier: list[Attempt] = field(default_factory=list)  # this session's failed attempts
+    earlier: tuple[Attempt, ...] = ()  # this session's failed attempts
 
 
 @dataclass(slots=True)
