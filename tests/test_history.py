@@ -155,3 +155,18 @@ def test_history_survives_a_store_copy(proj: Project, tmp_path: Path) -> None:
     assert [e["kind"] for e in proj.run("show", "c", "--json", "--store",
                                         str(tmp_path / "copy.db"), check=0).json()["events"]
             ] == ["created", "finished"]
+
+
+def test_a_done_dispatch_run_again_for_changed_code_keeps_its_done_attempt(
+        proj: Project) -> None:
+    proj.run("run", "--run-id", "r", "--", "load", "--yaml", "1", "--:", "recip", check=0)
+    source = (proj.path / "retapfile.py").read_text()
+    (proj.path / "retapfile.py").write_text(source.replace("return 1 / (x + self.offset)",
+                                                           "return 1.0 / (x + self.offset)"))
+    proj.run("replay", "r", "--rerun-changed", check=0)
+    [entry] = [a for a in proj.run("audit", "r", "--json", check=0).json() if a["node"] == 1]
+    assert [(a["n"], a["session"], a["status"]) for a in entry["history"]] == [
+        (1, 1, "done"), (2, 3, "done")]
+    events = proj.run("show", "r", "--json", check=0).json()["events"]
+    [code] = [e["data"] for e in events if e["kind"] == "code"]
+    assert (code["node"], code["task"], code["decision"]) == (1, "recip", "re-run")
