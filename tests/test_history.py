@@ -170,3 +170,24 @@ def test_a_done_dispatch_run_again_for_changed_code_keeps_its_done_attempt(
     events = proj.run("show", "r", "--json", check=0).json()["events"]
     [code] = [e["data"] for e in events if e["kind"] == "code"]
     assert (code["node"], code["task"], code["decision"]) == (1, "recip", "re-run")
+
+
+def test_runs_shows_duration_and_command_and_filters(proj: Project) -> None:
+    proj.run("run", "--run-id", "ok", "--", "load", "1", check=0)
+    proj.run("run", "--run-id", "bad", "--", "load", "--yaml", "0", "--:", "recip", check=1)
+    runs = proj.run("runs", "--json", check=0).json()
+    assert [r["run"] for r in runs] == ["bad", "ok"]
+    assert runs[1]["command"] == "retap run --run-id ok -- load 1"
+    assert all(isinstance(r["duration"], float) and 0 <= r["duration"] < 30 for r in runs)
+    table = proj.run("runs", check=0).out
+    assert "COMMAND" in table and "retap run --run-id ok -- load 1" in table
+
+    def listed(*args: str) -> list[str]:
+        return [r["run"] for r in proj.run("runs", "--json", *args, check=0).json()]
+
+    assert listed("--status", "failed") == ["bad"]
+    assert listed("--status", "done", "--status", "failed") == ["bad", "ok"]
+    assert listed("--limit", "1") == ["bad"]
+    assert listed("--since", "1h") == ["bad", "ok"]
+    assert listed("--since", "2999-01-01") == []
+    assert proj.run("runs", "--since", "soon").code == 2

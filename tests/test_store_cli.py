@@ -237,7 +237,7 @@ def test_runs_json_lists_runs_newest_first(proj: Project) -> None:
 
     assert [r["run"] for r in runs] == ["r3", "r2", "r1"]
     for r in runs:
-        assert set(r) == {"run", "status", "created", "dispatches"}
+        assert set(r) == {"run", "status", "created", "dispatches", "duration", "command"}
         created = dt.datetime.fromisoformat(r["created"])
         assert created.tzinfo is not None or "T" in r["created"]
         assert abs(created.timestamp() - dt.datetime.now().timestamp()) < 120

@@ -23,7 +23,7 @@ from retap.store.base import SESSIONS, AuditRecord, RunEvent, Store, session_of
 if TYPE_CHECKING:
     from retap.workflow import Workflow
 
-__all__ = ["attempt_history", "event_line", "history_problems", "session_facts"]
+__all__ = ["attempt_history", "event_line", "history_problems", "run_summary", "session_facts"]
 
 
 def session_facts(workflow: Workflow) -> dict[str, Any]:
@@ -50,6 +50,25 @@ def _secrets(workflow: Workflow) -> list[str]:
                 if text:
                     found.add(text)
     return sorted(found, key=len, reverse=True)  # a secret inside another is masked last
+
+
+def run_summary(events: list[RunEvent], running: bool, now: float
+                ) -> tuple[float | None, str | None]:
+    """How long a run has run (the sum of its sessions that ended, and of the one
+    ``running`` until ``now``; a session killed before it could write its end is not
+    known, so not counted) and the command that created it; None for what its events do
+    not tell (a run of an older store)."""
+    took, began = 0.0, None
+    for event in events:
+        if event.kind in SESSIONS:
+            began = event.at
+        elif event.kind == "finished" and began is not None:
+            took, began = took + max(0.0, event.at - began), None
+    if began is not None and running:
+        took += max(0.0, now - began)
+    created = next((e for e in events if e.kind == "created"), None)
+    command = shlex.join(map(str, created.data.get("argv", []))) if created else None
+    return (took if events else None), command
 
 
 def attempt_history(store: Store, run: str, audits: list[AuditRecord]

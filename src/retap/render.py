@@ -51,19 +51,38 @@ def short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def runs_json(runs: Iterable[RunInfo]) -> list[dict[str, Any]]:
+def runs_json(runs: Iterable[RunInfo],
+              summaries: dict[str, tuple[float | None, str | None]] | None = None
+              ) -> list[dict[str, Any]]:
+    """Runs as the contract's JSON; with ``summaries`` (run -> seconds run, command), those
+    too, as ``duration`` and ``command``."""
+    summaries = summaries or {}
     return [{"run": r.run, "status": r.effective_status, "created": iso(r.created),
-             "dispatches": r.dispatches} for r in runs]
+             "dispatches": r.dispatches,
+             **({"duration": summaries[r.run][0], "command": summaries[r.run][1]}
+                if r.run in summaries else {})} for r in runs]
 
 
-def runs_table(runs: Iterable[RunInfo]) -> str:
-    rows = [(r["run"], r["status"], r["created"], str(r["dispatches"])) for r in runs_json(runs)]
-    if not rows:
+def runs_table(runs: Iterable[RunInfo],
+               summaries: dict[str, tuple[float | None, str | None]] | None = None) -> str:
+    found = runs_json(runs, summaries)
+    if not found:
         return "no runs in this store\n"
-    head = ("RUN", "STATUS", "CREATED", "DISPATCHES")
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(4)]
+    rows = [(r["run"], r["status"], r["created"], _duration(r.get("duration")),
+             str(r["dispatches"]), short(r.get("command") or "", 70)) for r in found]
+    head = ("RUN", "STATUS", "CREATED", "DURATION", "DISPATCHES", "COMMAND")
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                    + "\n" for row in [head, *rows])
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
 
 
 def audit_json(audits: Iterable[AuditRecord],

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from retap.cli.main import main, open_cli_store, store_option
 from retap.errors import RetapError
-from retap.history import attempt_history, event_line
+from retap.history import attempt_history, event_line, run_summary
 from retap.render import (
     attempt_json,
     attempt_lines,
@@ -33,14 +35,45 @@ if TYPE_CHECKING:
 @main.command("runs")
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="as JSON")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["running", "done", "failed", "interrupted"]),
+              help="only runs with this status (repeatable)")
+@click.option("--since", default=None, metavar="WHEN",
+              help="only runs created since WHEN: a date or time (2026-11-30, "
+                   "2026-11-30T08:00) or an age (30m, 12h, 7d)")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="only the N newest runs")
 @click.pass_context
-def runs_cmd(ctx: click.Context, store: str | None, as_json: bool) -> None:
-    """The runs in the store, newest first."""
-    runs = open_cli_store(ctx, store, readonly=True).runs()
+def runs_cmd(ctx: click.Context, store: str | None, as_json: bool, statuses: tuple[str, ...],
+             since: str | None, limit: int | None) -> None:
+    """The runs in the store, newest first: status, when created, how long they ran,
+    dispatches, the command that started them."""
+    after = parse_since(since) if since is not None else None
+    the_store = open_cli_store(ctx, store, readonly=True)
+    runs = [r for r in the_store.runs() if (not statuses or r.effective_status in statuses)
+            and (after is None or r.created >= after)][:limit]
+    now = time.time()
+    summaries = {r.run: run_summary(the_store.events(r.run), r.effective_status == "running",
+                                    now) for r in runs}
     if as_json:
-        click.echo(json.dumps(runs_json(runs), indent=2))
+        click.echo(json.dumps(runs_json(runs, summaries), indent=2))
     else:
-        click.echo(runs_table(runs), nl=False)
+        click.echo(runs_table(runs, summaries), nl=False)
+
+
+def parse_since(text: str) -> float:
+    """``--since``: an ISO date or time (UTC unless it says otherwise) or an age such as
+    ``30m``, ``12h``, ``7d``; seconds since the epoch."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text[-1:] in units and text[:-1].isdigit():
+        return time.time() - int(text[:-1]) * units[text[-1]]
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither a date or time (2026-11-30, "
+                                 "2026-11-30T08:00) nor an age (30m, 12h, 7d)",
+                                 param_hint="--since") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 @main.command("show")
