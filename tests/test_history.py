@@ -191,3 +191,17 @@ def test_runs_shows_duration_and_command_and_filters(proj: Project) -> None:
     assert listed("--since", "1h") == ["bad", "ok"]
     assert listed("--since", "2999-01-01") == []
     assert proj.run("runs", "--since", "soon").code == 2
+
+
+def test_audit_trail_shows_where_one_value_came_from(proj: Project) -> None:
+    proj.run("run", "--run-id", "t", "--", "load", "--yaml", "[1, 4]", "--:i", "recip",
+             "--:", "dump", check=0)
+    audits = proj.run("audit", "t", "--json", check=0).json()
+    [last] = [a for a in audits if a["node"] == 2 and a["value"] == 0.25]
+    trail = proj.run("audit", "t", "--trail", last["id"][:8], check=0).lines
+    assert trail[0].startswith("o-[2 dump] 0.25")
+    assert trail[1].startswith("`-o-[1 recip] 0.25")
+    assert trail[2].startswith("  `-o-[0 load] [1, 4]")
+    assert len(trail) == 3  # the other branch (1 -> 1.0) is not part of this value's trail
+    result = proj.run("audit", "t", "--trail", "nope")
+    assert result.code == 2 and "no dispatch 'nope'" in result.err

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from retap.store.base import AuditRecord, RunInfo
 
 __all__ = ["attempt_json", "attempt_lines", "audit_dot", "audit_json", "audit_mermaid",
-           "audit_trail", "iso", "jsonable", "runs_json", "runs_table"]
+           "audit_trail", "iso", "jsonable", "runs_json", "runs_table", "upstream_trail"]
 
 
 def jsonable(value: Any) -> Any:
@@ -155,6 +155,29 @@ def audit_trail(audits: list[AuditRecord]) -> str:
             last = i == len(kids) - 1
             stack.append((kids[i], rest + ("`-" if last else "|-"),
                           rest + ("  " if last else "| "), a.id))
+    return "\n".join(lines) + "\n"
+
+
+def upstream_trail(audits: list[AuditRecord], dispatch: str) -> str:
+    """Where one value came from: ``dispatch`` and, indented under it, the dispatches that
+    fed it, back to the leads (one already shown is named, not repeated)."""
+    by_id = {a.id: a for a in audits}
+    lines: list[str] = []
+    shown: set[str] = set()
+    stack: list[tuple[AuditRecord, str, str]] = [(by_id[dispatch], "", "")]
+    while stack:
+        a, lead, rest = stack.pop()
+        mark = "x" if a.status in ("failed", "interrupted") else "o"
+        if a.id in shown:
+            lines.append(f"{lead}{mark}-[{a.node} {a.task}] ^ {a.id[:12]}")
+            continue
+        shown.add(a.id)
+        lines.append(f"{lead}{mark}-[{a.node} {a.task}] {_label(a)}  ({a.id[:12]})")
+        sources = [by_id[s] for s in a.sources if s in by_id]
+        for i in reversed(range(len(sources))):
+            last = i == len(sources) - 1
+            stack.append((sources[i], rest + ("`-" if last else "|-"),
+                          rest + ("  " if last else "| ")))
     return "\n".join(lines) + "\n"
 
 

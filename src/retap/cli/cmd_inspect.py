@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from retap.cli.main import main, open_cli_store, store_option
-from retap.errors import RetapError
+from retap.errors import RetapError, UsageError
 from retap.history import attempt_history, event_line, run_summary
 from retap.render import (
     attempt_json,
@@ -26,10 +26,11 @@ from retap.render import (
     runs_json,
     runs_table,
     short,
+    upstream_trail,
 )
 
 if TYPE_CHECKING:
-    from retap.store.base import Store
+    from retap.store.base import AuditRecord, Store
 
 
 @main.command("runs")
@@ -176,14 +177,19 @@ def show_text(report: dict[str, Any]) -> str:
 @click.option("--json", "fmt", flag_value="json", help="as JSON, in recording order")
 @click.option("--dot", "fmt", flag_value="dot", help="as a Graphviz digraph")
 @click.option("--mermaid", "fmt", flag_value="mermaid", help="as a Mermaid graph")
+@click.option("--trail", "dispatch", default=None, metavar="DISPATCH",
+              help="only where this dispatch's value came from (an id or a unique prefix)")
 @click.pass_context
-def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None) -> None:
+def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None,
+              dispatch: str | None) -> None:
     """The provenance of every value of RUN: which dispatch fed which."""
     the_store = open_cli_store(ctx, store, readonly=True)
     the_store.check_structure()
     _import_pickled_classes(the_store, run)
     audits = the_store.audits(run)
-    if fmt == "json":
+    if dispatch is not None:
+        click.echo(upstream_trail(audits, _one_dispatch(audits, dispatch)), nl=False)
+    elif fmt == "json":
         history = attempt_history(the_store, run, audits)
         click.echo(json.dumps(audit_json(audits, history), indent=2, ensure_ascii=False))
     elif fmt == "dot":
@@ -192,6 +198,18 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None) 
         click.echo(audit_mermaid(audits), nl=False)
     else:
         click.echo(audit_trail(audits), nl=False)
+
+
+def _one_dispatch(audits: list[AuditRecord], wanted: str) -> str:
+    """The id of the one dispatch ``wanted`` names (its id or a unique prefix of it)."""
+    found = sorted({a.id for a in audits if a.id.startswith(wanted.lower())})
+    if len(found) == 1 and wanted:
+        return found[0]
+    if not found or not wanted:
+        raise UsageError(f"--trail: no dispatch {wanted!r} in this run")
+    raise UsageError(f"--trail: {wanted!r} names {len(found)} dispatches "
+                     f"({', '.join(f[:12] for f in found[:5])}{', ...' if len(found) > 5 else ''}"
+                     "); give more of its id")
 
 
 @main.command("check")
