@@ -205,3 +205,51 @@ def test_audit_trail_shows_where_one_value_came_from(proj: Project) -> None:
     assert len(trail) == 3  # the other branch (1 -> 1.0) is not part of this value's trail
     result = proj.run("audit", "t", "--trail", "nope")
     assert result.code == 2 and "no dispatch 'nope'" in result.err
+
+
+def test_prune_deletes_old_runs_and_only_the_values_no_other_run_uses(
+        proj: Project, procs: list[Any]) -> None:
+    import sqlite3
+    import time
+    from datetime import UTC, datetime
+
+    shared, own = "s" * 100, "o" * 100  # values too large to live inline in their rows
+    proj.run("run", "--run-id", "old", "--", "load", shared, "--:", "load", own, check=0)
+    proj.run("run", "--run-id", "bad", "--", "load", "--yaml", "0", "--:", "recip", check=1)
+    time.sleep(1.1)
+    cut = datetime.now(UTC).isoformat()
+    time.sleep(1.1)
+    proj.run("run", "--run-id", "new", "--", "load", shared, check=0)
+    busy = proj.start("run", "--run-id", "busy", "--", "once", "x")
+    procs.append(busy)
+    wait_for(lambda: (proj.path / "started").exists())
+
+    assert sorted(proj.run("prune", "--older-than", cut, "-n", check=0).lines) == ["bad", "old"]
+    assert sorted(proj.run("prune", "--older-than", cut, "--status", "failed",
+                           check=0).lines) == ["bad"]
+    assert proj.run("prune", "--older-than", "0s", check=0).lines == ["new", "old"]
+    assert [r["run"] for r in proj.runs()] == ["busy"]  # its owner lives: never deleted
+
+    (proj.path / "go").touch()
+    assert busy.wait(timeout=20) == 0
+    with sqlite3.connect(proj.path / ".retap" / "retap.db") as conn:
+        for table in ("dispatches", "events", "attempts", "queue"):
+            assert {r for (r,) in conn.execute(f"SELECT DISTINCT run FROM {table}")} <= {"busy"}
+        assert conn.execute('SELECT count(*) FROM "values"').fetchone() == (0,)
+    conn.close()
+    assert proj.run("check", check=0).code == 0
+
+
+def test_prune_keeps_a_value_a_remaining_run_still_uses(proj: Project) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    shared = "s" * 100
+    proj.run("run", "--run-id", "old", "--", "load", shared, check=0)
+    time.sleep(1.1)
+    cut = datetime.now(UTC).isoformat()
+    proj.run("run", "--run-id", "new", "--", "load", shared, "--:", "dump", check=0)
+    assert proj.run("prune", "--older-than", cut, check=0).lines == ["old"]
+    assert proj.run("check", check=0).code == 0
+    assert proj.run("replay", "new", check=0).code == 0
+    assert proj.run("audit", "new", "--json", check=0).json()[0]["value"] == shared

@@ -276,6 +276,25 @@ def test_every_attempt_is_kept_with_the_session_it_belonged_to(opener: Opener) -
     assert store.events("r1")[3].data == {"status": "done"}
 
 
+def test_delete_runs_deletes_all_of_a_run_but_never_one_a_live_owner_holds(
+        store: Store, other_process: Owner) -> None:
+    a, b = lead(0, 0, "x" * 100), lead(0, 1, "y")
+    for run in ("r1", "r2"):
+        log = new_run(store, run, a, b)
+        log.commit_dispatch(record(a, value="v" * 100, memo=MemoEntry("t", run, "v" * 100,
+                                                                      {}, {})),
+                            Effects(removed=a))
+        log.finish("done")
+    new_run(store, "r3", owner=other_process)
+    assert store.delete_runs(["r1", "r3", "nope"]) == ["r1"]
+    assert [r.run for r in store.runs()] == ["r3", "r2"]
+    with pytest.raises(UnknownRun):
+        store.audits("r1")
+    assert store.memo_get("t", "r1") is None and store.memo_get("t", "r2") is not None
+    assert [x.value for x in store.audits("r2")] == ["v" * 100]  # its values are kept
+    assert ids(store.queue("r2")) == [b.id]
+
+
 def test_a_run_without_history_has_none(store: Store) -> None:
     new_run(store, "r1")
     assert store.events("r1") == [] and store.earlier_attempts("r1") == {}

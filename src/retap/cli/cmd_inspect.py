@@ -62,9 +62,9 @@ def runs_cmd(ctx: click.Context, store: str | None, as_json: bool, statuses: tup
         click.echo(runs_table(runs, summaries), nl=False)
 
 
-def parse_since(text: str) -> float:
-    """``--since``: an ISO date or time (UTC unless it says otherwise) or an age such as
-    ``30m``, ``12h``, ``7d``; seconds since the epoch."""
+def parse_since(text: str, option: str = "--since") -> float:
+    """``--since`` (or ``option``): an ISO date or time (UTC unless it says otherwise) or
+    an age such as ``30m``, ``12h``, ``7d``; seconds since the epoch."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     if text[-1:] in units and text[:-1].isdigit():
         return time.time() - int(text[:-1]) * units[text[-1]]
@@ -73,7 +73,7 @@ def parse_since(text: str) -> float:
     except ValueError:
         raise click.BadParameter(f"{text!r} is neither a date or time (2026-11-30, "
                                  "2026-11-30T08:00) nor an age (30m, 12h, 7d)",
-                                 param_hint="--since") from None
+                                 param_hint=option) from None
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 

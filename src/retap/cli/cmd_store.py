@@ -1,10 +1,11 @@
-"""``retap store copy``: move run history between stores (SQLite to PostgreSQL and back)."""
+"""``retap store copy``: move run history between stores (SQLite to PostgreSQL and back);
+``retap prune``: delete old runs."""
 
 from __future__ import annotations
 
 import click
 
-from retap.cli.main import echo_err, main
+from retap.cli.main import echo_err, main, open_cli_store, store_option
 
 
 @main.group("store")
@@ -45,3 +46,35 @@ def copy_cmd(source: str, destination: str, runs: tuple[str, ...]) -> None:
     for item in copied:
         click.echo(f"{item.run}: {item.dispatches} dispatch(es)")
     echo_err(f"copied {len(copied)} run(s) from {src.location} to {dst.location}")
+
+
+@main.command("prune")
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              help="delete runs created before this: an age (30d, 12h, 90m) or a date or "
+                   "time (2026-11-01)")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["done", "failed", "interrupted"]),
+              help="only runs with this status (repeatable); default: any but running")
+@click.option("--dry-run", "-n", "dry_run", is_flag=True, help="list them, delete nothing")
+@store_option
+@click.pass_context
+def prune_cmd(ctx: click.Context, older_than: str, statuses: tuple[str, ...], dry_run: bool,
+              store: str | None) -> None:
+    """Delete old runs: everything recorded for them, their remembered results, and the
+    values no other run uses. A running run is never deleted."""
+    from retap.cli.cmd_inspect import parse_since
+
+    before = parse_since(older_than, "--older-than")
+    the_store = open_cli_store(ctx, store, create=False)
+    chosen = [r.run for r in the_store.runs() if r.created < before and
+              r.effective_status != "running" and
+              (not statuses or r.effective_status in statuses)]
+    if dry_run:
+        for run in chosen:
+            click.echo(run)
+        echo_err(f"would delete {len(chosen)} run(s) from {the_store.location}")
+        return
+    deleted = the_store.delete_runs(chosen)
+    for run in deleted:
+        click.echo(run)
+    echo_err(f"deleted {len(deleted)} run(s) from {the_store.location}")

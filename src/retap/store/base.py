@@ -209,6 +209,12 @@ class Store(ABC):
         latest attempt), by dispatch id, in order."""
 
     @abstractmethod
+    def delete_runs(self, runs: Iterable[str]) -> list[str]:
+        """Delete these runs with everything recorded for them (their remembered results
+        too) and the values nothing else refers to, in one transaction; a run held by a
+        live owner is left alone. The runs deleted (an unknown run is not one)."""
+
+    @abstractmethod
     def events(self, run: str) -> list[RunEvent]:
         """The run's timeline, in order."""
 

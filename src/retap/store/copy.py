@@ -9,7 +9,6 @@ left for reuse; not with a lease (a copy belongs to no coordinator).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -67,10 +66,10 @@ def _copy_run(src: SQLStore, dst: SQLStore, run: str) -> int:
         if table == "dispatches":
             count = len(found)
             for r in found:
-                refs.update(_refs(r[columns.index("result")], r[columns.index("inputs")]))
+                refs.update(rows.refs(r[columns.index("result")], r[columns.index("inputs")]))
         elif table == "queue":
             for r in found:
-                refs.update(_refs(None, r[columns.index("inputs")]))
+                refs.update(rows.refs(None, r[columns.index("inputs")]))
         elif table == "memo":
             refs.update(r[columns.index("result")] for r in found)
         _insert(dst, table, columns if checked is None else (*columns, "crc"), found)
@@ -98,14 +97,6 @@ def _insert(dst: SQLStore, table: str, columns: tuple[str, ...],
             found: list[tuple[Any, ...]]) -> None:
     if found:
         dst.xmany(dst.dialect.insert(table, columns), found)
-
-
-def _refs(result: Any, inputs: Any) -> list[str]:
-    refs = [result] if isinstance(result, str) else []
-    if isinstance(inputs, str):
-        listed = json.loads(inputs)
-        refs += [r for r in listed if isinstance(r, str)] if isinstance(listed, list) else []
-    return refs
 
 
 def _copy_values(src: SQLStore, dst: SQLStore, refs: list[str]) -> None:

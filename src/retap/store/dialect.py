@@ -24,6 +24,7 @@ class Dialect:
     table_suffix: str  # after a table's closing parenthesis (clustered tables in SQLite)
     begin_claim: str  # opens a transaction that will write a run's row
     for_update: str  # after a SELECT of a run's row: hold it until the transaction ends
+    lock_values: str  # in a transaction: no other writer adds a value until it ends
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def sql(self, text: str) -> str:
@@ -55,6 +56,7 @@ class Dialect:
 
 
 # SQLite locks the whole file for a writer (BEGIN IMMEDIATE); PostgreSQL locks the row.
-SQLITE = Dialect("sqlite", "?", "BLOB", "REAL", " WITHOUT ROWID", "BEGIN IMMEDIATE", "")
+# (SQLite's BEGIN IMMEDIATE already keeps other writers out of the whole file.)
+SQLITE = Dialect("sqlite", "?", "BLOB", "REAL", " WITHOUT ROWID", "BEGIN IMMEDIATE", "", "")
 POSTGRES = Dialect("postgresql", "%s", "BYTEA", "DOUBLE PRECISION", "", "BEGIN",
-                   " FOR UPDATE")
+                   " FOR UPDATE", 'LOCK TABLE "values" IN SHARE ROW EXCLUSIVE MODE')

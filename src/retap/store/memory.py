@@ -103,6 +103,15 @@ class MemoryStore(Store):
     def earlier_attempts(self, run: str) -> dict[str, list[Attempt]]:
         return {d: list(a) for d, a in self._get(run).attempts.items()}
 
+    def delete_runs(self, runs: Iterable[str]) -> list[str]:
+        deleted = [r for r in dict.fromkeys(runs) if r in self._runs and
+                   self._runs[r].info.effective_status != "running"]
+        for run in deleted:
+            del self._runs[run]
+        for key in [k for k, e in self._memo.items() if e.run in deleted]:
+            del self._memo[key]
+        return deleted
+
     def events(self, run: str) -> list[RunEvent]:
         return list(self._get(run).events)
 

@@ -9,11 +9,12 @@ every backend, with no function registered in the database.
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any
 
 __all__ = ["ATTEMPT", "DISPATCH", "EVENT", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "MEMO", "QUEUE",
-           "RUN", "as_bytes", "crc", "matches"]
+           "RUN", "as_bytes", "crc", "matches", "refs"]
 
 RUN = ("run", "status", "created", "codec", "spec", "owner_host", "owner_pid",
        "owner_started")
@@ -45,6 +46,16 @@ def matches(row: Any, columns: tuple[str, ...], prefix: str = "", crc_column: st
     stored = row[prefix + crc_column]
     fields = tuple(as_bytes(row[prefix + c]) for c in columns)
     return type(stored) is int and stored == crc(*fields)
+
+
+def refs(result: Any, inputs: Any) -> list[str]:
+    """The value refs a row names: its ``result`` ref and the refs in its ``inputs`` (a
+    JSON list), as stored."""
+    found = [result] if isinstance(result, str) else []
+    if isinstance(inputs, str):
+        listed = json.loads(inputs)
+        found += [r for r in listed if isinstance(r, str)] if isinstance(listed, list) else []
+    return found
 
 
 def as_bytes(value: Any) -> Any:

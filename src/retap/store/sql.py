@@ -437,6 +437,11 @@ class SQLStore(Store):
                     Attempt(a.n, a.session, a.status, a.started, a.finished, a.error))
         return found
 
+    def delete_runs(self, runs: Iterable[str]) -> list[str]:
+        from retap.store.prune import delete_runs
+
+        return delete_runs(self, runs)
+
     def events(self, run: str) -> list[RunEvent]:
         with self.errors():
             self._known(run)
