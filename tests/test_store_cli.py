@@ -447,7 +447,9 @@ def test_audit_json_is_the_provenance_in_recording_order(audited: Project) -> No
     audits = audited.run("audit", "au", "--json", check=0).json()
 
     assert all(set(a) == {"id", "node", "task", "sources", "status", "value", "attempts",
-                          "history"} for a in audits)
+                          "history", "inputs", "configs", "error", "error_type", "started",
+                          "finished", "outputs", "code_version", "reused_from"}
+               for a in audits)
     assert all(len(a["history"]) == a["attempts"] for a in audits)
     assert [(a["node"], a["task"], a["status"]) for a in audits] == [
         (0, "a", "done"), (1, "b", "done"), (2, "c", "failed"), (3, "d", "done")]

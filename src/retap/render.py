@@ -86,13 +86,27 @@ def _duration(seconds: float | None) -> str:
 
 
 def audit_json(audits: Iterable[AuditRecord],
-               history: dict[str, list[Attempt]] | None = None) -> list[dict[str, Any]]:
-    """The audit as the contract's JSON; with ``history``, each dispatch's attempts too."""
+               history: dict[str, list[Attempt]] | None = None,
+               configs: dict[Any, Any] | None = None) -> list[dict[str, Any]]:
+    """The audit as the contract's JSON; with ``history`` (and ``configs``, by node), all
+    a dispatch's record holds: its attempts, inputs, configs, error, timings, files
+    written, code version and where a reused result came from."""
     return [{"id": a.id, "node": a.node, "task": a.task, "sources": list(a.sources),
              "status": a.status, "value": jsonable(a.value), "attempts": a.attempts,
-             **({"history": [attempt_json(t) for t in history.get(a.id, [])]}
-                if history is not None else {})}
+             **(_audit_details(a, history, configs or {}) if history is not None else {})}
             for a in audits]
+
+
+def _audit_details(a: AuditRecord, history: dict[str, list[Attempt]],
+                   configs: dict[Any, Any]) -> dict[str, Any]:
+    error = a.error or {}
+    return {"history": [attempt_json(t) for t in history.get(a.id, [])],
+            "inputs": jsonable(list(a.inputs)), "configs": jsonable(configs.get(a.node, {})),
+            "error": error.get("message"), "error_type": error.get("type"),
+            "started": iso(a.started) if a.started else None,
+            "finished": iso(a.finished) if a.finished else None,
+            "outputs": a.outputs or {}, "code_version": a.code_version or None,
+            "reused_from": a.reused}
 
 
 def attempt_json(a: Attempt) -> dict[str, Any]:

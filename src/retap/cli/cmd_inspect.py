@@ -28,6 +28,7 @@ from retap.render import (
     short,
     upstream_trail,
 )
+from retap.store.boundary import STATUSES
 
 if TYPE_CHECKING:
     from retap.store.base import AuditRecord, Store
@@ -190,8 +191,12 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None,
     if dispatch is not None:
         click.echo(upstream_trail(audits, _one_dispatch(audits, dispatch)), nl=False)
     elif fmt == "json":
-        history = attempt_history(the_store, run, audits)
-        click.echo(json.dumps(audit_json(audits, history), indent=2, ensure_ascii=False))
+        full = the_store.dispatches(run, STATUSES)  # with their inputs
+        history = attempt_history(the_store, run, full)
+        configs = {n["id"]: n.get("config", {})
+                   for n in the_store.run_info(run).spec.get("nodes", [])}
+        click.echo(json.dumps(audit_json(full, history, configs), indent=2,
+                              ensure_ascii=False))
     elif fmt == "dot":
         click.echo(audit_dot(audits), nl=False)
     elif fmt == "mermaid":
