@@ -44,6 +44,15 @@ class Flaky(retap.Task, name="flaky"):
         return x
 
 
+class Twice(retap.Task, name="twice", cache="inputs"):
+    """Doubles; its results are remembered across runs."""
+
+    def process(self, x):
+        with open("twice.log", "a") as fh:
+            fh.write(f"{x}\\n")
+        return x * 2
+
+
 class Once(retap.Task, name="once"):
     """Not idempotent; waits for a file the first time it runs."""
 
@@ -253,3 +262,31 @@ def test_prune_keeps_a_value_a_remaining_run_still_uses(proj: Project) -> None:
     assert proj.run("check", check=0).code == 0
     assert proj.run("replay", "new", check=0).code == 0
     assert proj.run("audit", "new", "--json", check=0).json()[0]["value"] == shared
+
+
+def test_replay_from_a_node_runs_it_and_its_downstream_again_and_reuses_the_rest(
+        proj: Project) -> None:
+    proj.run("run", "--run-id", "p", "--", "load", "--yaml", "[1, 4]", "--:i", "recip",
+             "--:", "dump", check=0)
+    again = proj.run("replay", "p", "--from", "1", check=0)
+    assert sorted(again.lines) == ["0.25", "1.0"]  # dump ran again
+    assert "4 executed, 1 cached" in again.err  # load was answered from the store
+    audits = proj.run("audit", "p", "--json", check=0).json()
+    assert {a["node"]: [(h["n"], h["session"]) for h in a["history"]] for a in audits} == {
+        0: [(1, 1)], 1: [(1, 1), (2, 3)], 2: [(1, 1), (2, 3)]}
+    [replayed] = [e for e in proj.run("show", "p", "--json", check=0).json()["events"]
+                  if e["kind"] == "replayed"]
+    assert replayed["data"]["options"]["from"] == [1]
+    result = proj.run("replay", "p", "--from", "9")
+    assert result.code == 2 and "no node 9 in the run (nodes: 0, 1, 2)" in result.err
+
+
+def test_replay_from_runs_a_remembered_node_again(proj: Project) -> None:
+    proj.run("run", "--run-id", "m1", "--", "load", "--yaml", "3", "--:", "twice", check=0)
+    proj.run("run", "--run-id", "m2", "--", "load", "--yaml", "3", "--:", "twice", check=0)
+    assert proj.log("twice.log") == ["3"]  # m2 took m1's result
+    proj.run("replay", "m2", "--from", "1", check=0)
+    assert proj.log("twice.log") == ["3", "3"]
+    [entry] = [a for a in proj.run("audit", "m2", "--json", check=0).json() if a["node"] == 1]
+    assert [h["status"] for h in entry["history"]] == ["done"]  # the reuse was no attempt
+    assert entry["reused_from"] is None and entry["attempts"] == 1

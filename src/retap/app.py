@@ -80,6 +80,7 @@ class App:
         self.recorder: Recorder | None = None
         self.cache: Recorded | None = None
         self._rerun: set[NodeId] = set()
+        self.force_nodes: set[NodeId] = set()  # run even where the memo has a result
         self.halt_before_execute = False
         self.failures: list[tuple[Dispatch, Outcome]] = []
         self.memoizer = Memoizer(memo or self.store, remember=not dry_run)
@@ -524,6 +525,8 @@ class App:
         if not memoized(task):
             return None
         decision = self.memoizer.decide(task, d)
+        if decision.hit is not None and d.node in self.force_nodes:
+            decision.hit, decision.reason = None, "asked to run again (replay --from)"
         if self.explain is not None:
             verb = "skip" if decision.hit is not None else "run "
             self.explain(f"{verb} {self._describe(d)}: {decision.reason}")

@@ -11,7 +11,7 @@ claim, so two of them cannot run one run at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from retap.app import App, RunResult
@@ -48,6 +48,7 @@ class Recovery:
     workflow: Workflow
     changes: list[CodeChange]
     settings: list[dict[str, Any]]  # each --set applied: node, key, old and new value
+    from_nodes: list[NodeId] = field(default_factory=list)  # replay --from: run these again
 
     @property
     def already_done(self) -> bool:
@@ -162,15 +163,33 @@ def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
            notify: Callable[[str], None] | None = None,
            explain: Callable[[str], None] | None = None,
            halt_before_execute: bool = False, take_over: bool = False,
-           **running: Any) -> RunResult:
+           from_nodes: Iterable[NodeId] = (), **running: Any) -> RunResult:
     """Run ``run`` again from a clean workflow, answering done dispatches from the store,
-    in the order they were recorded. ``running``: as for ``resume``."""
+    in the order they were recorded; the dispatches of ``from_nodes`` and everything
+    downstream of them run again (their earlier attempts are kept). ``running``: as for
+    ``resume``."""
     recovery = prepare(store, run, list(settings), take_over)
+    recovery.from_nodes = _nodes(recovery.workflow, from_nodes)
     _warn_changes(recovery, rerun_changed, notify)
-    if recovery.already_done and not (rerun_changed and recovery.changes):
+    if recovery.already_done and not (rerun_changed and recovery.changes) and \
+            not recovery.from_nodes:
         return RunResult(run, "done", store)
     return _replay(store, recovery, rerun_inflight, rerun_changed, middleware, on_error, notify,
                    explain, take_over, running, halt_before_execute)
+
+
+def _nodes(workflow: Workflow, given: Iterable[NodeId]) -> list[NodeId]:
+    """The nodes ``given`` (an index given as text counts as the index), each checked."""
+    found = []
+    for node in given:
+        if isinstance(node, str) and node.isascii() and node.isdecimal() and \
+                node not in workflow.nodes:
+            node = int(node)
+        if node not in workflow.nodes:
+            raise UsageError(f"--from: no node {node!r} in the run (nodes: "
+                             f"{', '.join(map(str, workflow.nodes))})")
+        found.append(node)
+    return found
 
 
 def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_changed: bool,
@@ -180,8 +199,12 @@ def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_change
     app = _claim(store, recovery, "replayed", (rerun_inflight, rerun_changed), take_over,
                  middleware, on_error, notify, explain, running,
                  lambda app, log: app.attach(log, cache=log.cached()))
+    again = set(recovery.from_nodes)
     if rerun_changed:
-        app.rerun_nodes = {c.node for c in recovery.changes}
+        again |= {c.node for c in recovery.changes}
+    if again:
+        app.rerun_nodes = again
+        app.force_nodes = set(recovery.from_nodes)
     app.halt_before_execute = halt
     app.enqueue_leads_for_replay()
     return app.run()
@@ -209,6 +232,7 @@ def _claim(store: Store, recovery: Recovery, kind: str, rerun: tuple[bool, bool]
         log.start_session(kind, {**session_facts(recovery.workflow), "took_over": took_over,
                                  "options": {"rerun_inflight": rerun_inflight,
                                              "rerun_changed": rerun_changed,
+                                             "from": recovery.from_nodes,
                                              "on_error": on_error, "take_over": take_over}})
         for change in recovery.settings:
             log.event("set", change)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -53,16 +54,21 @@ def resume_cmd(ctx: click.Context, run: str, store: str | None, **options: Any) 
 
 @main.command("replay")
 @_common
+@click.option("--from", "from_nodes", multiple=True, metavar="NODE",
+              help="run NODE's dispatches again (even where they are done or remembered) "
+                   "and everything downstream of them; reuse the rest (repeatable)")
 @click.pass_context
-def replay_cmd(ctx: click.Context, run: str, store: str | None, **options: Any) -> None:
+def replay_cmd(ctx: click.Context, run: str, store: str | None,
+               from_nodes: tuple[str, ...], **options: Any) -> None:
     """Run RUN again from its spec, taking done dispatches' results from the store."""
-    _continue(ctx, "replay", run, store, **options)
+    _continue(ctx, "replay", run, store, from_nodes=from_nodes, **options)
 
 
 def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
               settings: tuple[str, ...], rerun_inflight: bool, rerun_changed: bool,
               on_error: str, explain: bool, quiet: bool, take_over: bool, jobs: int,
-              executor: str | None, timeout: float | None) -> None:
+              executor: str | None, timeout: float | None,
+              from_nodes: tuple[str, ...] = ()) -> None:
     from retap.progress import Progress
     from retap.progress import wanted as progress_wanted
     from retap.recovery import parse_set, replay, resume
@@ -70,7 +76,7 @@ def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
     the_store = open_cli_store(ctx, store, create=False)
     parsed = [parse_set(s) for s in settings]
     say = (lambda m: None) if quiet else echo_err
-    action = resume if verb == "resume" else replay
+    action = resume if verb == "resume" else partial(replay, from_nodes=from_nodes)
     result: RunResult = action(the_store, run, settings=parsed, rerun_inflight=rerun_inflight,
                                rerun_changed=rerun_changed, on_error=on_error, notify=say,
                                explain=echo_err if explain else None, take_over=take_over,
