@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -372,3 +373,15 @@ def test_a_leftover_journal_of_the_same_dispatch_is_undone_not_dropped(
     again.begin()
     assert stamp.read_text() == "start\n"
     assert (tmp_path / ".retap" / "backup" / "r1" / journal.OWNER_FILE).exists()
+
+
+def test_seed_2026_case_1165_a_half_written_owner_file_of_a_killed_run_goes_with_its_folder(
+        files: Project) -> None:
+    # A kill between writing owner.json's temporary file and renaming it left the file
+    # behind: the folder (no journal in it) was then never removed.
+    folder = plant_journal(files, "x5", [])
+    shutil.rmtree(folder / "d")
+    (folder / "owner.json.4242-139755530410880.tmp").write_text('{"run": "x5", "ho')
+    files.run("run", "--", "stamp", check=0)
+    assert not folder.exists()
+    assert backups(files) == []

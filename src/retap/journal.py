@@ -131,7 +131,12 @@ class RunFolder:
         return found
 
     def remove_if_empty(self) -> None:
-        if self.dir.is_dir() and {p.name for p in self.dir.iterdir()} <= {OWNER_FILE}:
+        """Remove the folder when it holds no journal: only its ``owner.json``, and the
+        temporary files of ``owner.json`` writes a killed process left half done."""
+        if self.dir.is_dir() and all(
+                p.name == OWNER_FILE or (p.name.startswith(f"{OWNER_FILE}.") and
+                                         p.name.endswith(".tmp") and p.is_file())
+                for p in self.dir.iterdir()):
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
