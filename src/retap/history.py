@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from retap.dispatch import Attempt
 from retap.owner import host_name
 from retap.secret import SECRET_TYPES
-from retap.store.base import SESSIONS, AuditRecord, RunEvent, Store, session_of
+from retap.store.base import SESSIONS, AuditRecord, RunEvent, Store, session_of, session_starts
 
 if TYPE_CHECKING:
     from retap.workflow import Workflow
@@ -76,8 +76,7 @@ def attempt_history(store: Store, run: str, audits: list[AuditRecord]
     """Every attempt of each dispatch in ``audits``, in order, the latest last; a result
     answered from the memo comes last as ``reused`` (numbered 0: no attempt was made)."""
     earlier = store.earlier_attempts(run)
-    sessions = [(e.data.get("first", 0), e.seq) for e in store.events(run)
-                if e.kind in SESSIONS]
+    sessions = session_starts(store.events(run))
     history = {}
     for a in audits:
         running = a.status == "running"  # in flight (or lost): the attempt after those counted

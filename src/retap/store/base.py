@@ -22,7 +22,7 @@ from retap.owner import Owner
 
 __all__ = ["SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "Owner",
            "Recorded", "RunEvent", "RunInfo", "RunLog", "Store", "busy_owner", "kept_attempt",
-           "session_of"]
+           "session_of", "session_starts"]
 
 SESSIONS = ("created", "resumed", "replayed")  # the events that start a session of a run
 
@@ -395,6 +395,12 @@ def kept_attempt(status: str, attempts: int, started: float | None, finished: fl
             return None
         return Attempt(attempts + 1, session, "lost", started)
     return Attempt(attempts, session, status, started, finished, error) if attempts else None
+
+
+def session_starts(events: Iterable[RunEvent]) -> list[tuple[int, int]]:
+    """``(first seq, session)`` of each session among a run's ``events``, in order."""
+    return [(e.data.get("first", 0), e.seq) for e in events
+            if e.kind in SESSIONS and type(e.data.get("first", 0)) is int]
 
 
 def session_of(sessions: Iterable[tuple[int, int]], seq: int) -> int:

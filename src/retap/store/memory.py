@@ -15,7 +15,6 @@ from retap.dispatch import Dispatch, NodeId
 from retap.errors import RunExists, UnknownRun
 from retap.joins import Join, JoinState
 from retap.store.base import (
-    SESSIONS,
     Attempt,
     AuditRecord,
     DispatchRecord,
@@ -32,6 +31,7 @@ from retap.store.base import (
     lease_seconds,
     now,
     session_of,
+    session_starts,
 )
 
 __all__ = ["EmptyStore", "MemoryStore"]
@@ -218,12 +218,10 @@ class _MemoryRunLog(RunLog):
         previous = state.records.get(dispatch)
         if previous is None:
             return 0
-        sessions = [(e.data.get("first", 0), e.seq) for e in state.events
-                    if e.kind in SESSIONS]
         kept = kept_attempt(previous.status, previous.attempts, previous.started or None,
                             previous.finished or None, previous.error,
                             dispatch in self._marked,
-                            session_of(sessions, state.seqs.get(dispatch, 0)),
+                            session_of(session_starts(state.events), state.seqs.get(dispatch, 0)),
                             previous.reused)
         if kept is None:
             return previous.attempts

@@ -31,6 +31,7 @@ from retap.store.base import (
     lease_seconds,
     now,
     session_of,
+    session_starts,
 )
 from retap.store.codec import Codec, JsonCodec, digest
 from retap.store.sql import SQLStore
@@ -77,11 +78,9 @@ class SQLRunLog(RunLog):
                                "WHERE run=?", (run,)).fetchone()["n"]
             # the sessions so far (where each began), to name the session of an attempt
             # that is written over; the run's events are few
-            self._sessions: list[tuple[int, int]] = [
-                (e.data.get("first", 0), e.seq) for e in store.events(run)
-                if e.kind in SESSIONS and type(e.data.get("first", 0)) is int]
-            self.eseq = self.x("SELECT coalesce(max(seq), 0) AS n FROM events WHERE run=?",
-                               (run,)).fetchone()["n"]
+            events = store.events(run)
+            self._sessions = session_starts(events)
+            self.eseq = events[-1].seq if events else 0
             self._marked: set[str] = set()  # marked running in this session
             # rows a dispatch of this run may be recorded over (a resume runs them again):
             # read once, so a commit writes without asking the database first
