@@ -355,7 +355,7 @@ class App:
             faults.hit("before_dispatch")
         call_hooks(self.middleware, "before_dispatch", self, d)
         if self._rerun and self.cache is not None and self.cache.seq(d.id) is not None:
-            self.log.rerunning(d.id)  # done before: --rerun-changed runs it again
+            self.log.rerunning(d.id)  # done before: --rerun-changed or --from runs it again
         if not task.idempotent:
             self.recorder.mark_running(d, type(task).__retap__)
         else:
@@ -381,9 +381,8 @@ class App:
                 break
             self._backoff(self._announce_retry(d, task, completion, made))
             earlier += (_attempt(completion),)
-        outcome = _outcome(task, completion, made, completion.started, decision)
-        outcome.earlier = earlier
-        self._settle(d, outcome, task)
+        self._settle(d, _outcome(task, completion, made, completion.started, decision,
+                                 earlier), task)
 
     def _backoff(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -441,10 +440,9 @@ class App:
         if decision is not None and decision.key is not None:
             self._computing.pop(decision.key, None)
             self.sched.release(decision.key)
-        outcome = _outcome(self.workflow.nodes[d.node].task, completion, made,
-                           completion.started or started, decision)
-        outcome.earlier = tuple(self._earlier.pop(d.id, ()))
-        return outcome
+        return _outcome(self.workflow.nodes[d.node].task, completion, made,
+                        completion.started or started, decision,
+                        tuple(self._earlier.pop(d.id, ())))
 
     def _retry_later(self, d: Dispatch, task: Task, completion: Completion) -> None:
         made, _ = self._attempts[d.id]
@@ -667,10 +665,12 @@ def _attempt(completion: Completion) -> Attempt:
 
 
 def _outcome(task: Task, completion: Completion, made: int, started: float,
-             decision: Decision | None) -> Outcome:
-    """A completion as the outcome to record (with a memo entry when it is one)."""
+             decision: Decision | None, earlier: tuple[Attempt, ...] = ()) -> Outcome:
+    """A completion as the outcome to record (with a memo entry when it is one), after
+    the ``earlier`` failed attempts."""
     outcome = Outcome(completion.status, completion.value, completion.error, made, started,
-                      completion.finished, outputs=completion.outputs or None)
+                      completion.finished, outputs=completion.outputs or None,
+                      earlier=earlier)
     if outcome.status == "done" and decision is not None:
         outcome.memo = decision.remember(task, completion.value, completion.outputs or {})
     return outcome
