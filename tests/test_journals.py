@@ -313,7 +313,7 @@ def test_workers_claiming_one_run_folder_at_once_all_get_their_journals(
     def claim(k: int) -> None:
         try:
             for n in range(30):
-                journal.RunFolder(f"run-{n}", "store.db").journal(f"d{k}", coordinator).begin()
+                journal.RunFolder(f"run-{n}", "store.db").journal(f"d{k}", coordinator)
         except BaseException as exc:  # collected for the assertion
             errors.append(exc)
 
@@ -323,6 +323,41 @@ def test_workers_claiming_one_run_folder_at_once_all_get_their_journals(
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_journal_begun_while_another_goes_keeps_its_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # CI found it (test_file_tasks_killed_in_workers_are_undone_and_redone_on_resume): a
+    # dispatch's journal dropped while a worker claimed the folder for the next removed the
+    # folder under it, taking the worker's half-written owner.json (or its new journal).
+    import threading
+
+    from retap import journal
+    from retap.owner import Owner
+
+    monkeypatch.chdir(tmp_path)
+    coordinator = Owner.current()
+    problems: list[object] = []
+
+    def work(k: int) -> None:
+        try:
+            for n in range(200):
+                folder = journal.RunFolder("r", "store.db")
+                begun = folder.journal(f"d{k}-{n}", Owner(coordinator.host, coordinator.pid,
+                                                          coordinator.started + n % 2))
+                if not (begun.dir / journal.JOURNAL_FILE).exists() or folder.owner() is None:
+                    problems.append(f"d{k}-{n} lost its journal or its folder's owner")
+                begun.discard()
+        except BaseException as exc:  # collected for the assertion
+            problems.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
+    assert not (tmp_path / ".retap" / "backup" / "r").exists()
 
 
 def test_a_worker_whose_coordinator_is_gone_changes_nothing(
@@ -365,12 +400,10 @@ def test_a_leftover_journal_of_the_same_dispatch_is_undone_not_dropped(
     stamp = tmp_path / "stamp.txt"
     stamp.write_text("start\n")
     late = journal.RunFolder("r1", "store.db").journal("d1", Owner.current())
-    late.begin()
     late.save_copy(stamp, "modify")
     stamp.write_text("start\nlate\n")
 
-    again = journal.RunFolder("r1", "store.db").journal("d1", Owner.current())
-    again.begin()
+    journal.RunFolder("r1", "store.db").journal("d1", Owner.current())
     assert stamp.read_text() == "start\n"
     assert (tmp_path / ".retap" / "backup" / "r1" / journal.OWNER_FILE).exists()
 

@@ -238,7 +238,6 @@ class FileTask(Task, abstract=True, cache="inputs"):
             raise Interrupted("the end of its coordinator")
         self._journal: Journal | None = RunFolder(ctx.run, ctx.store).journal(ctx.dispatch,
                                                                               ctx.owner)
-        self._journal.begin()
         self._touched: list[Path] = []
         try:
             return self.process(*inputs)

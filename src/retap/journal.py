@@ -14,6 +14,8 @@ made 0700 and files 0600 whatever the umask.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -70,6 +72,20 @@ def _private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
+@contextlib.contextmanager
+def _folders_locked() -> Iterator[None]:
+    """Hold the lock on ``.retap/backup`` that orders claiming a run folder for a journal
+    against removing the folder once it holds none: without it a worker's new journal, or
+    the owner.json it writes, could go with a folder another process found empty."""
+    _private_dir(BACKUP_ROOT)
+    fd = os.open(BACKUP_ROOT, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 @dataclass(frozen=True)
 class FolderOwner:
     """What ``owner.json`` says: the run, the process that ran it, and the run's store."""
@@ -94,15 +110,17 @@ class RunFolder:
         self.dir = BACKUP_ROOT / run
 
     def journal(self, dispatch: str, owner: Owner | None = None) -> Journal:
-        """A journal for ``dispatch`` in this run, the folder claimed for ``owner`` (the
-        process that owns the run; this one by default)."""
-        _private_dir(BACKUP_ROOT)
-        _private_dir(self.dir)
+        """Begin a journal for ``dispatch`` in this run (see ``Journal.begin``), the folder
+        claimed for ``owner`` (the process that owns the run; this one by default)."""
         me = owner or Owner.current()
         claimed = FolderOwner(self.run, me.host, me.pid, me.started, self.store)
-        if self.owner() != claimed:
-            _write_private(self.dir / OWNER_FILE, json.dumps(asdict(claimed)))
-        return Journal(self.dir, self.run, dispatch)
+        journal = Journal(self.dir, self.run, dispatch)
+        with _folders_locked():
+            _private_dir(self.dir)
+            if self.owner() != claimed:
+                _write_private(self.dir / OWNER_FILE, json.dumps(asdict(claimed)))
+            journal.begin()
+        return journal
 
     def owner(self) -> FolderOwner | None:
         """The folder's owner, or None when ``owner.json`` is missing or malformed."""
@@ -133,11 +151,12 @@ class RunFolder:
     def remove_if_empty(self) -> None:
         """Remove the folder when it holds no journal: only its ``owner.json``, and the
         temporary files of ``owner.json`` writes a killed process left half done."""
-        if self.dir.is_dir() and all(
-                p.name == OWNER_FILE or (p.name.startswith(f"{OWNER_FILE}.") and
-                                         p.name.endswith(".tmp") and p.is_file())
-                for p in self.dir.iterdir()):
-            shutil.rmtree(self.dir, ignore_errors=True)
+        with _folders_locked():
+            if self.dir.is_dir() and all(
+                    p.name == OWNER_FILE or (p.name.startswith(f"{OWNER_FILE}.") and
+                                             p.name.endswith(".tmp") and p.is_file())
+                    for p in self.dir.iterdir()):
+                shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def abandoned(current: str | None = None) -> Iterator[tuple[RunFolder, FolderOwner]]:
