@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pgserver import fresh_schema
+from retap.capture import Log
 from retap.dispatch import Attempt, Dispatch, lead_dispatch_id
 from retap.errors import RunBusy, RunExists, UnknownRun
 from retap.joins import Gate, Join, Sync
@@ -274,6 +275,33 @@ def test_every_attempt_is_kept_with_the_session_it_belonged_to(opener: Opener) -
     assert store.events("r1")[1].data["first"] == 4  # commits 1-3 came before it
     assert store.events("r1")[2].data == {"node": 0, "key": "k", "old": 1, "new": 2}
     assert store.events("r1")[3].data == {"status": "done"}
+
+
+def test_each_attempts_output_is_kept_with_the_commit_that_recorded_it(opener: Opener
+                                                                       ) -> None:
+    a, b = lead(0, 0, 1), lead(0, 1, 2)
+    store = opener()
+    log = new_run(store, "r1", a, b)
+    retried = Attempt(0, 0, "failed", 1.0, 1.5, {"type": "E", "message": "first"},
+                      Log("first try\n"))
+    log.commit_dispatch(record(a, "failed", attempts=2, earlier=[retried],
+                               log=Log("second try\n")), Effects())
+    log.commit_dispatch(record(b, value=2), Effects(removed=b))  # printed nothing
+    store = opener()
+    log = store.claim_run("r1", me())
+    text = "ünïcode, a NUL \x00 and a lone surrogate \udc80\n"
+    log.commit_dispatch(record(a, value=7, log=Log(text * 3, 12)), Effects(removed=a))
+    log.finish("done")
+
+    found = store.logs("r1")
+    assert [(e.dispatch, e.attempt, e.seq, e.text, e.dropped) for e in found] == [
+        (a.id, 1, 1, "first try\n", 0), (a.id, 2, 1, "second try\n", 0),
+        (a.id, 3, 3, "ünïcode, a NUL \\x00 and a lone surrogate \\udc80\n" * 3, 12)]
+    assert [e.attempt for e in store.logs("r1", after=1)] == [3]
+    assert store.logs("r1", after=3) == []
+    assert store.earlier_attempts("r1")[a.id][0].log is None  # the logs are read on their own
+    with pytest.raises(UnknownRun):
+        store.logs("nope")
 
 
 def test_delete_runs_deletes_all_of_a_run_but_never_one_a_live_owner_holds(

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from retap import faults
+from retap import capture, faults
 from retap.context import TaskContext
 from retap.dispatch import Attempt, Dispatch, NodeId, Outcome, lead_dispatch_id
 from retap.dryrun import DryPlan
@@ -58,7 +58,7 @@ class App:
                  on_error: str = "stop", notify: Callable[[str], None] | None = None,
                  memo: Store | None = None, explain: Callable[[str], None] | None = None,
                  dry_run: bool = False, jobs: int = 1, executor: str | Executor | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, output_limit: int | None = None) -> None:
         if on_error not in ("stop", "continue"):
             raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
         self.workflow = workflow
@@ -69,6 +69,8 @@ class App:
         self.notify = notify or _to_stderr
         self.explain = explain
         self.jobs, self.timeout = jobs, timeout
+        # characters of printed and logged output kept per attempt (0: none)
+        self.output_limit = capture.output_limit() if output_limit is None else output_limit
         self.state = READY
         self.in_task = False  # a task runs in this very thread: a second signal may abort it
         self.stop_signal: str | None = None
@@ -98,7 +100,7 @@ class App:
         self._is_stopping = lambda: self.stopping
         self._signal_name = lambda: self.stop_signal or "SIGINT"
         self._here = TaskContext(self.run_id, "", self._store_at, self._owner,
-                                 self._is_stopping, self._signal_name)
+                                 self.output_limit, self._is_stopping, self._signal_name)
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
         self.executor = self._open_executor(executor)
@@ -177,7 +179,8 @@ class App:
         self.state = RUN
         call_hooks(self.middleware, "before_run", self)
         try:
-            with StopOnSignals(self):  # until the run's status is written, not after
+            # stdout and stderr stay wrapped for the run: each attempt only marks its thread
+            with StopOnSignals(self), capture.capturing():
                 self._loop()
                 self._wind_down()
                 status = self._close()
@@ -390,8 +393,8 @@ class App:
             time.sleep(min(left, 0.05))
 
     def _context(self, d: Dispatch) -> TaskContext:
-        return TaskContext(self.run_id, d.id, self._store_at, self._owner, self._is_stopping,
-                           self._signal_name)
+        return TaskContext(self.run_id, d.id, self._store_at, self._owner, self.output_limit,
+                           self._is_stopping, self._signal_name)
 
     def _submit(self, d: Dispatch, task: Task, decision: Decision | None) -> None:
         """Hand ``d`` to the executor."""
@@ -661,7 +664,7 @@ def _to_stderr(message: str) -> None:
 def _attempt(completion: Completion) -> Attempt:
     """A completion as an attempt to keep (numbered when it is recorded)."""
     return Attempt(0, 0, completion.status, completion.started, completion.finished,
-                   completion.error)
+                   completion.error, completion.log)
 
 
 def _outcome(task: Task, completion: Completion, made: int, started: float,
@@ -670,7 +673,7 @@ def _outcome(task: Task, completion: Completion, made: int, started: float,
     the ``earlier`` failed attempts."""
     outcome = Outcome(completion.status, completion.value, completion.error, made, started,
                       completion.finished, outputs=completion.outputs or None,
-                      earlier=earlier)
+                      earlier=earlier, log=completion.log)
     if outcome.status == "done" and decision is not None:
         outcome.memo = decision.remember(task, completion.value, completion.outputs or {})
     return outcome

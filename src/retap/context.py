@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from retap.capture import DEFAULT_LIMIT
 from retap.owner import Owner
 
 __all__ = ["TaskContext"]
@@ -29,10 +30,12 @@ class TaskContext:
     dispatch: str
     store: str  # the store's absolute location, or ":memory:"
     owner: Owner  # the process that owns the run, not the worker that runs the task
+    output_limit: int = DEFAULT_LIMIT  # characters of output kept per attempt (0: none)
     stopping: Callable[[], bool] = field(default=_never, compare=False)
     stop_signal: Callable[[], str] = field(default=_sigint, compare=False)
 
     def __getstate__(self) -> dict[str, object]:
         """A worker cannot see the run's stop flag: it gets the plain facts only."""
         return {"run": self.run, "dispatch": self.dispatch, "store": self.store,
-                "owner": self.owner, "stopping": _never, "stop_signal": _sigint}
+                "owner": self.owner, "output_limit": self.output_limit, "stopping": _never,
+                "stop_signal": _sigint}

@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from retap.capture import Log
+
 __all__ = ["Attempt", "Dispatch", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
 
 NodeId = int | str
@@ -66,6 +68,7 @@ class Attempt:
     started: float | None = None
     finished: float | None = None
     error: dict[str, Any] | None = None
+    log: Log | None = None  # what it printed and logged
 
 
 @dataclass(slots=True)
@@ -83,3 +86,4 @@ class Outcome:
     outputs: dict[str, str] | None = None  # files written, path -> digest
     memo: Any = None  # a MemoEntry to remember with the record
     earlier: tuple[Attempt, ...] = ()  # failed attempts before this one
+    log: Log | None = None  # what this attempt printed and logged

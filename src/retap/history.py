@@ -91,7 +91,8 @@ def attempt_history(store: Store, run: str, audits: list[AuditRecord]
 def history_problems(store: Store, run: str) -> list[str]:
     """What is wrong with ``run``'s history, one line each: a dispatch whose attempts are
     not all kept (numbered 1 to its count, the latest last), one with a done attempt
-    before its latest, attempts out of session order, a timeline out of order."""
+    before its latest, attempts out of session order, a timeline out of order, output
+    kept for an attempt that was never made (lost, reused or unknown)."""
     audits = store.audits(run)
     problems = []
     history = attempt_history(store, run, audits)
@@ -112,6 +113,11 @@ def history_problems(store: Store, run: str) -> list[str]:
     seqs = [e.seq for e in store.events(run)]
     if seqs != list(range(1, len(seqs) + 1)):
         problems.append(f"{run} history of events numbered {seqs}")
+    made = {(d, t.n) for d, h in history.items() for t in h
+            if t.status in ("done", "failed", "interrupted")}
+    problems += [f"{run}/{e.dispatch[:12]} history of output names attempt {e.attempt}, "
+                 f"which was not made" for e in store.logs(run)
+                 if (e.dispatch, e.attempt) not in made]
     return problems
 
 

@@ -3,6 +3,7 @@
 from retap.cli import (  # noqa: F401 - registers the subcommands
     cmd_inspect,
     cmd_list,
+    cmd_logs,
     cmd_recover,
     cmd_run,
     cmd_store,

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from retap.capture import Log
 from retap.context import TaskContext
 from retap.dispatch import NodeId
 from retap.errors import error_record
@@ -32,7 +33,7 @@ class Job:
 @dataclass(slots=True)
 class Completion:
     """What running one job produced: ``done`` with a value (and the files it wrote), or
-    ``failed`` / ``interrupted`` with the error as recorded JSON."""
+    ``failed`` / ``interrupted`` with the error as recorded JSON; and what it printed."""
 
     dispatch: str
     status: str
@@ -41,6 +42,7 @@ class Completion:
     started: float = 0.0
     finished: float = 0.0
     outputs: dict[str, str] | None = None
+    log: Log | None = None
 
 
 def failed_by_executor(dispatch: str, error: Exception, started: float = 0.0) -> Completion:

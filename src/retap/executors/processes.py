@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from retap.capture import capturing
 from retap.context import TaskContext
 from retap.errors import DispatchTimeout, WorkerLost
 from retap.executors.base import Completion, Executor, Job, failed_by_executor
@@ -49,8 +50,13 @@ def serve(conn: Connection, coordinator: Owner) -> None:
     workers ignore it, since the coordinator decides what a first and a second signal do."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(coordinator)
+    with capturing():  # held for the worker's life: each job only marks its thread
+        _serve(conn)
+
+
+def _serve(conn: Connection) -> None:
     tasks: dict[int, Task] = {}
-    facts: tuple[str, str, Owner] | None = None
+    facts: tuple[str, str, Owner, int] | None = None
     while True:
         try:
             message = conn.recv()
@@ -63,9 +69,9 @@ def serve(conn: Connection, coordinator: Owner) -> None:
             tasks[key] = task
         facts = new_facts or facts
         assert facts is not None
-        run, store, owner = facts
+        run, store, owner, limit = facts
         done = run_job(Job(dispatch, node, tasks[key], inputs,
-                           TaskContext(run, dispatch, store, owner)))
+                           TaskContext(run, dispatch, store, owner, limit)))
         try:
             data = pickle.dumps(_wire(done))
         except Exception as exc:  # the value does not pickle
@@ -80,7 +86,7 @@ def serve(conn: Connection, coordinator: Owner) -> None:
 
 def _wire(c: Completion) -> tuple[Any, ...]:
     """A completion as it travels: a plain tuple pickles in a fraction of the time."""
-    return c.dispatch, c.status, c.value, c.error, c.started, c.finished, c.outputs
+    return c.dispatch, c.status, c.value, c.error, c.started, c.finished, c.outputs, c.log
 
 
 def _die_with(coordinator: Owner) -> None:
@@ -102,7 +108,7 @@ class _Worker:
     def __init__(self, process: BaseProcess, conn: Connection) -> None:
         self.process, self.conn = process, conn
         self.tasks: set[int] = set()  # the tasks it has been sent (it keeps them)
-        self.facts: tuple[str, str, Owner] | None = None  # the run's, as last sent to it
+        self.facts: tuple[str, str, Owner, int] | None = None  # the run's, as last sent
         self.job: Job | None = None
         self.started = 0.0
         self.deadline: float | None = None  # time.monotonic() past which it is killed
@@ -134,7 +140,8 @@ class ProcessExecutor(Executor):
             return
         key = id(job.task)
         self.tasks[key] = job.task  # held, so its id names no other task while we run
-        facts = (job.context.run, job.context.store, job.context.owner)
+        facts = (job.context.run, job.context.store, job.context.owner,
+                 job.context.output_limit)
         while True:
             worker = self.idle.pop() if self.idle else self._start()
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from retap.capture import Capture
 from retap.errors import Interrupted, error_record
 from retap.executors.base import Completion, Job
 
@@ -12,7 +13,15 @@ __all__ = ["run_job"]
 
 
 def run_job(job: Job) -> Completion:
-    """Run ``job.task`` on ``job.inputs``; never raises for what the task does."""
+    """Run ``job.task`` on ``job.inputs``, keeping what it prints and logs; never raises for
+    what the task does."""
+    with Capture(job.context.output_limit) as captured:
+        completion = _run(job)
+    completion.log = captured.log
+    return completion
+
+
+def _run(job: Job) -> Completion:
     task = job.task
     task._context = job.context
     started = time.time()

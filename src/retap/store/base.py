@@ -15,14 +15,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from retap.capture import Log
 from retap.dispatch import Attempt, Dispatch, NodeId
 from retap.errors import RunBusy
 from retap.joins import Join, JoinState
 from retap.owner import Owner
 
-__all__ = ["SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "Owner",
-           "Recorded", "RunEvent", "RunInfo", "RunLog", "Store", "busy_owner", "kept_attempt",
-           "session_of", "session_starts"]
+__all__ = ["SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "LogRecord",
+           "Owner", "Recorded", "RunEvent", "RunInfo", "RunLog", "Store", "busy_owner",
+           "kept_attempt", "logs_of", "session_of", "session_starts"]
 
 SESSIONS = ("created", "resumed", "replayed")  # the events that start a session of a run
 
@@ -35,6 +36,18 @@ class RunEvent:
     at: float
     kind: str
     data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """What one attempt at a dispatch printed and logged, stored with the commit ``seq``
+    that recorded the attempt (``dropped``: characters left out of its middle)."""
+
+    dispatch: str
+    attempt: int
+    seq: int
+    text: str
+    dropped: int = 0
 
 
 @dataclass(slots=True)
@@ -58,6 +71,7 @@ class DispatchRecord:
     outputs: dict[str, str] | None = None  # files written: path -> content digest
     memo: MemoEntry | None = None  # a result to remember for later runs, with this commit
     earlier: tuple[Attempt, ...] = ()  # this session's failed attempts
+    log: Log | None = None  # what this attempt printed and logged
 
 
 @dataclass(slots=True)
@@ -217,6 +231,11 @@ class Store(ABC):
     @abstractmethod
     def events(self, run: str) -> list[RunEvent]:
         """The run's timeline, in order."""
+
+    @abstractmethod
+    def logs(self, run: str, after: int = 0) -> list[LogRecord]:
+        """What the run's attempts printed and logged, those recorded by commits after
+        ``after`` (a ``seq``), in recording order."""
 
     @abstractmethod
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
@@ -395,6 +414,16 @@ def kept_attempt(status: str, attempts: int, started: float | None, finished: fl
             return None
         return Attempt(attempts + 1, session, "lost", started)
     return Attempt(attempts, session, status, started, finished, error) if attempts else None
+
+
+def logs_of(record: DispatchRecord, base: int, seq: int) -> list[LogRecord]:
+    """The logs committing ``record`` stores (as commit ``seq``): those of its earlier
+    attempts of this session and its own, numbered on from the ``base`` attempts its
+    dispatch's row counted before."""
+    made = [(base + i + 1, a.log) for i, a in enumerate(record.earlier)]
+    made.append((base + record.attempts, record.log))
+    return [LogRecord(record.id, n, seq, log.text, log.dropped) for n, log in made
+            if log is not None]
 
 
 def session_starts(events: Iterable[RunEvent]) -> list[tuple[int, int]]:

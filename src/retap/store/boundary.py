@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from retap.runid import valid_run_id
 
-__all__ = ["AttemptRow", "DispatchRow", "EventRow", "JoinCountRow", "JoinEntryRow", "MemoRow",
-           "QueueRow", "RunRow", "Timestamp", "problem", "valid"]
+__all__ = ["AttemptRow", "DispatchRow", "EventRow", "JoinCountRow", "JoinEntryRow", "LogRow",
+           "MemoRow", "QueueRow", "RunRow", "Timestamp", "problem", "valid"]
 
 STATUSES = ("running", "done", "failed", "interrupted")
 Status = Literal["running", "done", "failed", "interrupted"]
@@ -131,6 +131,16 @@ class EventRow(_Row):
     at: Timestamp
     kind: Annotated[str, StringConstraints(pattern=r"^[a-z-]{1,32}$")]
     data: pydantic.Json[dict[str, Any]]
+
+
+class LogRow(_Row):
+    """A row of ``logs``: what one attempt printed and logged."""
+
+    seq: Annotated[int, Field(ge=1, lt=2 ** 63)]
+    dispatch: Hex32
+    attempt: Annotated[int, Field(ge=1, lt=2 ** 63)]
+    text: str
+    dropped: Count
 
 
 def problem(error: pydantic.ValidationError) -> str:

@@ -24,7 +24,7 @@ __all__ = ["Copied", "copy_runs"]
 _TABLES: dict[str, tuple[str, ...] | None] = {
     "dispatches": rows.DISPATCH, "queue": rows.QUEUE, "join_entries": rows.JOIN_ENTRY,
     "join_counts": rows.JOIN_COUNT, "memo": rows.MEMO, "outputs": None,
-    "attempts": rows.ATTEMPT, "events": rows.EVENT,
+    "attempts": rows.ATTEMPT, "events": rows.EVENT, "logs": rows.LOG,
 }
 _OUTPUTS = ("path", "digest", "run", "dispatch")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from retap.dispatch import Dispatch, NodeId
@@ -19,6 +19,7 @@ from retap.store.base import (
     AuditRecord,
     DispatchRecord,
     Effects,
+    LogRecord,
     MemoEntry,
     Owner,
     Recorded,
@@ -29,6 +30,7 @@ from retap.store.base import (
     busy_owner,
     kept_attempt,
     lease_seconds,
+    logs_of,
     now,
     session_of,
     session_starts,
@@ -51,6 +53,7 @@ class _Run:
     seq: int = 0
     attempts: dict[str, list[Attempt]] = field(default_factory=dict)  # written over
     events: list[RunEvent] = field(default_factory=list)
+    logs: list[LogRecord] = field(default_factory=list)
 
 
 class MemoryStore(Store):
@@ -114,6 +117,9 @@ class MemoryStore(Store):
 
     def events(self, run: str) -> list[RunEvent]:
         return list(self._get(run).events)
+
+    def logs(self, run: str, after: int = 0) -> list[LogRecord]:
+        return [entry for entry in self._get(run).logs if entry.seq > after]
 
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         wanted = set(statuses)
@@ -233,10 +239,12 @@ class _MemoryRunLog(RunLog):
         base = self._keep_attempt(record.id)
         for i, attempt in enumerate(record.earlier):
             attempt.n, attempt.session = base + i + 1, self.session
-            state.attempts.setdefault(record.id, []).append(attempt)
+            # its output is kept in the run's logs, as a SQL store keeps it
+            state.attempts.setdefault(record.id, []).append(replace(attempt, log=None))
+        state.seq += 1
+        state.logs.extend(logs_of(record, base, state.seq))
         record.attempts += base
         state.records[record.id] = record
-        state.seq += 1
         state.seqs[record.id] = state.seq
         if record.memo is not None:
             entry = record.memo

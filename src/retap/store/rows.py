@@ -13,8 +13,8 @@ import json
 import zlib
 from typing import Any
 
-__all__ = ["ATTEMPT", "DISPATCH", "EVENT", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "MEMO", "QUEUE",
-           "RUN", "as_bytes", "crc", "matches", "refs"]
+__all__ = ["ATTEMPT", "DISPATCH", "EVENT", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "LOG", "MEMO",
+           "QUEUE", "RUN", "as_bytes", "crc", "matches", "refs"]
 
 RUN = ("run", "status", "created", "codec", "spec", "owner_host", "owner_pid",
        "owner_started")
@@ -27,6 +27,7 @@ MEMO = ("task", "key", "run", "dispatch", "result", "outputs", "facts", "created
 FILE = ("path", "size", "mtime_ns", "inode", "digest")
 ATTEMPT = ("run", "dispatch", "n", "session", "status", "started", "finished", "error")
 EVENT = ("run", "seq", "at", "kind", "data")
+LOG = ("run", "seq", "dispatch", "attempt", "text", "dropped")
 
 def crc(*fields: Any) -> int:
     """The checksum of a row's fields, in column order.

@@ -166,6 +166,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run, seq)
     ){clustered};
     """,
+    # 6: what each attempt printed and logged ("text", its middle cut when over the limit:
+    #    "dropped" characters), written with the commit that records the attempt and keyed
+    #    by that commit's seq, so a commit appends and ``retap logs --follow`` reads on.
+    """
+    CREATE TABLE logs (
+        run TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        dispatch TEXT NOT NULL,
+        attempt BIGINT NOT NULL,
+        text TEXT NOT NULL,
+        dropped BIGINT NOT NULL,
+        crc BIGINT NOT NULL,
+        PRIMARY KEY (run, seq, dispatch, attempt)
+    ){clustered};
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

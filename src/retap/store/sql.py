@@ -34,6 +34,7 @@ from retap.store.base import (
     Attempt,
     AuditRecord,
     Effects,
+    LogRecord,
     MemoEntry,
     Owner,
     RunEvent,
@@ -451,6 +452,18 @@ class SQLStore(Store):
                 self.verify(r, rows.EVENT, f"event {r['seq']!r} of run {run}")
                 e = self.row(boundary.EventRow, rows.EVENT[1:], r, "event")
                 found.append(RunEvent(e.seq, e.at, e.kind, e.data))
+        return found
+
+    def logs(self, run: str, after: int = 0) -> list[LogRecord]:
+        with self.errors():
+            self._known(run)
+            found = []
+            for r in self.x(f"SELECT {', '.join(rows.LOG)}, crc FROM logs WHERE run=? AND "
+                            "seq>? ORDER BY seq, dispatch, attempt", (run, after)).fetchall():
+                self.verify(r, rows.LOG, f"the log of attempt {r['attempt']!r} of dispatch "
+                                         f"{clip(r['dispatch'])}")
+                e = self.row(boundary.LogRow, rows.LOG[1:], r, "log")
+                found.append(LogRecord(e.dispatch, e.attempt, e.seq, e.text, e.dropped))
         return found
 
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:

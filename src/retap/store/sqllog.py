@@ -25,10 +25,12 @@ from retap.store.base import (
     Attempt,
     DispatchRecord,
     Effects,
+    LogRecord,
     Recorded,
     RunLog,
     kept_attempt,
     lease_seconds,
+    logs_of,
     now,
     session_of,
     session_starts,
@@ -118,6 +120,8 @@ class SQLRunLog(RunLog):
             for i, attempt in enumerate(record.earlier):  # this session's failed attempts
                 attempt.n, attempt.session = base + i + 1, self.session
                 self._write_attempt(record.id, attempt)
+            if record.log is not None or record.earlier:
+                self._write_logs(logs_of(record, base, self.seq))
             if record.memo is not None and result is not None:
                 self._remember(record, result)
             if record.outputs and record.status == "done":
@@ -324,6 +328,12 @@ class SQLRunLog(RunLog):
                   json.dumps(a.error) if a.error else None)
         self.store.write(self.store.dialect.insert("attempts", (*rows.ATTEMPT, "crc"),
                                                    ignore=True), (*fields, rows.crc(*fields)))
+
+    def _write_logs(self, logs: list[LogRecord]) -> None:
+        if logs:
+            self.store.write_many(self.store.dialect.insert("logs", (*rows.LOG, "crc")), [
+                (*fields, rows.crc(*fields)) for fields in
+                ((self.run, e.seq, e.dispatch, e.attempt, e.text, e.dropped) for e in logs)])
 
     def _write_event(self, kind: str, data: dict[str, Any]) -> None:
         self.eseq += 1

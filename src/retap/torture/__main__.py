@@ -24,6 +24,7 @@ CATEGORIES = {
     "changes applied twice": r"applied twice",
     "inexact replays": r"replay check",
     "history gaps": r"history of",
+    "output gaps": r"output of done",
 }
 
 

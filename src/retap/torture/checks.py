@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retap.files import digest_file
+from retap.history import attempt_history
 from retap.store.sql import SQLStore
 from retap.torture import project as disk
 from retap.torture.execlog import ExecLog, Execution
 from retap.torture.reference import Expected, done_audit
+from retap.torture.tasks import ran_line
 
 __all__ = ["ENDED", "Ledger", "final_problems", "journal_problems", "leftover_problems",
            "stamp_problems", "status_problems"]
@@ -115,6 +117,16 @@ def status_problems(store: SQLStore, run: str, code: int) -> list[str]:
     problems = [f"run {run} is done with {v} {k} dispatch(es)" for k, v in pending.items()]
     return problems + ([f"run {run} is done with {len(queue)} queued dispatch(es)"]
                        if queue else [])
+
+
+def output_problems(store: SQLStore, run: str) -> list[str]:
+    """Every done attempt at a dispatch of ``run`` (torture tasks print a line as they run)
+    has what it printed kept in the store."""
+    kept = {(e.dispatch, e.attempt): e.text for e in store.logs(run)}
+    history = attempt_history(store, run, store.audits(run))
+    return [f"{run}/{d[:12]} output of done attempt {t.n} was not kept"
+            for d, attempts in history.items() for t in attempts
+            if t.status == "done" and ran_line(d) not in kept.get((d, t.n), "")]
 
 
 def final_problems(store: SQLStore, project: Path, run: str, expected: Expected,

@@ -17,7 +17,7 @@ from typing import Any
 
 import retap
 
-__all__ = ["Gen", "Memo", "digest_text", "log_execution", "shaped"]
+__all__ = ["Gen", "Memo", "digest_text", "log_execution", "ran_line", "shaped"]
 
 
 def _number(*parts: Any) -> int:
@@ -44,6 +44,12 @@ def log_execution(task: retap.Task, label: str, key: str = "") -> None:
     if log:
         with open(log, "a") as fh:
             fh.write(f"{task.dispatch_id}\t{label}\t{task.run_id or ''}\t{key}\n")
+        print(ran_line(task.dispatch_id or ""))  # the store keeps it with the attempt
+
+
+def ran_line(dispatch: str) -> str:
+    """What a torture task prints as it runs: each attempt made keeps it in the store."""
+    return f"ran {dispatch}"
 
 
 def fail_once(task: retap.Task, label: str) -> None:
