@@ -23,7 +23,8 @@ from retap.store.base import SESSIONS, AuditRecord, RunEvent, Store, session_of,
 if TYPE_CHECKING:
     from retap.workflow import Workflow
 
-__all__ = ["attempt_history", "event_line", "history_problems", "run_summary", "session_facts"]
+__all__ = ["actor", "attempt_history", "event_line", "history_problems", "run_summary",
+           "session_facts"]
 
 
 def session_facts(workflow: Workflow) -> dict[str, Any]:
@@ -35,8 +36,12 @@ def session_facts(workflow: Workflow) -> dict[str, Any]:
     argv = [program, *sys.argv[1:]]
     for value in _secrets(workflow):
         argv = [arg.replace(value, "***") for arg in argv]
-    return {"argv": argv, "host": host_name(), "pid": os.getpid(), "user": _user(),
-            "version": _version()}
+    return {"argv": argv, **actor()}
+
+
+def actor() -> dict[str, Any]:
+    """Who acts on a run from this process: host, process, user and retap version."""
+    return {"host": host_name(), "pid": os.getpid(), "user": _user(), "version": _version()}
 
 
 def _secrets(workflow: Workflow) -> list[str]:
@@ -140,6 +145,9 @@ def event_line(event: RunEvent) -> str:
         return f"stopped by {d.get('signal')}"
     if event.kind == "finished":
         return f"ended {d.get('status')}"
+    if event.kind == "imported":
+        return (f"imported from {d.get('file', '?')} by {d.get('user', '?')} on "
+                f"{d.get('host', '?')} (retap {d.get('version', '?')})")
     return f"{event.kind} {d}"
 
 

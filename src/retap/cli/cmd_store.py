@@ -1,11 +1,19 @@
 """``retap store copy``: move run history between stores (SQLite to PostgreSQL and back);
+``retap export`` / ``retap import``: carry one run to another machine as a file;
 ``retap prune``: delete old runs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
 from retap.cli.main import echo_err, main, open_cli_store, store_option
+
+if TYPE_CHECKING:
+    from retap.store.base import Store
+    from retap.store.sql import SQLStore
 
 
 @main.group("store")
@@ -78,3 +86,51 @@ def prune_cmd(ctx: click.Context, older_than: str, statuses: tuple[str, ...], dr
     for run in deleted:
         click.echo(run)
     echo_err(f"deleted {len(deleted)} run(s) from {the_store.location}")
+
+
+def _sql_store(store: Store) -> SQLStore:
+    from retap.errors import StoreError
+    from retap.store.sql import SQLStore
+
+    if not isinstance(store, SQLStore):
+        raise StoreError(store.location, "runs are exported from and imported into SQLite "
+                                         "files and PostgreSQL databases")
+    return store
+
+
+@main.command("export")
+@click.argument("run")
+@click.option("-o", "--output", "output", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="the file to write (replaced whole; owner-only)")
+@store_option
+@click.pass_context
+def export_cmd(ctx: click.Context, run: str, output: Path, store: str | None) -> None:
+    """Write RUN to one checksummed file: its spec, dispatches, attempts, timeline, values
+    and captured output. `retap import FILE` loads it into another store, where it can be
+    shown, resumed and replayed."""
+    from retap.store.portable import export_run
+
+    the_store = _sql_store(open_cli_store(ctx, store, readonly=True))
+    the_store.check_structure()
+    count = export_run(the_store, run, output)
+    echo_err(f"exported run {run} ({count} dispatch(es)) to {output}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@store_option
+@click.pass_context
+def import_cmd(ctx: click.Context, file: Path, store: str | None) -> None:
+    """Load a run written by `retap export` into the store. The file is checked whole
+    (its digest, every row's checksum, every value's digest, every record as the store
+    reads it) before anything is kept; a run the store already has is refused. Prints
+    the run's id."""
+    from retap.history import actor
+    from retap.store.portable import import_run
+
+    the_store = _sql_store(open_cli_store(ctx, store))
+    done = import_run(the_store, file, {"file": str(file.resolve()), **actor()})
+    click.echo(done.run)
+    echo_err(f"imported run {done.run} ({done.dispatches} dispatch(es)) into "
+             f"{the_store.location}")

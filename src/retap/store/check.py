@@ -16,7 +16,7 @@ from retap.store import boundary, rows
 from retap.store.codec import digest
 from retap.store.sql import SQLStore
 
-__all__ = ["check_store"]
+__all__ = ["check_store", "read_run", "run_problems"]
 
 
 def check_store(store: SQLStore, run: str | None = None) -> list[str]:
@@ -35,8 +35,8 @@ def check_store(store: SQLStore, run: str | None = None) -> list[str]:
             return problems
         runs = [run] if run is not None else [r.run for r in store.runs()]
         for name in runs:
-            _read_all(store, name)
-            problems += _run_problems(store, name)
+            read_run(store, name)
+            problems += run_problems(store, name)
         return problems + _value_problems(store)
     except StoreCorrupt:
         raise
@@ -44,7 +44,7 @@ def check_store(store: SQLStore, run: str | None = None) -> list[str]:
         return [f"store cannot be read: {exc}"]
 
 
-def _read_all(store: SQLStore, run: str) -> None:
+def read_run(store: SQLStore, run: str) -> None:
     """Read every row of ``run`` through the store boundary (StoreCorrupt on a bad one)."""
     store.run_info(run)
     store.audits(run)
@@ -79,7 +79,7 @@ def _checksum_problems(store: SQLStore) -> list[str]:
     return problems
 
 
-def _run_problems(store: SQLStore, run: str) -> list[str]:
+def run_problems(store: SQLStore, run: str) -> list[str]:
     problems = []
     x = store.x
     for r in x("SELECT id FROM dispatches WHERE run=? AND status='done' AND result IS NULL",

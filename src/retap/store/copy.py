@@ -18,7 +18,7 @@ from retap.store import rows
 from retap.store.codec import digest
 from retap.store.sql import SQLStore
 
-__all__ = ["Copied", "copy_runs"]
+__all__ = ["Copied", "copy_runs", "read_values", "run_refs", "run_rows"]
 
 # table -> the columns its checksum covers (None: no checksum of its own)
 _TABLES: dict[str, tuple[str, ...] | None] = {
@@ -56,25 +56,40 @@ def copy_runs(src: SQLStore, dst: SQLStore, runs: Iterable[str] | None = None) -
 
 
 def _copy_run(src: SQLStore, dst: SQLStore, run: str) -> int:
-    row = _rows(src, "runs", (*rows.RUN, "updated"), rows.RUN, run)[0]
-    _insert(dst, "runs", (*rows.RUN, "updated", "crc"), [row])
-    refs: set[str] = set()
-    count = 0
+    found = run_rows(src, run, ["runs", *_TABLES])
+    _insert(dst, "runs", (*rows.RUN, "updated", "crc"), found["runs"])
     for table, checked in _TABLES.items():
-        columns = _OUTPUTS if checked is None else checked
-        found = _rows(src, table, columns, checked, run)
-        if table == "dispatches":
-            count = len(found)
-            for r in found:
-                refs.update(rows.refs(r[columns.index("result")], r[columns.index("inputs")]))
-        elif table == "queue":
-            for r in found:
-                refs.update(rows.refs(None, r[columns.index("inputs")]))
-        elif table == "memo":
-            refs.update(r[columns.index("result")] for r in found)
-        _insert(dst, table, columns if checked is None else (*columns, "crc"), found)
-    _copy_values(src, dst, sorted(r for r in refs if r and not r.startswith("=")))
-    return count
+        columns = _OUTPUTS if checked is None else (*checked, "crc")
+        _insert(dst, table, columns, found[table])
+    insert = dst.dialect.insert('"values"', ("digest", "codec", "data"), ignore=True)
+    dst.xmany(insert, read_values(src, run_refs(found)))
+    return len(found["dispatches"])
+
+
+def run_refs(found: dict[str, list[tuple[Any, ...]]]) -> list[str]:
+    """The values rows read by ``run_rows`` refer to by digest (not those held inline)."""
+    refs: set[str] = set()
+    for r in found.get("dispatches", []):
+        refs.update(rows.refs(r[rows.DISPATCH.index("result")], r[rows.DISPATCH.index("inputs")]))
+    for r in found.get("queue", []):
+        refs.update(rows.refs(None, r[rows.QUEUE.index("inputs")]))
+    refs.update(r[rows.MEMO.index("result")] for r in found.get("memo", []))
+    return sorted(r for r in refs if r and not r.startswith("="))
+
+
+def run_rows(src: SQLStore, run: str, tables: list[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """The run's rows of each of ``tables``, each checked against its checksum, as tuples
+    of the table's columns, its checksum last (``runs``: with ``updated`` before it; a
+    run's lease is not read)."""
+    found = {}
+    for table in tables:
+        if table == "runs":
+            found[table] = _rows(src, "runs", (*rows.RUN, "updated"), rows.RUN, run)
+        else:
+            checked = _TABLES[table]
+            found[table] = _rows(src, table, _OUTPUTS if checked is None else checked,
+                                 checked, run)
+    return found
 
 
 def _rows(src: SQLStore, table: str, columns: tuple[str, ...],
@@ -99,9 +114,10 @@ def _insert(dst: SQLStore, table: str, columns: tuple[str, ...],
         dst.xmany(dst.dialect.insert(table, columns), found)
 
 
-def _copy_values(src: SQLStore, dst: SQLStore, refs: list[str]) -> None:
-    """The values the copied rows refer to by digest, checked against their digests."""
-    insert = dst.dialect.insert('"values"', ("digest", "codec", "data"), ignore=True)
+def read_values(src: SQLStore, refs: list[str]) -> list[tuple[str, str, bytes]]:
+    """The values ``refs`` name, as ``(digest, codec, data)``, checked against their
+    digests."""
+    out = []
     for i in range(0, len(refs), 500):
         chunk = refs[i:i + 500]
         found = src.x(f'SELECT digest, codec, data FROM "values" WHERE digest IN '
@@ -112,4 +128,5 @@ def _copy_values(src: SQLStore, dst: SQLStore, refs: list[str]) -> None:
                 raise src.corrupt(f"value {key} does not match its digest")
         if len(values) != len(chunk):
             raise src.corrupt(f"values of the run are missing ({len(chunk) - len(values)})")
-        dst.xmany(insert, values)
+        out.extend(values)
+    return out
