@@ -212,12 +212,50 @@ def _dot_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def audit_mermaid(audits: list[AuditRecord]) -> str:
+STATUS_COLOURS = {"done": "#c8e6c9", "failed": "#ffcdd2", "interrupted": "#ffe0b2",
+                  "running": "#bbdefb"}
+
+
+def audit_mermaid(audits: list[AuditRecord], styled: bool = False) -> str:
+    """The provenance DAG as a Mermaid graph, a node ``d<first 16 of its id>`` per
+    dispatch; ``styled``: each coloured by its status (class ``s_<status>``)."""
     lines = ["graph TD"]
     for a in audits:
         label = f"{a.node} {a.task}: {_label(a)}".replace('"', "#quot;")
-        lines.append(f'  d{a.id[:16]}["{label}"]')
+        lines.append(f'  d{a.id[:16]}["{_mermaid_text(label)}"]')
     known = {a.id for a in audits}
     for a in audits:
         lines.extend(f"  d{s[:16]} --> d{a.id[:16]}" for s in a.sources if s in known)
+    if styled:
+        lines += [f"  classDef s_{status} fill:{colour},stroke:#555"
+                  for status, colour in STATUS_COLOURS.items()]
+        lines += [f"  class d{a.id[:16]} s_{a.status}" for a in audits
+                  if a.status in STATUS_COLOURS]
     return "\n".join(lines) + "\n"
+
+
+def spec_mermaid(spec: dict[str, Any]) -> str:
+    """A stored workflow spec as a Mermaid graph: its nodes, and each join as edges from
+    its sources to its targets labelled with its kind."""
+    nodes = spec.get("nodes", [])
+    key = {str(n.get("id")): f"n{i}" for i, n in enumerate(nodes)}
+    lines = ["graph LR"]
+    for n in nodes:
+        ident = str(n.get("id"))
+        label = _mermaid_text(f"{ident} {n.get('name') or n.get('task', '')}")
+        lines.append(f'  {key[ident]}["{label}"]')
+    for join in spec.get("joins", []):
+        kind = _mermaid_text(str(join.get("kind", "")))
+        for source in join.get("sources", []):
+            lines.extend(f"  {key[str(source)]} -->|{kind}| {key[str(target)]}"
+                         for target in join.get("targets", [])
+                         if str(source) in key and str(target) in key)
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_text(text: str) -> str:
+    """Text as a Mermaid label holds it: no quote, bracket, pipe or newline to end it."""
+    for char, entity in (('"', "#quot;"), ("|", "#124;"), ("\n", " "), ("[", "#91;"),
+                         ("]", "#93;")):
+        text = text.replace(char, entity)
+    return text

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from retap.errors import RetapError
-from retap.store import DEFAULT_STORE, open_store
+from retap.store import DEFAULT_STORE, open_existing, open_store
 
 if TYPE_CHECKING:
     from retap.store.base import Store
@@ -90,13 +90,8 @@ def open_cli_store(ctx: click.Context, store: str | None, *, create: bool = True
     runs): a store file that does not exist yet is read as an empty store, not created.
     ``readonly``: opened for reading only (works where the directory is not writable)."""
     location = store_location(ctx, store)
-    if (readonly or not create) and location != ":memory:" and "://" not in location and \
-            not os.path.exists(location):
-        from retap.store.memory import EmptyStore
-
-        return EmptyStore(location)
-    if readonly:
-        options["readonly"] = True
+    if (readonly or not create) and not options:
+        return open_existing(location, readonly)
     return open_store(location, **options)
 
 

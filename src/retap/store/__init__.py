@@ -7,6 +7,7 @@ some kind do not pay for it.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 TYPE_CHECKING = False
@@ -61,3 +62,15 @@ def open_store(location: str | Path | None = None, **options: object) -> Store:
     from retap.store.sqlite import SQLiteStore
 
     return SQLiteStore(location, **options)  # type: ignore[arg-type]
+
+
+def open_existing(location: str | Path, readonly: bool = False) -> Store:
+    """The store at ``location`` for commands that only read or continue runs: a store file
+    that does not exist yet reads as an empty store and is not created. ``readonly``:
+    opened for reading only (works where the directory is not writable)."""
+    location = str(location)
+    if location != ":memory:" and "://" not in location and not os.path.exists(location):
+        from retap.store.memory import EmptyStore
+
+        return EmptyStore(location)
+    return open_store(location, readonly=True) if readonly else open_store(location)
