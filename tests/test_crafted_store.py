@@ -54,10 +54,12 @@ RUNS = [("r1", "--on-error", "continue", "--", "load", "--yaml", "[1, 2, 3]", "-
          "--:.gate:2", "dump", "--", "load", LONG, "--:", "fail", "--", "load", "a", "--",
          "load", "b", "--:", "fail", "--", "dump", "--[5,7][8].sync"),
         ("r2", "--", "glob", "*.txt"),
-        ("r3", "--", "copy")]
+        ("r3", "--", "copy"),
+        ("r4", "-j", "2", "--", "load", "--yaml", "[1, 2]", "--:i", "dump")]  # on workers
 CRC_TABLES = {"runs": rows.RUN, "dispatches": rows.DISPATCH, "queue": rows.QUEUE,
               "join_entries": rows.JOIN_ENTRY, "join_counts": rows.JOIN_COUNT,
-              "memo": rows.MEMO, "file_digests": rows.FILE}
+              "memo": rows.MEMO, "file_digests": rows.FILE, "attempts": rows.ATTEMPT,
+              "events": rows.EVENT, "logs": rows.LOG, "workers": rows.WORKER}
 TABLES = [*CRC_TABLES, "values", "outputs"]
 STORE = "s.db"
 
@@ -73,6 +75,9 @@ def build(path: Path) -> None:
                                "--run-id", run, *workflow], cwd=path, capture_output=True,
                               text=True, timeout=60)
         assert done.returncode == (1 if run == "r1" else 0), done.stderr
+    done = subprocess.run([sys.executable, "-m", "retap", "--store", STORE, "resume", "r1"],
+                          cwd=path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr  # fails again: its first attempts are kept
     with contextlib.closing(sqlite3.connect(path / STORE)) as conn:
         for table in TABLES:
             assert conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0], table
@@ -195,7 +200,8 @@ def is_json(value: Any) -> bool:
 
 READS = [("runs",), ("runs", "--json"), ("show", "{run}"), ("show", "{run}", "--json"),
          ("audit", "{run}"), ("audit", "{run}", "--json"), ("audit", "{run}", "--dot"),
-         ("audit", "{run}", "--mermaid")]
+         ("audit", "{run}", "--mermaid"), ("logs", "{run}"), ("logs", "{run}", "--json"),
+         ("export", "{run}", "-o", "run.retap")]
 COMMANDS = [*((c, {0, 2}) for c in READS), (("check",), {0, 1, 2}),
             (("check", "{run}"), {0, 1, 2}), (("resume", "{run}"), {0, 1, 2}),
             (("replay", "{run}"), {0, 1, 2})]

@@ -122,6 +122,20 @@ def test_retries_on_worker_processes_are_each_kept(proj: Project) -> None:
     proj.run("run", "--run-id", "p", "-j", "2", "--", "flaky", "x", "--:", "dump", check=0)
     [entry] = [a for a in proj.run("audit", "p", "--json", check=0).json() if a["node"] == 0]
     assert [a["status"] for a in entry["history"]] == ["failed", "failed", "done"]
+    created = proj.run("show", "p", "--json", check=0).json()["events"][0]["data"]
+    workers = {(a["host"], a["pid"]) for a in entry["history"]}
+    assert {host for host, _ in workers} == {created["host"]}
+    assert created["pid"] not in {pid for _, pid in workers}  # each ran in a worker process
+
+
+def test_an_attempt_in_the_coordinator_names_its_sessions_process(proj: Project) -> None:
+    proj.run("run", "--run-id", "i", "--", "flaky", "x", "--:", "dump", check=0)
+    created = proj.run("show", "i", "--json", check=0).json()["events"][0]["data"]
+    [entry] = [a for a in proj.run("audit", "i", "--json", check=0).json() if a["node"] == 0]
+    assert {(a["host"], a["pid"]) for a in entry["history"]} == {(created["host"],
+                                                                   created["pid"])}
+    assert f"on {created['host']} (pid {created['pid']})" in proj.run("show", "i",
+                                                                        check=0).out
 
 
 def test_an_attempt_lost_with_its_coordinator_is_kept_as_lost(proj: Project,

@@ -149,6 +149,7 @@ def test_a_store_from_an_older_retap_is_upgraded_on_first_use(proj: Project,
     db = proj.path / ".retap" / "retap.db"
     with sqlite3.connect(db) as conn:  # as an older retap left it
         conn.execute("DROP TABLE logs")
+        conn.execute("DROP TABLE workers")
         if version < 5:
             conn.execute("DROP TABLE attempts")
             conn.execute("DROP TABLE events")

@@ -277,21 +277,23 @@ def test_every_attempt_is_kept_with_the_session_it_belonged_to(opener: Opener) -
     assert store.events("r1")[3].data == {"status": "done"}
 
 
-def test_each_attempts_output_is_kept_with_the_commit_that_recorded_it(opener: Opener
-                                                                       ) -> None:
+def test_each_attempts_output_and_worker_are_kept_with_the_commit_that_recorded_it(
+        opener: Opener) -> None:
     a, b = lead(0, 0, 1), lead(0, 1, 2)
     store = opener()
     log = new_run(store, "r1", a, b)
     retried = Attempt(0, 0, "failed", 1.0, 1.5, {"type": "E", "message": "first"},
-                      Log("first try\n"))
+                      Log("first try\n"), ("w1", 41))
     log.commit_dispatch(record(a, "failed", attempts=2, earlier=[retried],
-                               log=Log("second try\n")), Effects())
+                               log=Log("second try\n")), Effects())  # in the coordinator
     log.commit_dispatch(record(b, value=2), Effects(removed=b))  # printed nothing
     store = opener()
     log = store.claim_run("r1", me())
     text = "ünïcode, a NUL \x00 and a lone surrogate \udc80\n"
-    log.commit_dispatch(record(a, value=7, log=Log(text * 3, 12)), Effects(removed=a))
+    log.commit_dispatch(record(a, value=7, log=Log(text * 3, 12), worker=("w2", 42)),
+                        Effects(removed=a))
     log.finish("done")
+    assert store.workers("r1") == {(a.id, 1): ("w1", 41), (a.id, 3): ("w2", 42)}
 
     found = store.logs("r1")
     assert [(e.dispatch, e.attempt, e.seq, e.text, e.dropped) for e in found] == [
@@ -299,7 +301,8 @@ def test_each_attempts_output_is_kept_with_the_commit_that_recorded_it(opener: O
         (a.id, 3, 3, "ünïcode, a NUL \\x00 and a lone surrogate \\udc80\n" * 3, 12)]
     assert [e.attempt for e in store.logs("r1", after=1)] == [3]
     assert store.logs("r1", after=3) == []
-    assert store.earlier_attempts("r1")[a.id][0].log is None  # the logs are read on their own
+    # the logs and workers are read on their own
+    assert [(t.log, t.worker) for t in store.earlier_attempts("r1")[a.id]] == [(None, None)] * 2
     with pytest.raises(UnknownRun):
         store.logs("nope")
 

@@ -96,6 +96,7 @@ class App:
         self._retries: list[tuple[float, Dispatch, Completion]] = []  # waiting to run again
         self._earlier: dict[str, list[Attempt]] = {}  # failed attempts made again, by dispatch
         self._owner = Owner.current()
+        self._me = (self._owner.host, self._owner.pid)
         self._store_at = absolute_store(self.store.location)
         self._is_stopping = lambda: self.stopping
         self._signal_name = lambda: self.stop_signal or "SIGINT"
@@ -378,6 +379,7 @@ class App:
                 completion = run_job(job)
             finally:
                 self.in_task = False
+            completion.worker = None  # this very process: its session's event names it
             if faults.armed:
                 faults.hit("after_execute")
             if completion.status != "failed" or made > task.retries or self.stopping:
@@ -425,6 +427,8 @@ class App:
             return
         if faults.armed:
             faults.hit("after_execute")
+        if completion.worker == self._me:
+            completion.worker = None  # a thread of this process: its session names it
         self._completed(completion)
 
     def _completed(self, completion: Completion) -> None:
@@ -664,7 +668,7 @@ def _to_stderr(message: str) -> None:
 def _attempt(completion: Completion) -> Attempt:
     """A completion as an attempt to keep (numbered when it is recorded)."""
     return Attempt(0, 0, completion.status, completion.started, completion.finished,
-                   completion.error, completion.log)
+                   completion.error, completion.log, completion.worker)
 
 
 def _outcome(task: Task, completion: Completion, made: int, started: float,
@@ -673,7 +677,7 @@ def _outcome(task: Task, completion: Completion, made: int, started: float,
     the ``earlier`` failed attempts."""
     outcome = Outcome(completion.status, completion.value, completion.error, made, started,
                       completion.finished, outputs=completion.outputs or None,
-                      earlier=earlier, log=completion.log)
+                      earlier=earlier, log=completion.log, worker=completion.worker)
     if outcome.status == "done" and decision is not None:
         outcome.memo = decision.remember(task, completion.value, completion.outputs or {})
     return outcome

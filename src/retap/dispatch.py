@@ -69,6 +69,7 @@ class Attempt:
     finished: float | None = None
     error: dict[str, Any] | None = None
     log: Log | None = None  # what it printed and logged
+    worker: tuple[str, int] | None = None  # (host, pid) that ran it, when not its coordinator
 
 
 @dataclass(slots=True)
@@ -87,3 +88,4 @@ class Outcome:
     memo: Any = None  # a MemoEntry to remember with the record
     earlier: tuple[Attempt, ...] = ()  # failed attempts before this one
     log: Log | None = None  # what this attempt printed and logged
+    worker: tuple[str, int] | None = None  # (host, pid) that ran it, when not the coordinator

@@ -12,6 +12,7 @@ import getpass
 import os
 import shlex
 import sys
+from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -79,9 +80,15 @@ def run_summary(events: list[RunEvent], running: bool, now: float
 def attempt_history(store: Store, run: str, audits: list[AuditRecord]
                     ) -> dict[str, list[Attempt]]:
     """Every attempt of each dispatch in ``audits``, in order, the latest last; a result
-    answered from the memo comes last as ``reused`` (numbered 0: no attempt was made)."""
+    answered from the memo comes last as ``reused`` (numbered 0: no attempt was made).
+    Each names the process that ran it (``worker``): a worker's, else its session's
+    coordinator's (unknown for a session of an older store)."""
     earlier = store.earlier_attempts(run)
-    sessions = session_starts(store.events(run))
+    events = store.events(run)
+    sessions = session_starts(events)
+    coordinators = {e.seq: (str(e.data.get("host", "?")), e.data.get("pid", 0))
+                    for e in events if e.kind in SESSIONS}
+    workers = store.workers(run)
     history = {}
     for a in audits:
         running = a.status == "running"  # in flight (or lost): the attempt after those counted
@@ -89,7 +96,9 @@ def attempt_history(store: Store, run: str, audits: list[AuditRecord]
                          a.started or None, a.finished or None, a.error)
         if a.reused is not None:  # answered from the memo: no attempt of its own
             latest.n, latest.status = 0, "reused"
-        history[a.id] = [*earlier.get(a.id, []), latest]
+        history[a.id] = [
+            replace(t, worker=workers.get((a.id, t.n)) or coordinators.get(t.session))
+            if t.status != "reused" else t for t in [*earlier.get(a.id, []), latest]]
     return history
 
 

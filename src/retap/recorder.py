@@ -88,4 +88,4 @@ def _record(info: TaskInfo, d: Dispatch, outcome: Outcome) -> DispatchRecord:
     return DispatchRecord(d.id, d.node, info.name, d.sources, outcome.status, outcome.value,
                           outcome.error, outcome.attempts, outcome.started, outcome.finished,
                           info.code_version, d.inputs, d.ref, outcome.reused, outcome.outputs,
-                          outcome.memo, outcome.earlier, outcome.log)
+                          outcome.memo, outcome.earlier, outcome.log, outcome.worker)

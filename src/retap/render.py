@@ -111,7 +111,8 @@ def _audit_details(a: AuditRecord, history: dict[str, list[Attempt]],
 
 def attempt_json(a: Attempt) -> dict[str, Any]:
     error = a.error or {}
-    return {"n": a.n, "session": a.session, "status": a.status,
+    host, pid = a.worker or (None, None)
+    return {"n": a.n, "session": a.session, "status": a.status, "host": host, "pid": pid,
             "started": iso(a.started) if a.started else None,
             "finished": iso(a.finished) if a.finished else None,
             "error": error.get("message"), "error_type": error.get("type"),
@@ -127,7 +128,8 @@ def attempt_lines(a: Attempt) -> list[str]:
     took = f" in {_seconds(a.finished - a.started)}" if a.started and a.finished else ""
     when = f" at {iso(a.started)}" if a.started else ""
     error = a.error or {}
-    line = f"  attempt {a.n} (session {a.session}): {a.status}{when}{took}"
+    where = f" on {a.worker[0]} (pid {a.worker[1]})" if a.worker else ""
+    line = f"  attempt {a.n} (session {a.session}): {a.status}{when}{took}{where}"
     if error:
         line += f": {error.get('type')}: {short(str(error.get('message', '')), 80)}"
     lines = [line]

@@ -3,11 +3,14 @@ function runs in the App's thread (``inline``), in a thread, a process or on Das
 
 from __future__ import annotations
 
+import os
 import time
+from functools import cache
 
 from retap.capture import Capture
 from retap.errors import Interrupted, error_record
 from retap.executors.base import Completion, Job
+from retap.owner import host_name
 
 __all__ = ["run_job"]
 
@@ -18,7 +21,13 @@ def run_job(job: Job) -> Completion:
     with Capture(job.context.output_limit) as captured:
         completion = _run(job)
     completion.log = captured.log
+    completion.worker = (_host(), os.getpid())
     return completion
+
+
+@cache
+def _host() -> str:
+    return host_name()
 
 
 def _run(job: Job) -> Completion:

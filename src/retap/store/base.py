@@ -23,7 +23,8 @@ from retap.owner import Owner
 
 __all__ = ["SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "LogRecord",
            "Owner", "Recorded", "RunEvent", "RunInfo", "RunLog", "Store", "busy_owner",
-           "kept_attempt", "logs_of", "session_of", "session_starts"]
+           "kept_attempt", "logs_of", "made_attempts", "session_of", "session_starts",
+           "workers_of"]
 
 SESSIONS = ("created", "resumed", "replayed")  # the events that start a session of a run
 
@@ -72,6 +73,7 @@ class DispatchRecord:
     memo: MemoEntry | None = None  # a result to remember for later runs, with this commit
     earlier: tuple[Attempt, ...] = ()  # this session's failed attempts
     log: Log | None = None  # what this attempt printed and logged
+    worker: tuple[str, int] | None = None  # (host, pid) that ran it, when not the coordinator
 
 
 @dataclass(slots=True)
@@ -236,6 +238,12 @@ class Store(ABC):
     def logs(self, run: str, after: int = 0) -> list[LogRecord]:
         """What the run's attempts printed and logged, those recorded by commits after
         ``after`` (a ``seq``), in recording order."""
+
+    @abstractmethod
+    def workers(self, run: str) -> dict[tuple[str, int], tuple[str, int]]:
+        """``(host, pid)`` of each attempt that ran outside its coordinator (a worker
+        process, a Dask worker), by ``(dispatch, attempt)``; any other attempt ran in the
+        coordinator of its session."""
 
     @abstractmethod
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
@@ -416,14 +424,25 @@ def kept_attempt(status: str, attempts: int, started: float | None, finished: fl
     return Attempt(attempts, session, status, started, finished, error) if attempts else None
 
 
+def made_attempts(record: DispatchRecord, base: int) -> list[tuple[int, Attempt |
+                                                                   DispatchRecord]]:
+    """The attempts committing ``record`` records, numbered: its earlier attempts of this
+    session, then its own, on from the ``base`` attempts its dispatch's row counted."""
+    return [*((base + i + 1, a) for i, a in enumerate(record.earlier)),
+            (base + record.attempts, record)]
+
+
 def logs_of(record: DispatchRecord, base: int, seq: int) -> list[LogRecord]:
-    """The logs committing ``record`` stores (as commit ``seq``): those of its earlier
-    attempts of this session and its own, numbered on from the ``base`` attempts its
-    dispatch's row counted before."""
-    made = [(base + i + 1, a.log) for i, a in enumerate(record.earlier)]
-    made.append((base + record.attempts, record.log))
-    return [LogRecord(record.id, n, seq, log.text, log.dropped) for n, log in made
-            if log is not None]
+    """The output committing ``record`` stores (as commit ``seq``), by attempt."""
+    return [LogRecord(record.id, n, seq, a.log.text, a.log.dropped)
+            for n, a in made_attempts(record, base) if a.log is not None]
+
+
+def workers_of(record: DispatchRecord, base: int) -> list[tuple[str, int, str, int]]:
+    """``(dispatch, attempt, host, pid)`` of the attempts committing ``record`` records
+    that ran outside their coordinator."""
+    return [(record.id, n, *a.worker) for n, a in made_attempts(record, base)
+            if a.worker is not None]
 
 
 def session_starts(events: Iterable[RunEvent]) -> list[tuple[int, int]]:

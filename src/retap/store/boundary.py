@@ -17,8 +17,21 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from retap.runid import valid_run_id
 
-__all__ = ["AttemptRow", "DispatchRow", "EventRow", "JoinCountRow", "JoinEntryRow", "LogRow",
-           "MemoRow", "QueueRow", "RunRow", "Timestamp", "problem", "valid"]
+__all__ = [
+    "AttemptRow",
+    "DispatchRow",
+    "EventRow",
+    "JoinCountRow",
+    "JoinEntryRow",
+    "LogRow",
+    "MemoRow",
+    "QueueRow",
+    "RunRow",
+    "Timestamp",
+    "WorkerRow",
+    "problem",
+    "valid",
+]
 
 STATUSES = ("running", "done", "failed", "interrupted")
 Status = Literal["running", "done", "failed", "interrupted"]
@@ -141,6 +154,15 @@ class LogRow(_Row):
     attempt: Annotated[int, Field(ge=1, lt=2 ** 63)]
     text: str
     dropped: Count
+
+
+class WorkerRow(_Row):
+    """A row of ``workers``: the process that ran one attempt outside its coordinator."""
+
+    dispatch: Hex32
+    attempt: Annotated[int, Field(ge=1, lt=2 ** 63)]
+    host: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    pid: Annotated[int, Field(gt=0, lt=2 ** 31)]
 
 
 def problem(error: pydantic.ValidationError) -> str:

@@ -53,6 +53,7 @@ def read_run(store: SQLStore, run: str) -> None:
     store.earlier_attempts(run)
     store.events(run)
     store.logs(run)
+    store.workers(run)
     with store.errors():
         for row in store.x("SELECT join_id, slot, audit FROM join_entries WHERE run=?",
                            (run,)).fetchall():
@@ -66,7 +67,8 @@ _TABLES = {"runs": ("run", rows.RUN), "dispatches": ("id", rows.DISPATCH),
            "queue": ("id", rows.QUEUE), "join_entries": ("audit", rows.JOIN_ENTRY),
            "join_counts": ("join_id", rows.JOIN_COUNT), "memo": ("key", rows.MEMO),
            "file_digests": ("path", rows.FILE), "attempts": ("dispatch", rows.ATTEMPT),
-           "events": ("seq", rows.EVENT), "logs": ("dispatch", rows.LOG)}
+           "events": ("seq", rows.EVENT), "logs": ("dispatch", rows.LOG),
+           "workers": ("dispatch", rows.WORKER)}
 
 
 def _checksum_problems(store: SQLStore) -> list[str]:

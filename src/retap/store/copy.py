@@ -25,6 +25,7 @@ _TABLES: dict[str, tuple[str, ...] | None] = {
     "dispatches": rows.DISPATCH, "queue": rows.QUEUE, "join_entries": rows.JOIN_ENTRY,
     "join_counts": rows.JOIN_COUNT, "memo": rows.MEMO, "outputs": None,
     "attempts": rows.ATTEMPT, "events": rows.EVENT, "logs": rows.LOG,
+    "workers": rows.WORKER,
 }
 _OUTPUTS = ("path", "digest", "run", "dispatch")
 
@@ -124,7 +125,8 @@ def read_values(src: SQLStore, refs: list[str]) -> list[tuple[str, str, bytes]]:
                       f'({",".join("?" * len(chunk))})', chunk).fetchall()
         values = [(r["digest"], r["codec"], rows.as_bytes(r["data"])) for r in found]
         for key, codec, data in values:
-            if digest(codec, data) != key:
+            if not (isinstance(codec, str) and isinstance(data, bytes)) or \
+                    digest(codec, data) != key:
                 raise src.corrupt(f"value {key} does not match its digest")
         if len(values) != len(chunk):
             raise src.corrupt(f"values of the run are missing ({len(chunk) - len(values)})")

@@ -34,6 +34,7 @@ from retap.store.base import (
     now,
     session_of,
     session_starts,
+    workers_of,
 )
 
 __all__ = ["EmptyStore", "MemoryStore"]
@@ -54,6 +55,7 @@ class _Run:
     attempts: dict[str, list[Attempt]] = field(default_factory=dict)  # written over
     events: list[RunEvent] = field(default_factory=list)
     logs: list[LogRecord] = field(default_factory=list)
+    workers: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
 
 
 class MemoryStore(Store):
@@ -120,6 +122,9 @@ class MemoryStore(Store):
 
     def logs(self, run: str, after: int = 0) -> list[LogRecord]:
         return [entry for entry in self._get(run).logs if entry.seq > after]
+
+    def workers(self, run: str) -> dict[tuple[str, int], tuple[str, int]]:
+        return dict(self._get(run).workers)
 
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         wanted = set(statuses)
@@ -239,10 +244,13 @@ class _MemoryRunLog(RunLog):
         base = self._keep_attempt(record.id)
         for i, attempt in enumerate(record.earlier):
             attempt.n, attempt.session = base + i + 1, self.session
-            # its output is kept in the run's logs, as a SQL store keeps it
-            state.attempts.setdefault(record.id, []).append(replace(attempt, log=None))
+            # its output and worker are kept on their own, as a SQL store keeps them
+            state.attempts.setdefault(record.id, []).append(replace(attempt, log=None,
+                                                                    worker=None))
         state.seq += 1
         state.logs.extend(logs_of(record, base, state.seq))
+        state.workers.update(((d, n), (host, pid))
+                             for d, n, host, pid in workers_of(record, base))
         record.attempts += base
         state.records[record.id] = record
         state.seqs[record.id] = state.seq

@@ -55,11 +55,13 @@ TABLES: dict[str, tuple[str, ...]] = {
     "attempts": (*rows.ATTEMPT, "crc"),
     "events": (*rows.EVENT, "crc"),
     "logs": (*rows.LOG, "crc"),
+    "workers": (*rows.WORKER, "crc"),
     '"values"': ("digest", "codec", "data"),
 }
 CHECKED = {"runs": rows.RUN, "dispatches": rows.DISPATCH, "queue": rows.QUEUE,
            "join_entries": rows.JOIN_ENTRY, "join_counts": rows.JOIN_COUNT,
-           "attempts": rows.ATTEMPT, "events": rows.EVENT, "logs": rows.LOG}
+           "attempts": rows.ATTEMPT, "events": rows.EVENT, "logs": rows.LOG,
+           "workers": rows.WORKER}
 LINE_MAX = 1 << 30  # a longer line is not one retap wrote
 
 

@@ -14,7 +14,7 @@ import zlib
 from typing import Any
 
 __all__ = ["ATTEMPT", "DISPATCH", "EVENT", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "LOG", "MEMO",
-           "QUEUE", "RUN", "as_bytes", "crc", "matches", "refs"]
+           "QUEUE", "RUN", "WORKER", "as_bytes", "crc", "matches", "refs"]
 
 RUN = ("run", "status", "created", "codec", "spec", "owner_host", "owner_pid",
        "owner_started")
@@ -28,6 +28,7 @@ FILE = ("path", "size", "mtime_ns", "inode", "digest")
 ATTEMPT = ("run", "dispatch", "n", "session", "status", "started", "finished", "error")
 EVENT = ("run", "seq", "at", "kind", "data")
 LOG = ("run", "seq", "dispatch", "attempt", "text", "dropped")
+WORKER = ("run", "dispatch", "attempt", "host", "pid")
 
 def crc(*fields: Any) -> int:
     """The checksum of a row's fields, in column order.

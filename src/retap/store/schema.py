@@ -168,7 +168,9 @@ MIGRATIONS: list[str] = [
     """,
     # 6: what each attempt printed and logged ("text", its middle cut when over the limit:
     #    "dropped" characters), written with the commit that records the attempt and keyed
-    #    by that commit's seq, so a commit appends and ``retap logs --follow`` reads on.
+    #    by that commit's seq, so a commit appends and ``retap logs --follow`` reads on;
+    #    and the process (host, pid) that ran each attempt made outside its coordinator
+    #    (any other ran in the coordinator its session's event names).
     """
     CREATE TABLE logs (
         run TEXT NOT NULL,
@@ -179,6 +181,15 @@ MIGRATIONS: list[str] = [
         dropped BIGINT NOT NULL,
         crc BIGINT NOT NULL,
         PRIMARY KEY (run, seq, dispatch, attempt)
+    ){clustered};
+    CREATE TABLE workers (
+        run TEXT NOT NULL,
+        dispatch TEXT NOT NULL,
+        attempt BIGINT NOT NULL,
+        host TEXT NOT NULL,
+        pid BIGINT NOT NULL,
+        crc BIGINT NOT NULL,
+        PRIMARY KEY (run, dispatch, attempt)
     ){clustered};
     """,
 ]

@@ -466,6 +466,18 @@ class SQLStore(Store):
                 found.append(LogRecord(e.dispatch, e.attempt, e.seq, e.text, e.dropped))
         return found
 
+    def workers(self, run: str) -> dict[tuple[str, int], tuple[str, int]]:
+        found = {}
+        with self.errors():
+            self._known(run)
+            for r in self.x(f"SELECT {', '.join(rows.WORKER)}, crc FROM workers WHERE run=?",
+                            (run,)).fetchall():
+                self.verify(r, rows.WORKER, f"the worker of attempt {r['attempt']!r} of "
+                                            f"dispatch {clip(r['dispatch'])}")
+                w = self.row(boundary.WorkerRow, rows.WORKER[1:], r, "worker")
+                found[(w.dispatch, w.attempt)] = (w.host, w.pid)
+        return found
+
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         wanted = list(statuses) or [""]
         marks = ",".join("?" * len(wanted))

@@ -34,6 +34,7 @@ from retap.store.base import (
     now,
     session_of,
     session_starts,
+    workers_of,
 )
 from retap.store.codec import Codec, JsonCodec, digest
 from retap.store.sql import SQLStore
@@ -122,6 +123,8 @@ class SQLRunLog(RunLog):
                 self._write_attempt(record.id, attempt)
             if record.log is not None or record.earlier:
                 self._write_logs(logs_of(record, base, self.seq))
+            if record.worker is not None or record.earlier:
+                self._write_workers(workers_of(record, base))
             if record.memo is not None and result is not None:
                 self._remember(record, result)
             if record.outputs and record.status == "done":
@@ -334,6 +337,12 @@ class SQLRunLog(RunLog):
             self.store.write_many(self.store.dialect.insert("logs", (*rows.LOG, "crc")), [
                 (*fields, rows.crc(*fields)) for fields in
                 ((self.run, e.seq, e.dispatch, e.attempt, e.text, e.dropped) for e in logs)])
+
+    def _write_workers(self, workers: list[tuple[str, int, str, int]]) -> None:
+        if workers:
+            self.store.write_many(self.store.dialect.insert("workers", (*rows.WORKER, "crc"),
+                                                            ignore=True), [
+                (self.run, *w, rows.crc(self.run, *w)) for w in workers])
 
     def _write_event(self, kind: str, data: dict[str, Any]) -> None:
         self.eseq += 1

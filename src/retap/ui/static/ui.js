@@ -113,6 +113,7 @@ function runPage() {
       const item = el("li");
       const head = el("div", `attempt ${a.n} (session ${a.session}): ${a.status}` +
                       (a.finished ? ` at ${a.finished}` : "") +
+                      (a.host ? ` on ${a.host} (pid ${a.pid})` : "") +
                       (a.error ? ` — ${a.error_type}: ${a.error}` : ""));
       item.append(head);
       if (a.traceback) item.append(el("pre", a.traceback, "traceback"));
