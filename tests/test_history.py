@@ -304,3 +304,19 @@ def test_replay_from_runs_a_remembered_node_again(proj: Project) -> None:
     [entry] = [a for a in proj.run("audit", "m2", "--json", check=0).json() if a["node"] == 1]
     assert [h["status"] for h in entry["history"]] == ["done"]  # the reuse was no attempt
     assert entry["reused_from"] is None and entry["attempts"] == 1
+
+
+def test_a_done_dispatch_the_memo_answers_in_a_replay_from_keeps_its_attempt(
+        proj: Project) -> None:
+    # Found by the torture runner's replay --from (seed 7 case 27): a memoized dispatch
+    # below the node, its inputs unchanged, is answered from the memo; the row written over
+    # lost the attempt that had made the result (and its output pointed at nothing).
+    proj.run("run", "--run-id", "d", "--", "load", "--yaml", "3", "--:", "recip",
+             "--offset", "1", "--:", "twice", check=0)
+    proj.run("replay", "d", "--from", "1", check=0)
+    assert proj.log("twice.log") == ["0.25"]  # the memo answered it
+    [entry] = [a for a in proj.run("audit", "d", "--json", check=0).json() if a["node"] == 2]
+    assert [(h["n"], h["session"], h["status"]) for h in entry["history"]] == [
+        (1, 1, "done"), (0, 3, "reused")]
+    assert entry["attempts"] == 1
+    assert proj.run("check", check=0)

@@ -333,6 +333,8 @@ class App:
             return True
         decision = self._decide(task, d)
         if decision is not None and decision.hit is not None:
+            if self.plan is None:
+                self._again(d)
             self._settle(d, self._reuse(decision.hit))
         elif self.plan is not None:
             reason = decision.reason if decision else "runs every time (not cached)"
@@ -358,8 +360,7 @@ class App:
         if faults.armed:
             faults.hit("before_dispatch")
         call_hooks(self.middleware, "before_dispatch", self, d)
-        if self._rerun and self.cache is not None and self.cache.seq(d.id) is not None:
-            self.log.rerunning(d.id)  # done before: --rerun-changed or --from runs it again
+        self._again(d)
         if not task.idempotent:
             self.recorder.mark_running(d, type(task).__retap__)
         else:
@@ -388,6 +389,13 @@ class App:
             earlier += (_attempt(completion),)
         self._settle(d, _outcome(task, completion, made, completion.started, decision,
                                  earlier), task)
+
+    def _again(self, d: Dispatch) -> None:
+        """``d``, recorded done, is run or answered from the memo again (--rerun-changed,
+        --from): the store keeps its done attempt when its row is written over."""
+        if self._rerun and self.cache is not None and self.cache.seq(d.id) is not None:
+            assert self.log is not None
+            self.log.rerunning(d.id)
 
     def _backoff(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -25,6 +25,7 @@ CATEGORIES = {
     "inexact replays": r"replay check",
     "history gaps": r"history of",
     "output gaps": r"output of done",
+    "prune damage": r"prune",
 }
 
 
@@ -111,6 +112,8 @@ def features(results: list[CaseResult]) -> str:
             f"{having['continue']}, rerun scenarios {having['rerun']}, fresh runs "
             f"{sum(r.fresh_runs for r in results)} (in {having['fresh']} cases allowed), "
             f"journals left by kills {sum(r.killed_journals for r in results)}, "
+            f"replays --from a node {sum(r.from_replays for r in results)}, "
+            f"prunes {sum(r.prunes for r in results)}, "
             f"parallel attempts {sum(r.parallel_attempts for r in results)} (cases compared "
             f"by replay only {sum(r.unordered for r in results)}); "
             f"faults per durability: "

@@ -11,7 +11,8 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,14 @@ from retap.torture import checks
 from retap.torture import project as disk
 from retap.torture.execlog import ExecLog, Execution
 from retap.torture.features import Features, draw, feature_rng
-from retap.torture.plans import decorate, memoized_labels, node_features, plan
+from retap.torture.plans import (
+    decorate,
+    downstream,
+    from_nodes,
+    memoized_labels,
+    node_features,
+    plan,
+)
 from retap.torture.project import set_up
 from retap.torture.reference import Expected, reference
 from retap.torture.replaycheck import replay_problems
@@ -58,6 +66,8 @@ class CaseResult:
     reused: int = 0
     killed_journals: int = 0  # journals a killed attempt left for the next one to settle
     parallel_attempts: int = 0  # attempts run with -j above 1
+    from_replays: int = 0  # done runs replayed --from a node
+    prunes: int = 0  # stores pruned of all runs but the newest
     unordered: bool = False  # parallel, with joins that group by arrival: no reference check
     problems: list[str] = field(default_factory=list)
 
@@ -101,6 +111,10 @@ def run_case(seed: int, index: int, keep: Path | None = None,
     durability = rng.choice(DURABILITY)
     frng = feature_rng(case_seed(seed, index))
     chosen = features if features is not None else draw(frng)
+    # a stream of its own: cases drawn before this feature replay as they were
+    from_rng = random.Random(f"from-{case_seed(seed, index)}")
+    if features is None and from_rng.random() < 0.3:
+        chosen = replace(chosen, replay_from=True)
     decorate(workplan, frng, chosen)
     steps = phases(workplan, chosen, frng)
     present = set(node_features(workplan))  # a drawn node kind may have drawn no node
@@ -110,12 +124,12 @@ def run_case(seed: int, index: int, keep: Path | None = None,
     if keep is not None:
         folder = keep.resolve() / f"case-{index}"
         folder.mkdir(parents=True, exist_ok=True)
-        _play(Case(folder, rng, frng, chosen, result, memoized_labels(workplan),
+        _play(Case(folder, (rng, frng, from_rng), chosen, result, memoized_labels(workplan),
                    (parallel, prng)), steps, keep=True)
     else:
         with tempfile.TemporaryDirectory(prefix="retap-torture-") as tmp:
-            _play(Case(Path(tmp), rng, frng, chosen, result, memoized_labels(workplan),
-                       (parallel, prng)), steps, keep=False)
+            _play(Case(Path(tmp), (rng, frng, from_rng), chosen, result,
+                       memoized_labels(workplan), (parallel, prng)), steps, keep=False)
     return result
 
 
@@ -131,10 +145,12 @@ def _play(case: Case, steps: list[Phase], keep: bool) -> None:
 class Case:
     """The faulted side of a case: its project, store, execution log and runs so far."""
 
-    def __init__(self, folder: Path, rng: random.Random, frng: random.Random,
+    def __init__(self, folder: Path, rngs: tuple[random.Random, random.Random, random.Random],
                  features: Features, result: CaseResult, memoized: set[str],
                  parallel: tuple[Parallel, random.Random]) -> None:
-        self.folder, self.rng, self.frng = folder, rng, frng
+        self.folder = folder
+        self.rng, self.frng, self.from_rng = rngs  # faults and verbs; features; --from
+        self.exempt: set[str] = set()  # labels the attempt being judged may run again
         self.parallel, self.prng = parallel
         self.ordered = True  # no attempt of this phase ran dispatches at once
         self.features, self.result = features, result
@@ -167,18 +183,65 @@ class Case:
                 fh.write(f"# phase {k}: {phase.describe()}\n")
             if not self._to_done(phase, wanted):
                 return
+            if self.features.replay_from and not self._again_from(phase, wanted):
+                return
         with self.open() as store:
             self.result.reused = sum(a.reused is not None for r in store.runs()
                                      for a in store.audits(r.run))
+        if len(self.runs) > 1 and self.from_rng.random() < 0.5:
+            self._prune_older()
         self.result.problems += checks.leftover_problems(self.project)
 
-    def _to_done(self, phase: Phase, wanted: Expected) -> bool:
-        """Attempts until the phase's newest run is done (False: the case cannot go on)."""
+    def _prune_older(self) -> None:
+        """``retap prune`` every run but the newest: the newest stays whole (the store
+        checks, its history holds, the values it reused from a deleted run are kept, and
+        a replay of it runs nothing)."""
+        with self.open() as store:
+            newest = store.run_info(self.runs[-1]).created
+        before = datetime.fromtimestamp(newest - 0.01, UTC).isoformat()
+        code = self._attempt(["prune", "--older-than", before], None)
+        self.result.prunes += 1
+        if code != 0:
+            self.result.problems.append(f"prune of the runs before {self.runs[-1]} exited "
+                                        f"{code}: {self.last_error}")
+            return
+        with self.open() as store:
+            left = [r.run for r in store.runs()]
+            problems = [f"prune left runs {left}, not only {self.runs[-1]}"] \
+                if left != [self.runs[-1]] else []
+            problems += check_store(store) or history_problems(store, self.runs[-1])
+        self.result.problems += [f"after prune: {p}" for p in problems]
+        self._check_replay()
+
+    def _again_from(self, phase: Phase, wanted: Expected) -> bool:
+        """Replay the done run ``--from`` a node drawn for it (faulted like any attempt) and
+        bring it to done again: the node's dispatches and all below it run again, once
+        each, and the run ends as the reference did (False: the case cannot go on)."""
+        nodes = from_nodes(phase.workplan)
+        if not nodes:
+            return True
+        node = self.from_rng.choice(nodes)
+        self.result.from_replays += 1
+        again = {f"n{n}" for n in downstream(phase.workplan, node)}
+        first = ["replay", self.runs[-1], "--from", str(node), "--on-error",
+                 self.features.on_error, "--quiet", *self.parallel.draw(self.prng)]
+        return self._to_done(phase, wanted, (self.from_rng, first, again))
+
+    def _to_done(self, phase: Phase, wanted: Expected,
+                 again: tuple[random.Random, list[str], set[str]] | None = None) -> bool:
+        """Attempts until the phase's newest run is done (False: the case cannot go on);
+        ``again``: the run is done already, and is taken through a first command (with the
+        labels it runs again) on a stream of its own before resumes and replays."""
         self.fresh_in_phase = 0
         self.ordered = True
+        rng = again[0] if again else self.rng
         for local in range(MAX_ATTEMPTS + wanted.resumes):
-            fault = _fault(self.rng, len(wanted.audit), local)
-            args = self._next(phase, local)
+            fault = _fault(rng, len(wanted.audit), local)
+            if again and local == 0:
+                args, self.exempt = again[1], again[2]
+                self.ordered = "-j" not in args
+            else:
+                args, self.exempt = self._next(phase, local + bool(again), rng), set()
             code = self._attempt(args, fault)
             if not self._judge(args, fault, code, wanted, phase):
                 return False
@@ -189,10 +252,10 @@ class Case:
                                     f"{MAX_ATTEMPTS + wanted.resumes} attempts")
         return False
 
-    def _next(self, phase: Phase, local: int) -> list[str]:
+    def _next(self, phase: Phase, local: int, rng: random.Random) -> list[str]:
         """The next command: a fresh run first (or when drawn), else resume or replay."""
-        fresh = local == 0 or (self.features.fresh and self.fresh_in_phase < MAX_FRESH
-                               and self.frng.random() < 0.25)
+        fresh = local == 0 or (self.features.fresh and rng is self.rng and
+                               self.fresh_in_phase < MAX_FRESH and self.frng.random() < 0.25)
         running = self.parallel.draw(self.prng)
         if running:
             self.ordered = False
@@ -203,7 +266,7 @@ class Case:
             self.runs.append(f"r{len(self.runs) + 1}")
             return ["run", "--run-id", self.runs[-1], "--durability", self.result.durability,
                     "--on-error", self.features.on_error, "--quiet", *running, phase.flow]
-        verb = self.rng.choice(["resume", "replay"])
+        verb = rng.choice(["resume", "replay"])
         return [verb, self.runs[-1], "--on-error", self.features.on_error, "--quiet",
                 *running]
 
@@ -276,7 +339,7 @@ class Case:
         return store
 
     def _problems(self, store: SQLStore, ran: list[Execution], code: int) -> list[str]:
-        problems = self.ledger.execution_problems(ran, store, self.project)
+        problems = self.ledger.execution_problems(ran, store, self.project, self.exempt)
         problems += check_store(store)
         if not problems:
             problems += [p for info in store.runs() for p in history_problems(store, info.run)]

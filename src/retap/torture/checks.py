@@ -9,6 +9,7 @@ have been answered from the memo).
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,10 +48,21 @@ class Ledger:
                         _intact(project, a.outputs or {}):
                     self.intact.setdefault(key, f"{info.run}/{a.id[:12]}")
 
-    def execution_problems(self, ran: list[Execution], store: SQLStore,
-                           project: Path) -> list[str]:
-        """Done dispatches executed again in their run; memoized results not reused."""
-        problems = [f"{e.run}/{e.dispatch[:12]} ({e.label}) was done in run {e.run} and "
+    def execution_problems(self, ran: list[Execution], store: SQLStore, project: Path,
+                           again: AbstractSet[str] = frozenset()) -> list[str]:
+        """Done dispatches executed again in their run; memoized results not reused. The
+        nodes labelled ``again`` were asked to run again (``replay --from``): each of their
+        dispatches may run once, whatever the store or the memo had."""
+        seen: set[tuple[str, str]] = set()
+        problems = []
+        for e in ran:
+            if e.label in again:
+                if (e.run, e.dispatch) in seen:
+                    problems.append(f"{e.run}/{e.dispatch[:12]} ({e.label}) executed again "
+                                    "within one replay --from")
+                seen.add((e.run, e.dispatch))
+        ran = [e for e in ran if e.label not in again]
+        problems += [f"{e.run}/{e.dispatch[:12]} ({e.label}) was done in run {e.run} and "
                     f"executed again" for e in ran if e.dispatch in self.done.get(e.run, ())]
         problems += [f"{e.run}/{e.dispatch[:12]} ({e.label}) executed although "
                      f"{self.intact[e.key]} had committed its result (key {e.key}) with "

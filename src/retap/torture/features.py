@@ -19,12 +19,14 @@ class Features:
     on_error: str = "stop"  # stop | continue, for the run and every recovery
     scenario: str = "single"  # single: one run to done; rerun: r1 done, an input changes, r2
     fresh: bool = False  # a recovery may start a fresh run on the same project and store
+    replay_from: bool = False  # a done run is replayed --from a node, faulted, to done again
 
     @property
     def names(self) -> list[str]:
         """The features this case has, as the summary counts them."""
         flags = {"files": self.files, "memo": self.memo, "continue": self.on_error == "continue",
-                 "rerun": self.scenario == "rerun", "fresh": self.fresh}
+                 "rerun": self.scenario == "rerun", "fresh": self.fresh,
+                 "from": self.replay_from}
         return [name for name, on in flags.items() if on]
 
 

@@ -12,7 +12,8 @@ from retap.taskdef import Task
 from retap.torture.features import Features
 from retap.workflow import Workflow
 
-__all__ = ["INPUT_FILES", "build", "decorate", "memoized_labels", "node_features", "plan",
+__all__ = ["INPUT_FILES", "build", "decorate", "downstream", "from_nodes", "memoized_labels",
+           "node_features", "plan",
            "read_inputs", "with_new_lead"]
 
 MODES = ("value", "list", "pair")
@@ -75,6 +76,29 @@ def node_features(workplan: dict[str, Any]) -> list[str]:
     """``files`` when the plan has file nodes, ``memo`` when it has memoized plain ones."""
     kinds = set(_kinds(workplan))
     return ["files"] * bool(kinds & {"write", "stamp"}) + ["memo"] * ("memo" in kinds)
+
+
+def downstream(workplan: dict[str, Any], node: int) -> set[int]:
+    """``node`` and every node its results reach through the plan's joins."""
+    found, todo = {node}, [node]
+    while todo:
+        current = todo.pop()
+        for join in workplan["joins"]:
+            if current in join["sources"]:
+                for target in join["targets"]:
+                    if target not in found:
+                        found.add(target)
+                        todo.append(target)
+    return found
+
+
+def from_nodes(workplan: dict[str, Any]) -> list[int]:
+    """The nodes ``replay --from`` may be drawn for: those with no node changing a file in
+    place at or below them (running such a node again applies its change again, as asked,
+    which the reference does not have)."""
+    kinds = _kinds(workplan)
+    return [i for i in range(len(kinds))
+            if all(kinds[n] != "stamp" for n in downstream(workplan, i))]
 
 
 def read_inputs(workplan: dict[str, Any]) -> list[str]:
