@@ -248,9 +248,10 @@ class _MemoryRunLog(RunLog):
             state.attempts.setdefault(record.id, []).append(replace(attempt, log=None,
                                                                     worker=None))
         state.seq += 1
-        state.logs.extend(logs_of(record, base, state.seq))
-        state.workers.update(((d, n), (host, pid))
-                             for d, n, host, pid in workers_of(record, base))
+        if record.log is not None or record.worker is not None or record.earlier:
+            state.logs.extend(logs_of(record, base, state.seq))
+            state.workers.update(((d, n), (host, pid))
+                                 for d, n, host, pid in workers_of(record, base))
         record.attempts += base
         state.records[record.id] = record
         state.seqs[record.id] = state.seq
