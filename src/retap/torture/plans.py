@@ -50,11 +50,11 @@ def _steady_failures(workplan: dict[str, Any]) -> None:
     stateful = {s for j in workplan["joins"] if j["kind"] in ("sync", "gate")
                 for s in j["sources"]}
     for i, node in enumerate(workplan["nodes"]):
-        if _downstream(workplan, i) & stateful:
+        if downstream(workplan, i) & stateful:
             node[3] = False
 
 
-def _downstream(workplan: dict[str, Any], start: int) -> set[int]:
+def downstream(workplan: dict[str, Any], start: int) -> set[int]:
     """``start`` and every node its results reach."""
     seen, todo = {start}, [start]
     while todo:
@@ -76,20 +76,6 @@ def node_features(workplan: dict[str, Any]) -> list[str]:
     """``files`` when the plan has file nodes, ``memo`` when it has memoized plain ones."""
     kinds = set(_kinds(workplan))
     return ["files"] * bool(kinds & {"write", "stamp"}) + ["memo"] * ("memo" in kinds)
-
-
-def downstream(workplan: dict[str, Any], node: int) -> set[int]:
-    """``node`` and every node its results reach through the plan's joins."""
-    found, todo = {node}, [node]
-    while todo:
-        current = todo.pop()
-        for join in workplan["joins"]:
-            if current in join["sources"]:
-                for target in join["targets"]:
-                    if target not in found:
-                        found.add(target)
-                        todo.append(target)
-    return found
 
 
 def from_nodes(workplan: dict[str, Any]) -> list[int]:
