@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LOGGING_TASKS, Project, Result, wait_for
+from conftest import LOGGING_TASKS, Project, Result, assert_one_line_error, wait_for
 from crafting import allow_sealing, seal_sql
 from retap.store import rows
 from retap.store.codec import digest
@@ -519,3 +519,34 @@ def test_audit_of_a_run_whose_only_dispatch_failed(proj: Project) -> None:
     audits = proj.run("audit", "empty", "--json", check=0).json()
 
     assert [(x["task"], x["status"], x["sources"]) for x in audits] == [("a", "failed", [])]
+
+
+# -- run references and store names (issue 12, items 3 and 5) -----------------------------------
+
+
+def test_a_run_is_named_by_last_or_a_unique_prefix_wherever_one_is_taken(
+        proj: Project) -> None:
+    proj.run("run", "--run-id", "nightly-41", "--", "a", check=0)
+    proj.run("run", "--run-id", "nightly-42", "--", "c", env={"FAIL_ALWAYS": "c"}, check=1)
+    assert proj.run("show", "last", "--json", check=0).json()["run"] == "nightly-42"
+    assert proj.run("show", "nightly-41", "--json", check=0).json()["status"] == "done"
+    assert proj.run("audit", "nightly-42", "--json", check=0).json()[0]["status"] == "failed"
+    assert_one_line_error(proj.run("show", "nightly"), "'nightly' names 2 runs",
+                          "nightly-41, nightly-42")
+    assert_one_line_error(proj.run("logs", "nope"), "no run 'nope'")
+    proj.run("resume", "last", env={"FAIL_ALWAYS": "c"}, check=1)  # the newest, failing again
+    resumed = proj.run("show", "nightly-42", "--json", check=0).json()
+    assert [e["kind"] for e in resumed["events"]].count("resumed") == 1
+    proj.run("run", "--run-id", "other", "--", "a", check=0)
+    assert proj.run("show", "oth", "--json", check=0).json()["run"] == "other"
+    assert proj.run("export", "nightly-4", "-o", "x.retap").code == 2  # two: refused
+    assert not (proj.path / "x.retap").exists()
+
+
+def test_a_store_named_in_a_missing_folder_or_with_an_unknown_scheme_is_refused(
+        proj: Project) -> None:
+    assert_one_line_error(proj.run("runs", "--store", "typo/retap.db"),
+                          "no such directory: typo")
+    assert_one_line_error(proj.run("show", "r", "--store", "sqlite:///x.db"),
+                          "not a store this retap knows")
+    assert proj.run("runs", "--json", check=0).json() == []  # the default store: a new project

@@ -14,6 +14,7 @@ RetapError                      base; ``exit_code`` is what the CLI exits with
 │   ├── SpecError               a workflow cannot be (de)serialised as a spec
 │   ├── BadRunId                a run id that is not letters, digits and ._-
 │   ├── UnknownRun              no run by that id in the store
+│   ├── AmbiguousRun            a prefix that names several runs
 │   ├── RunExists               a new run would take an id already in the store
 │   ├── RunBusy                 another live process owns the run
 │   ├── InflightNotIdempotent   resume would re-run a non-idempotent dispatch
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "AmbiguousRun",
     "BadRunId",
     "CodecError",
     "ConfigValueError",
@@ -211,6 +213,16 @@ class UnknownRun(UsageError):
         where = f" in {store}" if store else ""
         super().__init__(f"no run {run!r}{where} (see `retap runs`)", run=run, store=store)
         self.run, self.store = run, store
+
+
+class AmbiguousRun(UsageError):
+    """A prefix of a run id that names more than one run."""
+
+    def __init__(self, prefix: str, runs: list[str]) -> None:
+        shown = ", ".join(runs[:8]) + (", ..." if len(runs) > 8 else "")
+        super().__init__(f"{prefix!r} names {len(runs)} runs ({shown}); give more of its id",
+                         prefix=prefix, runs=runs)
+        self.prefix, self.runs = prefix, runs
 
 
 class RunExists(UsageError):

@@ -6,11 +6,16 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from retap.errors import BadRunId
+from retap.errors import AmbiguousRun, BadRunId, UnknownRun
 
-__all__ = ["check_run_id", "new_run_id", "valid_run_id"]
+if TYPE_CHECKING:
+    from retap.store.base import Store
+
+__all__ = ["LAST", "check_run_id", "new_run_id", "resolve_run", "valid_run_id"]
+
+LAST = "last"  # names the newest run of a store
 
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -31,3 +36,23 @@ def check_run_id(run: Any) -> str:
 def new_run_id() -> str:
     """A sortable, readable run id: ``20261128-013045-3fa2c1``."""
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def resolve_run(store: Store, ref: str) -> str:
+    """The id of the run ``ref`` names in ``store``: its id; ``last``, the newest run (unless
+    a run is called that); or a prefix of exactly one run's id. UnknownRun when it names
+    none, AmbiguousRun (listing them) when a prefix names several."""
+    try:
+        store.run_info(ref)
+        return ref
+    except UnknownRun:
+        pass
+    runs = [r.run for r in store.runs()]
+    if ref == LAST and runs:
+        return runs[0]
+    found = sorted(r for r in runs if r.startswith(ref)) if ref else []
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise AmbiguousRun(ref, found)
+    raise UnknownRun(ref, store.location)

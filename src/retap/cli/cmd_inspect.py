@@ -25,6 +25,7 @@ from retap.render import (
     upstream_trail,
 )
 from retap.report import show_report
+from retap.runid import resolve_run
 from retap.store.boundary import STATUSES
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def show_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool) -> 
     """A run's status, counts, failed dispatches (inputs, configs, traceback) and queue."""
     the_store = open_cli_store(ctx, store, readonly=True)
     the_store.check_structure()
+    run = resolve_run(the_store, run)
     _import_pickled_classes(the_store, run)
     report = show_report(the_store, run)
     if as_json:
@@ -150,6 +152,7 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None,
     """The provenance of every value of RUN: which dispatch fed which."""
     the_store = open_cli_store(ctx, store, readonly=True)
     the_store.check_structure()
+    run = resolve_run(the_store, run)
     _import_pickled_classes(the_store, run)
     audits = the_store.audits(run)
     if dispatch is not None:
@@ -192,7 +195,7 @@ def check_cmd(ctx: click.Context, run: str | None, store: str | None) -> None:
 
     the_store = open_cli_store(ctx, store, readonly=True)
     if run is not None:
-        the_store.run_info(run)  # an unknown run is a usage error, not a damaged store
+        run = resolve_run(the_store, run)  # an unknown run is a usage error, not damage
     if not isinstance(the_store, SQLStore):
         click.echo(f"{the_store.location}: nothing stored, nothing to check")
         return

@@ -10,6 +10,7 @@ import click
 
 from retap.cli.main import main, open_cli_store, store_option
 from retap.errors import UsageError
+from retap.runid import resolve_run
 
 if TYPE_CHECKING:
     from retap.dispatch import NodeId
@@ -36,6 +37,7 @@ def logs_cmd(ctx: click.Context, run: str, which: str | None, store: str | None,
         raise UsageError("--follow and --json do not go together")
     the_store = open_cli_store(ctx, store, readonly=True)
     the_store.check_structure()
+    run = resolve_run(the_store, run)
     nodes = _Nodes(the_store, run)
     wanted = nodes.resolve(which) if which is not None else None
     if as_json:

@@ -72,8 +72,10 @@ def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
     from retap.progress import Progress
     from retap.progress import wanted as progress_wanted
     from retap.recovery import parse_set, replay, resume
+    from retap.runid import resolve_run
 
     the_store = open_cli_store(ctx, store, create=False)
+    run = resolve_run(the_store, run)
     parsed = [parse_set(s) for s in settings]
     say = (lambda m: None) if quiet else echo_err
     action = resume if verb == "resume" else partial(replay, from_nodes=from_nodes)
@@ -100,10 +102,11 @@ def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
 def forget_cmd(ctx: click.Context, task: str, run: str | None, store: str | None) -> None:
     """Drop TASK's remembered results (cache="inputs", file tasks), so it runs again."""
     from retap.discovery import Registry
+    from retap.runid import resolve_run
 
     path = Registry().find(task).__retap__.import_path
     the_store = open_cli_store(ctx, store, create=False)
     if run is not None:
-        the_store.run_info(run)
+        run = resolve_run(the_store, run)
     count = the_store.forget(path, run)
     echo_err(f"forgot {count} remembered result(s) of {task}")

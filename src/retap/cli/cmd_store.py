@@ -109,10 +109,12 @@ def export_cmd(ctx: click.Context, run: str, output: Path, store: str | None) ->
     """Write RUN to one checksummed file: its spec, dispatches, attempts, timeline, values
     and captured output. `retap import FILE` loads it into another store, where it can be
     shown, resumed and replayed."""
+    from retap.runid import resolve_run
     from retap.store.portable import export_run
 
     the_store = _sql_store(open_cli_store(ctx, store, readonly=True))
     the_store.check_structure()
+    run = resolve_run(the_store, run)
     count = export_run(the_store, run, output)
     echo_err(f"exported run {run} ({count} dispatch(es)) to {output}")
 

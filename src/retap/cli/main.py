@@ -62,7 +62,10 @@ def store_option(fn: F) -> F:
 @click.pass_context
 def main(ctx: click.Context, store: str | None) -> None:
     """retap: configurable, file-based tasks and workflows whose runs are recorded,
-    recoverable and replayable."""
+    recoverable and replayable.
+
+    Wherever a command takes RUN, it may be a run id, `last` (the newest run in the
+    store) or a prefix of exactly one run's id."""
     ctx.obj = {"store": store}
 
 
@@ -91,6 +94,14 @@ def open_cli_store(ctx: click.Context, store: str | None, *, create: bool = True
     ``readonly``: opened for reading only (works where the directory is not writable)."""
     location = store_location(ctx, store)
     if (readonly or not create) and not options:
+        folder = os.path.dirname(location) or "."
+        if location != DEFAULT_STORE and "://" not in location and location != ":memory:" \
+                and not os.path.isdir(folder):
+            from retap.errors import StoreError
+
+            # a store named by hand in a folder that is not there is a typo, not a fresh
+            # project (which is what the default store's missing folder means)
+            raise StoreError(location, f"no such directory: {folder}")
         return open_existing(location, readonly)
     return open_store(location, **options)
 
