@@ -335,3 +335,37 @@ def test_exit_codes_are_0_done_1_failed_2_bad_usage(project: Project) -> None:
                                                    check=0).json()]
     assert statuses == ["failed", "done"]  # newest first; the bad one was never recorded
     assert "resume" in failed.err  # a recorded failure says how to continue
+
+
+# -- retap run's own options are options (issue 12, item 1) --------------------------------------
+
+
+def test_a_mistyped_run_option_is_an_option_error_with_a_suggestion(project: Project) -> None:
+    project.write("flow.yaml", "nodes:\n  a: {task: load, inputs: [hi]}\n  b: {task: dump}\n"
+                               "joins:\n  - {from: a, to: b}\n")
+    line = assert_one_line_error(project.run("run", "--dryrun", "flow.yaml"),
+                                 "no such option --dryrun", "did you mean --dry-run")
+    assert "unknown task" not in line
+    assert_one_line_error(project.run("--stor", "x.db", "runs"), "no such option --stor")
+    assert_one_line_error(project.run("run", "--jobs", "many", "--", "load", "x"),
+                          "retap run:", "--jobs")
+    assert not (project.path / ".retap").exists()  # nothing ran, nothing was recorded
+
+
+def test_run_options_may_follow_a_workflow_file_and_n_is_dry_run(project: Project) -> None:
+    project.write("flow.yaml", "nodes:\n  a: {task: load, inputs: [hi]}\n  b: {task: dump}\n"
+                               "joins:\n  - {from: a, to: b}\n")
+    for option in ("--dry-run", "-n"):
+        planned = project.run("run", "flow.yaml", option, check=0)
+        assert planned.out.startswith("run  node a (load) hi")  # listed, not run
+        assert "hi\n" not in planned.out
+    assert not (project.path / ".retap" / "retap.db").exists()
+    ran = project.run("run", "flow.yaml", "--run-id", "f", "-q", check=0)
+    assert ran.out == "hi\n" and ran.err == ""
+
+
+def test_words_after_the_double_dash_belong_to_the_workflow(project: Project) -> None:
+    # after `--`, `--quiet` is a config of the node it follows, not retap run's option
+    assert_one_line_error(project.run("run", "-q", "--", "load", "a", "--:", "dump", "--quiet"),
+                          "task 'dump' has no config '--quiet'")
+    assert project.run("run", "-q", "--", "load", "a", "--:", "dump", check=0).out == "a\n"

@@ -20,10 +20,7 @@ if TYPE_CHECKING:
     from retap.app import RunResult
     from retap.workflow import Workflow
 
-_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
-
-
-@main.command("run", context_settings=_SETTINGS)
+@main.command("run")
 @store_option
 @click.option("--run-id", metavar="ID", help="id for the new run (default: time + random)")
 @click.option("--on-error", type=click.Choice(["stop", "continue"]), default="stop",
@@ -35,8 +32,9 @@ _SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 @click.option("--codec", type=click.Choice(["json", "pickle"]), default="json",
               show_default=True, help="how values are stored; pickle is signed with "
                                       "$RETAP_PICKLE_KEY")
-@click.option("--dry-run", is_flag=True, help="list what would run and what would be skipped, "
-                                              "and why; run nothing, record nothing")
+@click.option("--dry-run", "-n", is_flag=True, help="list what would run and what would be "
+                                                    "skipped, and why; run nothing, record "
+                                                    "nothing")
 @click.option("--explain", is_flag=True, help="say on stderr why each cached task runs or is "
                                               "skipped")
 @click.option("--quiet", "-q", is_flag=True, help="no progress or status lines on stderr")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,11 +28,22 @@ class _Group(click.Group):
     """Turns a RetapError into one line on stderr and its exit code: no traceback. Anything
     else is a bug: one line too (the traceback with ``RETAP_DEBUG=1``), exit 70."""
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:  # before any command: `retap --nope`
+            echo_err(f"error: {usage_line(exc)}")
+            sys.exit(exc.exit_code)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RetapError as exc:
             echo_err(f"error: {_one_line(exc.message)}")
+            ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # a bad option or argument: one line, not three
+            echo_err(f"error: {usage_line(exc)}")
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -41,6 +53,21 @@ class _Group(click.Group):
             echo_err(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (a bug in "
                      "retap; RETAP_DEBUG=1 shows the traceback)")
             ctx.exit(INTERNAL_ERROR)
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """Click's usage error as one line naming the command: ``retap run: no such option
+    --dryrun (did you mean --dry-run?)``."""
+    message = exc.format_message()
+    found = re.match(r"No such option:? '?([^'\s]+)'?\.?(.*)", message, re.S)
+    if found:
+        hints = re.findall(r"'([^']+)'", found[2]) if "Did you mean" in found[2] else []
+        message = f"no such option {found[1]}" + (f" (did you mean {' or '.join(hints)}?)"
+                                                  if hints else "")
+    elif message[:1].isupper() and not message[1:2].isupper():
+        message = message[0].lower() + message[1:]
+    where = exc.ctx.command_path if exc.ctx is not None else "retap"
+    return f"{where}: {_one_line(message)}"
 
 
 def _one_line(text: str, limit: int = 2000) -> str:
