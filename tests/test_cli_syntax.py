@@ -369,3 +369,18 @@ def test_words_after_the_double_dash_belong_to_the_workflow(project: Project) ->
     assert_one_line_error(project.run("run", "-q", "--", "load", "a", "--:", "dump", "--quiet"),
                           "task 'dump' has no config '--quiet'")
     assert project.run("run", "-q", "--", "load", "a", "--:", "dump", check=0).out == "a\n"
+
+
+def test_set_on_run_overrides_a_config_by_node_index_or_name(project: Project) -> None:
+    assert project.run("run", "-q", "--set", "0.yaml=true", "--", "load", "[1, 2]", "--:",
+                       "dump", check=0).out == "[1, 2]\n"
+    assert project.run("run", "-q", "--set", "load.yaml=true", "--", "load", "[3]", "--:",
+                       "dump", check=0).out == "[3]\n"
+    project.write("flow.yaml", "nodes:\n  src: {task: load, inputs: ['[4]']}\n"
+                               "  out: {task: dump}\njoins:\n  - {from: src, to: out}\n")
+    assert project.run("run", "flow.yaml", "-q", "--set", "src.yaml=true",
+                       check=0).out == "[4]\n"
+    assert_one_line_error(project.run("run", "--set", "nope.yaml=true", "flow.yaml"),
+                          "--set: no node 'nope'", "nodes: src (load), out (dump)")
+    assert_one_line_error(project.run("run", "--set", "src.colour=red", "flow.yaml"),
+                          "no config 'colour'")

@@ -80,7 +80,7 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
     settings = list(settings)
     workflow = info.workflow if info.workflow is not None else Workflow.from_spec(
         info.spec, secrets=SecretSource(run, {(n, k): v for n, k, v in settings}))
-    applied = [_set_config(workflow, node, key, value) for node, key, value in settings]
+    applied = [set_config(workflow, node, key, value) for node, key, value in settings]
     current = {n: type(workflow.nodes[n].task).__retap__.code_version for n in workflow.nodes}
     changes = [CodeChange(node, task, version, current[node])
                for node, task, version in store.versions(run)
@@ -88,12 +88,10 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
     return Recovery(info, workflow, changes, applied)
 
 
-def _set_config(workflow: Workflow, node: NodeId, key: str, value: Any) -> dict[str, Any]:
-    """Apply one ``--set``; what it changed, as the run's timeline keeps it (a secret as
-    its keyed digest, as a spec keeps it)."""
-    if node not in workflow.nodes:
-        raise UsageError(f"--set: no node {node!r} in the run (nodes: "
-                         f"{', '.join(map(str, workflow.nodes))})")
+def set_config(workflow: Workflow, node: NodeId, key: str, value: Any) -> dict[str, Any]:
+    """Apply one ``--set`` (NODE an id, an index or a task's name); what it changed, as the
+    run's timeline keeps it (a secret as its keyed digest, as a spec keeps it)."""
+    node = workflow.find_node(node, "--set")
     task = workflow.nodes[node].task
     info = type(task).__retap__
     spec = info.configs.get(key)
@@ -179,17 +177,8 @@ def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
 
 
 def _nodes(workflow: Workflow, given: Iterable[NodeId]) -> list[NodeId]:
-    """The nodes ``given`` (an index given as text counts as the index), each checked."""
-    found = []
-    for node in given:
-        if isinstance(node, str) and node.isascii() and node.isdecimal() and \
-                node not in workflow.nodes:
-            node = int(node)
-        if node not in workflow.nodes:
-            raise UsageError(f"--from: no node {node!r} in the run (nodes: "
-                             f"{', '.join(map(str, workflow.nodes))})")
-        found.append(node)
-    return found
+    """The nodes ``given`` (ids, indexes or task names), each checked."""
+    return [workflow.find_node(node, "--from") for node in given]
 
 
 def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_changed: bool,

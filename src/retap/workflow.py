@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retap.dispatch import NodeId
-from retap.errors import InputArityError, RetapError, SpecError
+from retap.errors import InputArityError, RetapError, SpecError, UsageError
 from retap.joins import Join, join_from_dict, make_join
 from retap.secret import MARK, SecretSource, is_marker
 from retap.spec import SPEC_VERSION, check_spec
@@ -77,6 +77,25 @@ class Workflow:
 
     def targets(self) -> set[NodeId]:
         return {t for join in self.joins for t in join.targets}
+
+    def find_node(self, ref: NodeId, what: str) -> NodeId:
+        """The node ``ref`` names: its id (an index given as text counts), else its task's
+        name when exactly one node has it. A UsageError naming ``what`` (the option) and
+        listing the nodes otherwise."""
+        if ref in self.nodes:
+            return ref
+        if isinstance(ref, str) and ref.isascii() and ref.isdecimal() and int(ref) in self.nodes:
+            return int(ref)
+        named = [n.id for n in self.nodes.values() if n.name == ref]
+        if len(named) == 1:
+            return named[0]
+        listing = ", ".join(str(n.id) if n.id == n.name else f"{n.id} ({n.name})"
+                            for n in self.nodes.values())
+        shown = ref if str(ref).isdecimal() else repr(ref)
+        if named:
+            raise UsageError(f"{what}: {shown} names {len(named)} nodes; give its id (nodes: "
+                             f"{listing})")
+        raise UsageError(f"{what}: no node {shown} in the run (nodes: {listing})")
 
     def leads(self) -> list[tuple[NodeId, int, tuple[Any, ...]]]:
         """``(node, k, inputs)`` of every lead dispatch, in node order."""

@@ -38,19 +38,23 @@ if TYPE_CHECKING:
 @click.option("--explain", is_flag=True, help="say on stderr why each cached task runs or is "
                                               "skipped")
 @click.option("--quiet", "-q", is_flag=True, help="no progress or status lines on stderr")
+@click.option("--set", "settings", multiple=True, metavar="NODE.KEY=VALUE",
+              help="set a node's config (NODE: its id, index or task name), over what the "
+                   "workflow gives (repeatable)")
 @running_options
 @click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="-- WORKFLOW... | FILE")
 @click.pass_context
 def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error: str,
             durability: str, codec: str, dry_run: bool, explain: bool, quiet: bool,
-            jobs: int, executor: str | None, timeout: float | None,
-            words: tuple[str, ...]) -> None:
+            settings: tuple[str, ...], jobs: int, executor: str | None,
+            timeout: float | None, words: tuple[str, ...]) -> None:
     """Run a workflow: `retap run -- load 'goodnight moon' --: dump`, or `retap run FILE.yaml`."""
     from retap import dryrun
     from retap.app import App
     from retap.help import task_help
     from retap.progress import Progress
     from retap.progress import wanted as progress_wanted
+    from retap.recovery import parse_set, set_config
     from retap.runid import check_run_id
     from retap.syntax import HelpRequested
 
@@ -61,6 +65,8 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
     except HelpRequested as request:
         click.echo(task_help(request.task, request.name), nl=False)
         return
+    for node, key, value in map(parse_set, settings):
+        set_config(workflow, node, key, value)
     if dry_run:
         lines = dryrun.dry_run(workflow, open_cli_store(ctx, store, readonly=True))
         click.echo("\n".join(lines) if lines else "nothing to run")
