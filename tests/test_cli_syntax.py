@@ -384,3 +384,19 @@ def test_set_on_run_overrides_a_config_by_node_index_or_name(project: Project) -
                           "--set: no node 'nope'", "nodes: src (load), out (dump)")
     assert_one_line_error(project.run("run", "--set", "src.colour=red", "flow.yaml"),
                           "no config 'colour'")
+
+
+def test_graph_shows_a_workflows_nodes_and_joins_without_running_it(project: Project) -> None:
+    words = ["--", "load", "--yaml", "[1, 2]", "--:i", "dump", "--", "load", "b",
+             "--[0,2][1].sync", "dump"]
+    shown = project.run("graph", *words[:6], check=0).out
+    assert shown.splitlines() == ["nodes:", '  0 load  {"json": false, "yaml": true}  lead: '
+                                  '["[1, 2]"]', "  1 dump", "joins:",
+                                  '  join: 0 -> 1  {"iterate": true}']
+    mermaid = project.run("graph", "--mermaid", *words[:6], check=0).out
+    assert mermaid.startswith("graph LR\n") and "n0 -->|join| n1" in mermaid
+    dot = project.run("graph", "--dot", "--", "load", "a", "--[0][1].sync", "dump",
+                      check=0).out
+    assert '"0" -> "1" [label="sync"];' in dot
+    assert not (project.path / ".retap").exists()  # nothing ran
+    assert_one_line_error(project.run("graph", "--", "nosuchtask"), "nosuchtask")

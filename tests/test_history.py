@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Project, wait_for
+from conftest import Project, assert_one_line_error, wait_for
 
 TASKS = '''
 import os
@@ -322,3 +322,19 @@ def test_a_done_dispatch_the_memo_answers_in_a_replay_from_keeps_its_attempt(
         (1, 1, "done"), (0, 3, "reused")]
     assert entry["attempts"] == 1
     assert proj.run("check", check=0)
+
+
+def test_run_force_runs_a_remembered_node_and_its_downstream_again(proj: Project) -> None:
+    proj.run("run", "--run-id", "f1", "--", "load", "--yaml", "5", "--:", "twice", "--:",
+             "twice", check=0)
+    assert proj.log("twice.log") == ["5", "10"]
+    proj.run("run", "--run-id", "f2", "--", "load", "--yaml", "5", "--:", "twice", "--:",
+             "twice", check=0)
+    assert proj.log("twice.log") == ["5", "10"]  # remembered: nothing ran
+    assert_one_line_error(proj.run("run", "--force", "twice", "--", "load", "--yaml", "5",
+                                   "--:", "twice", "--:", "twice"), "'twice' names 2 nodes")
+    proj.run("run", "--run-id", "f3", "--force", "1", "--", "load", "--yaml", "5", "--:",
+             "twice", "--:", "twice", check=0)
+    assert proj.log("twice.log") == ["5", "10", "5", "10"]  # node 1 and below ran again
+    assert_one_line_error(proj.run("run", "-R", "nope", "--", "load", "1"),
+                          "--force: no node 'nope'")

@@ -539,7 +539,7 @@ class App:
             return None
         decision = self.memoizer.decide(task, d)
         if decision.hit is not None and d.node in self.force_nodes:
-            decision.hit, decision.reason = None, "asked to run again (replay --from)"
+            decision.hit, decision.reason = None, "asked to run again (--force, replay --from)"
         if self.explain is not None:
             verb = "skip" if decision.hit is not None else "run "
             self.explain(f"{verb} {self._describe(d)}: {decision.reason}")

@@ -44,14 +44,16 @@ class DryPlan:
             self.waits_on.setdefault(node, f"{d.node} ({name})")
 
 
-def dry_run(workflow: Workflow, store: Store) -> list[str]:
+def dry_run(workflow: Workflow, store: Store, force: set[NodeId] | None = None) -> list[str]:
     """One line per dispatch reached (``run``/``skip``, the node, its inputs, the reason),
-    then one per node that would run after those."""
+    then one per node that would run after those; ``force``: nodes that run whatever the
+    memo has (``run --force``)."""
     from retap.app import App
     from retap.store.memory import MemoryStore
 
     lines: list[str] = []
     app = App(workflow, MemoryStore(), memo=store, dry_run=True, explain=lines.append)
+    app.force_nodes = force or set()
     app.run()
     assert app.plan is not None
     reported = {d.node for d, _ in app.plan.would_run}

@@ -236,6 +236,52 @@ def audit_mermaid(audits: list[AuditRecord], styled: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _spec_edges(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(source id, target id, join kind)`` of each edge of a spec's joins."""
+    nodes = {str(n.get("id")) for n in spec.get("nodes", [])}
+    return [(str(s), str(t), str(join.get("kind", ""))) for join in spec.get("joins", [])
+            for s in join.get("sources", []) for t in join.get("targets", [])
+            if str(s) in nodes and str(t) in nodes]
+
+
+def spec_text(spec: dict[str, Any]) -> str:
+    """A workflow spec as ``retap graph`` prints it: its nodes (leads with their inputs),
+    then its joins."""
+    joins = spec.get("joins", [])
+    targets = {str(t) for j in joins for t in j.get("targets", [])}
+    lines = ["nodes:"]
+    for n in spec.get("nodes", []):
+        ident = str(n.get("id"))
+        name = n.get("name") or n.get("task", "")
+        leads = "" if ident in targets else "  lead: " + "; ".join(
+            short(list(inputs)) for inputs in n.get("leads", [[]]))
+        config = f"  {short(n['config'])}" if n.get("config") else ""
+        lines.append(f"  {ident} {name}{config}{leads}")
+    if joins:
+        lines.append("joins:")
+        for j in joins:
+            options = {k: v for k, v in j.items() if k not in ("id", "kind", "sources",
+                                                                "targets") and v}
+            extra = f"  {short(options)}" if options else ""
+            lines.append(f"  {j.get('kind')}: {', '.join(map(str, j.get('sources', [])))} -> "
+                         f"{', '.join(map(str, j.get('targets', [])))}{extra}")
+    return "\n".join(lines) + "\n"
+
+
+def spec_dot(spec: dict[str, Any]) -> str:
+    """A workflow spec as a Graphviz digraph: its nodes, and each join's edges labelled
+    with its kind."""
+    lines = ["digraph workflow {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
+    for n in spec.get("nodes", []):
+        ident = str(n.get("id"))
+        label = _dot_text(f"{ident} {n.get('name') or n.get('task', '')}")
+        lines.append(f'  "{_dot_text(ident)}" [label="{label}"];')
+    lines += [f'  "{_dot_text(s)}" -> "{_dot_text(t)}" [label="{_dot_text(kind)}"];'
+              for s, t, kind in _spec_edges(spec)]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def spec_mermaid(spec: dict[str, Any]) -> str:
     """A stored workflow spec as a Mermaid graph: its nodes, and each join as edges from
     its sources to its targets labelled with its kind."""
@@ -246,12 +292,8 @@ def spec_mermaid(spec: dict[str, Any]) -> str:
         ident = str(n.get("id"))
         label = _mermaid_text(f"{ident} {n.get('name') or n.get('task', '')}")
         lines.append(f'  {key[ident]}["{label}"]')
-    for join in spec.get("joins", []):
-        kind = _mermaid_text(str(join.get("kind", "")))
-        for source in join.get("sources", []):
-            lines.extend(f"  {key[str(source)]} -->|{kind}| {key[str(target)]}"
-                         for target in join.get("targets", [])
-                         if str(source) in key and str(target) in key)
+    lines += [f"  {key[s]} -->|{_mermaid_text(kind)}| {key[t]}"
+              for s, t, kind in _spec_edges(spec)]
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,7 @@
 """The ``retap`` command: one small module per subcommand over the public API."""
 
 from retap.cli import (  # noqa: F401 - registers the subcommands
+    cmd_graph,
     cmd_inspect,
     cmd_list,
     cmd_logs,

@@ -41,13 +41,16 @@ if TYPE_CHECKING:
 @click.option("--set", "settings", multiple=True, metavar="NODE.KEY=VALUE",
               help="set a node's config (NODE: its id, index or task name), over what the "
                    "workflow gives (repeatable)")
+@click.option("--force", "-R", "forced", multiple=True, metavar="NODE",
+              help="run NODE (an id, index or task name) and everything downstream of it "
+                   "even where remembered results are up to date (repeatable)")
 @running_options
 @click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="-- WORKFLOW... | FILE")
 @click.pass_context
 def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error: str,
             durability: str, codec: str, dry_run: bool, explain: bool, quiet: bool,
-            settings: tuple[str, ...], jobs: int, executor: str | None,
-            timeout: float | None, words: tuple[str, ...]) -> None:
+            settings: tuple[str, ...], forced: tuple[str, ...], jobs: int,
+            executor: str | None, timeout: float | None, words: tuple[str, ...]) -> None:
     """Run a workflow: `retap run -- load 'goodnight moon' --: dump`, or `retap run FILE.yaml`."""
     from retap import dryrun
     from retap.app import App
@@ -67,8 +70,10 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
         return
     for node, key, value in map(parse_set, settings):
         set_config(workflow, node, key, value)
+    starts = [workflow.find_node(node, "--force") for node in forced]
+    force = {*starts, *workflow.downstream(starts)}
     if dry_run:
-        lines = dryrun.dry_run(workflow, open_cli_store(ctx, store, readonly=True))
+        lines = dryrun.dry_run(workflow, open_cli_store(ctx, store, readonly=True), force)
         click.echo("\n".join(lines) if lines else "nothing to run")
         return
     the_store = open_cli_store(ctx, store, durability=durability, codec=codec)
@@ -76,6 +81,7 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
               notify=(lambda m: None) if quiet else echo_err,
               explain=echo_err if explain else None, jobs=jobs, executor=executor,
               timeout=timeout, middleware=[Progress()] if progress_wanted(quiet) else [])
+    app.force_nodes = force
     result = app.run()
     if not quiet:
         report(result, store_location(ctx, store))
