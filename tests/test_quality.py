@@ -25,7 +25,7 @@ def test_mypy_finds_nothing_in_src() -> None:
 
 def test_the_public_api_is_exactly_this() -> None:
     assert sorted(retap.__all__) == sorted([
-        "App", "BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout",
+        "AmbiguousRun", "App", "BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout",
         "ExecutorError", "FileTask", "Input",
         "InflightNotIdempotent", "InputArityError", "Interrupted", "JoinError", "MemoryStore",
         "Middleware", "Output", "RetapError", "RunBusy", "RunExists", "RunResult",
@@ -37,6 +37,12 @@ def test_the_public_api_is_exactly_this() -> None:
     ])
     for name in retap.__all__:
         assert hasattr(retap, name), name
+
+
+def test_the_package_says_it_is_typed() -> None:
+    from importlib.resources import files
+
+    assert files("retap").joinpath("py.typed").is_file()
 
 
 def test_import_retap_loads_none_of_its_heavy_parts() -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from retap.app import App, RunResult
     from retap.configs import config
     from retap.errors import (
+        AmbiguousRun,
         BadRunId,
         CodecError,
         ConfigValueError,
@@ -53,8 +54,8 @@ if TYPE_CHECKING:
 _HOMES = {
     "retap.app": ["App", "RunResult"],
     "retap.configs": ["config"],
-    "retap.errors": ["BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout",
-                     "ExecutorError", "InflightNotIdempotent",
+    "retap.errors": ["AmbiguousRun", "BadRunId", "CodecError", "ConfigValueError",
+                     "DispatchTimeout", "ExecutorError", "InflightNotIdempotent",
                      "InputArityError", "Interrupted", "JoinError", "RetapError", "RunBusy",
                      "RunExists", "SecretMissing", "SpecError", "StoreCorrupt", "StoreError",
                      "StoreVersionError", "TaskDefinitionError", "TaskFailed", "UnknownConfig",
@@ -71,8 +72,8 @@ _HOMES = {
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
-    "App", "BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout", "ExecutorError",
-    "FileTask", "InflightNotIdempotent", "Input", "InputArityError", "Interrupted", "JoinError",
+    "AmbiguousRun", "App", "BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout",
+    "ExecutorError", "FileTask", "InflightNotIdempotent", "Input", "InputArityError", "Interrupted", "JoinError",
     "MemoryStore", "Middleware", "Output", "RetapError", "RunBusy", "RunExists", "RunResult",
     "SecretMissing", "SpecError", "Store", "StoreCorrupt", "StoreError", "StoreVersionError",
     "Task", "TaskDefinitionError", "TaskFailed", "UnknownConfig", "UnknownRun", "UnknownTask",
