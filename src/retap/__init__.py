@@ -73,7 +73,8 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "AmbiguousRun", "App", "BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout",
-    "ExecutorError", "FileTask", "InflightNotIdempotent", "Input", "InputArityError", "Interrupted", "JoinError",
+    "ExecutorError", "FileTask", "InflightNotIdempotent", "Input", "InputArityError",
+    "Interrupted", "JoinError",
     "MemoryStore", "Middleware", "Output", "RetapError", "RunBusy", "RunExists", "RunResult",
     "SecretMissing", "SpecError", "Store", "StoreCorrupt", "StoreError", "StoreVersionError",
     "Task", "TaskDefinitionError", "TaskFailed", "UnknownConfig", "UnknownRun", "UnknownTask",
