@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from conftest import Project
 from retap.tasks import builtin
 
 MEMORY = ("--store", ":memory:")
@@ -564,3 +565,43 @@ def test_a_retapfile_task_named_like_a_builtin_wins(project):
 
     assert result.out == "mine: hi\n"
 
+
+
+# -- never silent, never noisy (issue 12, item 4) -------------------------------------------------
+
+NOISY = """
+import retap
+
+
+class Always(retap.Task, name="always"):
+    "Fails every time; tried three times."
+
+    retries = 2
+
+    def process(self, x):
+        raise RuntimeError(f"no {x}")
+"""
+
+
+def test_progress_off_a_terminal_is_a_plain_line_at_most_every_interval(
+        project: Project) -> None:
+    words = ["--", "load", "--yaml", "[1, 2, 3, 4, 5]", "--:i", "dump"]
+    quick = project.run("run", *words, check=0)  # faster than the interval: no line
+    assert [line for line in quick.err.splitlines() if " · " in line] == []
+    every = project.run("run", *words, env={"RETAP_PROGRESS_SECONDS": "0"}, check=0)
+    lines = [line for line in every.err.splitlines() if " · " in line]
+    assert len(lines) == 6 and lines[-1].startswith("retap: 6 done · 6/6")  # one per change
+    assert project.run("run", "-q", *words, env={"RETAP_PROGRESS_SECONDS": "0"},
+                       check=0).err == ""
+
+
+def test_each_retry_is_one_line_and_the_failure_says_how_many_attempts(
+        project: Project) -> None:
+    project.retapfile(NOISY)
+    failed = project.run("run", "--", "always", "x", check=1)
+    retries = [line for line in failed.err.splitlines() if "retry" in line]
+    assert len(retries) == 2 and "RuntimeError: no x); retry 1 of 2" in retries[0]
+    assert "node 0 (always) failed after 3 attempts: RuntimeError: no x" in failed.err
+    quiet = project.run("run", "-q", "--", "always", "x", check=1)  # -q hides no failure
+    assert quiet.err.strip() == "retap: node 0 (always) failed after 3 attempts: " \
+                                "RuntimeError: no x"

@@ -225,8 +225,8 @@ class App:
     def _result(self, status: str) -> RunResult:
         assert self.recorder is not None
         call_hooks(self.middleware, "after_run", self, status)
-        failures = [(d.node, self.workflow.nodes[d.node].name, o.error or {})
-                    for d, o in self.failures]
+        failures = [(d.node, self.workflow.nodes[d.node].name,
+                     {**(o.error or {}), "attempts": o.attempts}) for d, o in self.failures]
         return RunResult(self.run_id, status, self.store, self.stop_signal,
                          self.recorder.executed - self.recorder.reused, self.cached_hits,
                          self.recorder.reused, failures)

@@ -1,12 +1,16 @@
-"""A live progress line for runs on a terminal: done, reused, failed, what is running, and
-how many of the dispatches known so far have finished (a workflow's total grows as joins
-pass results on, so the total is what is known, not a forecast).
+"""Progress of a run on stderr: done, reused, failed, what is running, and how many of the
+dispatches known so far have finished (a workflow's total grows as joins pass results on,
+so the total is what is known, not a forecast).
 
-Drawn on stderr with rich, only when stderr is a terminal; task output keeps stdout.
+On a terminal it is a live line drawn with rich. Elsewhere (stderr in a file, a CI log) it
+is a plain line when something has finished since the last one, at most every
+``$RETAP_PROGRESS_SECONDS`` (10 s): never silent for long, never a line per dispatch.
+Task output keeps stdout.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -21,12 +25,17 @@ if TYPE_CHECKING:
     from retap.app import App
     from retap.dispatch import Dispatch, Outcome
 
-__all__ = ["Progress", "wanted"]
+__all__ = ["Progress", "ProgressLines", "progress_for"]
+
+INTERVAL_ENV = "RETAP_PROGRESS_SECONDS"
 
 
-def wanted(quiet: bool) -> bool:
-    """A progress line only for a person watching a terminal."""
-    return not quiet and sys.stderr.isatty()
+def progress_for(quiet: bool) -> list[Middleware]:
+    """How a run shows its progress: a live line on a terminal, plain lines elsewhere,
+    nothing with ``-q``."""
+    if quiet:
+        return []
+    return [Progress() if sys.stderr.isatty() else ProgressLines()]
 
 
 class Progress(Middleware):
@@ -83,3 +92,37 @@ class Progress(Middleware):
 
     def __rich__(self) -> Any:
         return Text(self.line(), style="bold")
+
+
+class ProgressLines(Progress):
+    """The progress line printed plainly, when a dispatch has finished since the last one,
+    at most every ``interval`` seconds (``$RETAP_PROGRESS_SECONDS``, else 10)."""
+
+    def __init__(self, interval: float | None = None) -> None:
+        super().__init__()
+        self.interval = interval if interval is not None else _interval()
+        self.shown_at = 0.0
+        self.shown: str | None = None  # the counts last shown
+
+    def before_run(self, app: App) -> None:
+        self.started = self.shown_at = time.monotonic()
+        self.pending = len(app.queue)
+
+    def after_commit(self, app: App, dispatch: Dispatch, outcome: Outcome) -> None:
+        super().after_commit(app, dispatch, outcome)
+        now = time.monotonic()
+        counts = repr(self.counts)
+        if now - self.shown_at >= self.interval and counts != self.shown:
+            self.shown_at, self.shown = now, counts
+            print(self.line(), file=sys.stderr, flush=True)
+
+    def after_run(self, app: App, status: str) -> None:
+        pass
+
+
+def _interval() -> float:
+    try:
+        seconds = float(os.environ.get(INTERVAL_ENV, "10"))
+    except ValueError:
+        return 10.0
+    return seconds if seconds >= 0 else 10.0

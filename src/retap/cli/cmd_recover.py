@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 
 def _common(fn):  # type: ignore[no-untyped-def]
-    fn = click.option("--quiet", "-q", is_flag=True, help="no progress or status lines on "
-                                                          "stderr")(fn)
+    fn = click.option("--quiet", "-q", is_flag=True, help="no progress or status "
+                                                          "lines on stderr; failures still "
+                                                          "show")(fn)
     fn = click.option("--explain", is_flag=True, help="say on stderr why each cached task "
                                                       "runs or is skipped")(fn)
     fn = click.option("--on-error", type=click.Choice(["stop", "continue"]), default="stop",
@@ -69,8 +70,7 @@ def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
               on_error: str, explain: bool, quiet: bool, take_over: bool, jobs: int,
               executor: str | None, timeout: float | None,
               from_nodes: tuple[str, ...] = ()) -> None:
-    from retap.progress import Progress
-    from retap.progress import wanted as progress_wanted
+    from retap.progress import progress_for
     from retap.recovery import parse_set, replay, resume
     from retap.runid import resolve_run
 
@@ -83,14 +83,13 @@ def _continue(ctx: click.Context, verb: str, run: str, store: str | None,
                                rerun_changed=rerun_changed, on_error=on_error, notify=say,
                                explain=echo_err if explain else None, take_over=take_over,
                                jobs=jobs, executor=executor, timeout=timeout,
-                               middleware=[Progress()] if progress_wanted(quiet) else [])
+                               middleware=progress_for(quiet))
     if result.status == "done" and not (result.executed or result.cached or result.reused):
         say(f"run {run} is already done; nothing to {verb}")
         ctx.exit(0)
-    if not quiet:
-        from retap.cli.cmd_run import report
+    from retap.cli.cmd_run import report
 
-        report(result, store_location(ctx, store))
+    report(result, store_location(ctx, store), quiet)
     ctx.exit(result.exit_code)
 
 

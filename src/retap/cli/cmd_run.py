@@ -37,7 +37,8 @@ if TYPE_CHECKING:
                                                     "nothing")
 @click.option("--explain", is_flag=True, help="say on stderr why each cached task runs or is "
                                               "skipped")
-@click.option("--quiet", "-q", is_flag=True, help="no progress or status lines on stderr")
+@click.option("--quiet", "-q", is_flag=True, help="no progress or status lines on stderr; "
+                                                   "failures still show")
 @click.option("--set", "settings", multiple=True, metavar="NODE.KEY=VALUE",
               help="set a node's config (NODE: its id, index or task name), over what the "
                    "workflow gives (repeatable)")
@@ -55,8 +56,7 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
     from retap import dryrun
     from retap.app import App
     from retap.help import task_help
-    from retap.progress import Progress
-    from retap.progress import wanted as progress_wanted
+    from retap.progress import progress_for
     from retap.recovery import parse_set, set_config
     from retap.runid import check_run_id
     from retap.syntax import HelpRequested
@@ -80,11 +80,10 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
     app = App(workflow, the_store, run_id=run_id, on_error=on_error,
               notify=(lambda m: None) if quiet else echo_err,
               explain=echo_err if explain else None, jobs=jobs, executor=executor,
-              timeout=timeout, middleware=[Progress()] if progress_wanted(quiet) else [])
+              timeout=timeout, middleware=progress_for(quiet))
     app.force_nodes = force
     result = app.run()
-    if not quiet:
-        report(result, store_location(ctx, store))
+    report(result, store_location(ctx, store), quiet)
     ctx.exit(result.exit_code)
 
 
@@ -112,16 +111,32 @@ def build_workflow(words: list[str], quiet: bool = False) -> Workflow:
     return workflow
 
 
-def report(result: RunResult, location: str) -> None:
-    """The run's id, status and what to do next, on stderr."""
+def report(result: RunResult, location: str, quiet: bool = False) -> None:
+    """The run's id, status and what to do next, on stderr; ``quiet``: only what failed."""
     store = "" if location == DEFAULT_STORE else f" --store {location}"
+    if quiet:
+        for line in _failure_lines(result):
+            echo_err(line.strip())
+        return
     counts = ", ".join([f"{result.executed} executed"]
                        + [f"{result.reused} reused"] * bool(result.reused)
                        + [f"{result.cached} cached"] * bool(result.cached))
     how = f" by {result.signal}" if result.status == "interrupted" and result.signal else ""
     echo_err(f"run {result.run}: {result.status}{how} ({counts})")
-    for node, task, error in result.failures:
-        echo_err(f"  node {node} ({task}) failed: {error.get('type')}: {error.get('message')}")
+    for line in _failure_lines(result):
+        echo_err(line)
     if result.status != "done" and result.store.durable:
         echo_err(f"  inspect: retap show {result.run}{store}   "
                  f"continue: retap resume {result.run}{store}")
+
+
+def _failure_lines(result: RunResult) -> list[str]:
+    """One line per failed dispatch: its node, its error, how many attempts were made."""
+    lines = []
+    for node, task, error in result.failures:
+        attempts = error.get("attempts", 1)
+        tries = f" after {attempts} attempts" if isinstance(attempts, int) and attempts > 1 \
+            else ""
+        lines.append(f"  node {node} ({task}) failed{tries}: {error.get('type')}: "
+                     f"{error.get('message')}")
+    return lines
