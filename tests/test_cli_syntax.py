@@ -400,3 +400,15 @@ def test_graph_shows_a_workflows_nodes_and_joins_without_running_it(project: Pro
     assert '"0" -> "1" [label="sync"];' in dot
     assert not (project.path / ".retap").exists()  # nothing ran
     assert_one_line_error(project.run("graph", "--", "nosuchtask"), "nosuchtask")
+
+
+def test_run_help_explains_the_workflow_words_with_examples(project: Project) -> None:
+    shown = project.run("run", "--help", check=0).out
+    for words in ("--:FLAGS", "--[A][B]", ".sync", ".gate:N", ".switch", "iterate", "splat",
+                  "enqueue", "Examples:", "retap run -- load 'goodnight moon' --: dump"):
+        assert words in shown, words
+    # the examples do what they say
+    assert project.run("run", "-q", "--", "load", "--yaml", "[1, 2]", "--:i", "dump",
+                       check=0).out == "1\n2\n"
+    assert project.run("run", "-q", "--", "load", "a", "--", "load", "b", "--", "dump",
+                       "--[0,1][2].sync", check=0).out == '["a", "b"]\n'

@@ -52,7 +52,29 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
             durability: str, codec: str, dry_run: bool, explain: bool, quiet: bool,
             settings: tuple[str, ...], forced: tuple[str, ...], jobs: int,
             executor: str | None, timeout: float | None, words: tuple[str, ...]) -> None:
-    """Run a workflow: `retap run -- load 'goodnight moon' --: dump`, or `retap run FILE.yaml`."""
+    """Run a workflow given as words after `--` (Tap's syntax) or as a FILE.yaml.
+
+    \b
+    The workflow words:
+      --            starts a node: a task name, its inputs, its --config values
+      --:           joins the node before to the node after (a sequence)
+      --:FLAGS      the same with flags: i iterate (each item of a list result),
+                    s splat (a list result as several inputs), q enqueue (at the
+                    queue's tail instead of running next)
+      --[A][B]      joins nodes A to nodes B (0-based indexes, comma lists), with
+                    FLAGS and a .KIND: .sync (wait for all of A, pass a list),
+                    .gate:N (pass results in batches of N), .switch (a result
+                    [index, value] goes to the index-th of B); written last
+    Nodes that no join targets are leads: they run first, with their inputs.
+
+    \b
+    Examples:
+      retap run -- load 'goodnight moon' --: dump
+      retap run -- load --yaml '[1, 2]' --:i dump            (1, then 2)
+      retap run -- load a -- load b -- dump --[0,1][2].sync  (["a", "b"])
+      retap run -n pipeline.yaml          (what would run, and why)
+      retap run -- TASK --help            (a task's inputs and configs)
+    """
     from retap import dryrun
     from retap.app import App
     from retap.help import task_help
