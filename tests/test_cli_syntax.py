@@ -412,3 +412,23 @@ def test_run_help_explains_the_workflow_words_with_examples(project: Project) ->
                        check=0).out == "1\n2\n"
     assert project.run("run", "-q", "--", "load", "a", "--", "load", "b", "--", "dump",
                        "--[0,1][2].sync", check=0).out == '["a", "b"]\n'
+
+
+def test_a_config_is_spelled_one_way_in_help_and_errors(project: Project) -> None:
+    project.retapfile("""
+        import retap
+
+
+        class Save(retap.Task, name="save"):
+            \"\"\"Saves.\"\"\"
+
+            out_dir: str = "out"
+
+            def process(self, x):
+                return f"{self.out_dir}/{x}"
+        """)
+    assert "--out-dir OUT_DIR" in project.run("run", "--", "save", "--help", check=0).out
+    assert project.run("run", "-q", "--", "save", "a", "--out-dir", "b", "--:", "dump",
+                       check=0).out == "b/a\n"
+    assert_one_line_error(project.run("run", "--", "save", "a", "--outdir", "c"),
+                          "(configs: --out-dir)")

@@ -146,7 +146,9 @@ class UnknownConfig(UsageError):
 
     def __init__(self, task: str, key: str, known: Iterable[str] = ()) -> None:
         known = list(known)
-        hint = f" (configs: {', '.join('--' + k for k in known)})" if known else " (it has none)"
+        # spelled as the command line and task help spell them: --out-dir
+        hint = f" (configs: {', '.join('--' + k.replace('_', '-') for k in known)})" \
+            if known else " (it has none)"
         super().__init__(f"task {task!r} has no config {key!r}{hint}",
                          task=task, key=key, known=known)
         self.task, self.key, self.known = task, key, known
