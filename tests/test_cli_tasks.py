@@ -4,7 +4,10 @@ config files, where tasks are found, and the built-in tasks."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -605,3 +608,34 @@ def test_each_retry_is_one_line_and_the_failure_says_how_many_attempts(
     quiet = project.run("run", "-q", "--", "always", "x", check=1)  # -q hides no failure
     assert quiet.err.strip() == "retap: node 0 (always) failed after 3 attempts: " \
                                 "RuntimeError: no x"
+
+
+SCRIPT = """
+import sys
+
+import retap
+from retap import App, Workflow, open_store
+
+
+@retap.task
+def shout(text: str) -> str:
+    return text.upper()
+
+
+wf = Workflow()
+wf.add(shout, "hi")
+print(App(wf, open_store(sys.argv[1])).run().status)
+"""
+
+
+def test_tasks_of_the_script_being_run_get_a_warning_when_the_run_is_kept(
+        tmp_path: Path) -> None:
+    (tmp_path / "script.py").write_text(SCRIPT)
+    for store, warned in (("kept.db", True), (":memory:", False)):
+        done = subprocess.run([sys.executable, "script.py", store], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert done.stdout == "done\n", done.stderr
+        lines = done.stderr.splitlines()
+        assert len(lines) == warned, lines
+        if warned:
+            assert "shout are defined in the script being run (__main__)" in lines[0]

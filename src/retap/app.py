@@ -173,6 +173,7 @@ class App:
         if self.state != READY:
             raise RuntimeError(f"the app is not ready ({self.info()})")
         if self.log is None:
+            self._warn_main()
             self._start()
         if self.plan is None:
             for note in settle_journals(self.store, self.run_id):
@@ -192,6 +193,18 @@ class App:
             self.state = READY
             self.executor.close()
         return self._result(status)
+
+    def _warn_main(self) -> None:
+        """Tasks defined in the script being run (``__main__``) are found again only by
+        running that same script: say so once when the run is kept for later."""
+        if not self.store.durable or self.plan is not None:
+            return
+        found = sorted({n.name for n in self.workflow.nodes.values()
+                        if type(n.task).__module__ == "__main__"})
+        if found:
+            self.notify(f"warning: task(s) {', '.join(found)} are defined in the script being "
+                        "run (__main__): resuming or replaying this run needs that same "
+                        "script (define them in a module or a retapfile to resume from the CLI)")
 
     def _open_executor(self, given: str | Executor | None) -> Executor:
         """The executor named (or given), checked against every task of the workflow: a
