@@ -771,3 +771,19 @@ def test_terminate_aborts_a_task_at_its_next_checkpoint_and_keeps_it_queued() ->
     assert result.status == "interrupted"
     assert [a.status for a in result.audits()] == ["interrupted"]
     assert app.info() == "state: 0 (READY) queue: 1"
+
+
+def test_join_kinds_and_options_are_typed_and_checked() -> None:
+    from retap import JoinKind
+
+    wf = Workflow()
+    a, b, c = wf.add(rec("a")), wf.add(rec("b")), wf.add(rec("c"))
+    join = wf.join([a, b], c, JoinKind.SYNC, enq=True)
+    assert (join.kind, join.enq) == ("sync", True)
+    assert wf.spec()["joins"][0]["kind"] == "sync"
+    with pytest.raises(retap.SpecError, match="only a gate takes a limit"):
+        wf.join(a, b, JoinKind.SYNC, limit=2)
+    with pytest.raises(retap.SpecError, match="unknown join kind 'merge'"):
+        wf.join(a, b, "merge")
+    with pytest.raises(TypeError):
+        wf.join(a, b, colour="red")  # type: ignore[call-arg]

@@ -27,7 +27,8 @@ def test_the_public_api_is_exactly_this() -> None:
     assert sorted(retap.__all__) == sorted([
         "AmbiguousRun", "App", "BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout",
         "ExecutorError", "FileTask", "Input",
-        "InflightNotIdempotent", "InputArityError", "Interrupted", "JoinError", "MemoryStore",
+        "InflightNotIdempotent", "InputArityError", "Interrupted", "JoinError", "JoinKind",
+        "MemoryStore",
         "Middleware", "Output", "RetapError", "RunBusy", "RunExists", "RunResult",
         "SecretMissing", "SpecError", "Store", "StoreCorrupt", "StoreError", "StoreVersionError",
         "Task", "TaskDefinitionError", "TaskFailed", "UnknownConfig", "UnknownRun",

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         WorkflowSyntaxError,
     )
     from retap.files import FileTask, Input, Output
-    from retap.joins import selector
+    from retap.joins import JoinKind, selector
     from retap.middleware import Middleware
     from retap.recovery import replay, resume
     from retap.store import MemoryStore, Store, open_store
@@ -62,7 +62,7 @@ _HOMES = {
                      "UnknownRun", "UnknownTask", "UsageError", "WorkerLost",
                      "WorkflowSyntaxError"],
     "retap.files": ["FileTask", "Input", "Output"],
-    "retap.joins": ["selector"],
+    "retap.joins": ["JoinKind", "selector"],
     "retap.middleware": ["Middleware"],
     "retap.recovery": ["replay", "resume"],
     "retap.store": ["MemoryStore", "Store", "open_store"],
@@ -74,7 +74,7 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = [
     "AmbiguousRun", "App", "BadRunId", "CodecError", "ConfigValueError", "DispatchTimeout",
     "ExecutorError", "FileTask", "InflightNotIdempotent", "Input", "InputArityError",
-    "Interrupted", "JoinError",
+    "Interrupted", "JoinError", "JoinKind",
     "MemoryStore", "Middleware", "Output", "RetapError", "RunBusy", "RunExists", "RunResult",
     "SecretMissing", "SpecError", "Store", "StoreCorrupt", "StoreError", "StoreVersionError",
     "Task", "TaskDefinitionError", "TaskFailed", "UnknownConfig", "UnknownRun", "UnknownTask",

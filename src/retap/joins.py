@@ -18,12 +18,14 @@ import importlib
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from retap.dispatch import Dispatch, NodeId, join_dispatch_id
 from retap.errors import JoinError, SpecError
 
-__all__ = ["Gate", "Join", "JoinState", "Switch", "Sync", "join_from_dict", "selector"]
+__all__ = ["Gate", "Join", "JoinKind", "JoinState", "Switch", "Sync", "join_from_dict",
+           "selector"]
 
 _SELECTOR_MARK = "__retap_selector__"
 
@@ -274,7 +276,17 @@ class Switch(Join):
         return data
 
 
-KINDS: dict[str, type[Join]] = {"join": Join, "sync": Sync, "switch": Switch, "gate": Gate}
+class JoinKind(StrEnum):
+    """The kinds of join, as ``Workflow.join`` takes them (plain strings work too)."""
+
+    JOIN = "join"  # each result goes on to every target
+    SYNC = "sync"  # one result of each source, together, as a list in source order
+    SWITCH = "switch"  # each result to the target its selector picks
+    GATE = "gate"  # results in batches of ``limit`` (or all, when the queue drains)
+
+
+KINDS: dict[str, type[Join]] = {JoinKind.JOIN: Join, JoinKind.SYNC: Sync,
+                                JoinKind.SWITCH: Switch, JoinKind.GATE: Gate}
 
 
 _OPTIONS = {"join": set(), "sync": set(), "gate": {"limit"}, "switch": {"selector"}}

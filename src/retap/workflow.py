@@ -14,7 +14,7 @@ from typing import Any
 
 from retap.dispatch import NodeId
 from retap.errors import InputArityError, RetapError, SpecError, UsageError
-from retap.joins import Join, join_from_dict, make_join
+from retap.joins import Join, JoinKind, join_from_dict, make_join
 from retap.secret import MARK, SecretSource, is_marker
 from retap.spec import SPEC_VERSION, check_spec
 from retap.taskdef import Task
@@ -62,11 +62,22 @@ class Workflow:
         self._node(node, "enqueue").leads.append(list(inputs))
 
     def join(self, sources: NodeId | Iterable[NodeId], targets: NodeId | Iterable[NodeId],
-             kind: str = "join", *, id: NodeId | None = None, **options: Any) -> Join:
-        """Join ``sources`` to ``targets``. Options: enq, iterate, splat; gate ``limit``;
-        switch ``selector``."""
+             kind: JoinKind | str = JoinKind.JOIN, *, id: NodeId | None = None,
+             enq: bool = False, iterate: bool = False, splat: bool = False,
+             limit: int | None = None,
+             selector: Callable[[Any], Any] | str | None = None) -> Join:
+        """Join ``sources`` to ``targets`` with a join of ``kind``. ``enq``: what it passes
+        on goes to the queue's tail (else it runs next); ``iterate``: each item of a list
+        result goes on alone; ``splat``: a list result is passed as several inputs;
+        ``limit``: a gate's batch size; ``selector``: a switch's choice of target (a
+        ``@retap.selector`` function, or its ``module:name``)."""
         join_id = len(self.joins) if id is None else id
-        join = make_join(join_id, kind, sources, targets, **options)
+        # flags as given (make_join refuses one that is not a bool), the rest when set
+        options: dict[str, Any] = {k: v for k, v in (("enq", enq), ("iterate", iterate),
+                                                      ("splat", splat)) if v is not False}
+        options.update((k, v) for k, v in (("limit", limit), ("selector", selector))
+                       if v is not None)
+        join = make_join(join_id, str(kind), sources, targets, **options)
         self._check_join(join)
         self.joins.append(join)
         return join
