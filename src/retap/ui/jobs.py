@@ -58,7 +58,8 @@ class Jobs:
             if any(j.run == run and j.code is None for j in self.jobs.values()):
                 raise JobRefused(f"a resume or replay of run {run} started here still runs")
             process = subprocess.Popen(
-                [sys.executable, "-m", "retap", "--store", self.store, verb, run],
+                # `--`: a run id may begin with a dash; it is never read as an option
+                [sys.executable, "-m", "retap", "--store", self.store, verb, "--", run],
                 cwd=self.project, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, text=True, errors="replace")
             job = Job(secrets.token_hex(8), run, verb, process)
