@@ -520,3 +520,24 @@ def test_settings_are_inherited_by_subclasses():
         pass
 
     assert (Child.retries, Child.cache) == (2, "inputs")
+
+
+@retap.task
+def shout_plain(text: str, *, times: int = 1) -> str:
+    """Upper-cases its input, repeated."""
+    return " ".join([text.upper()] * times)
+
+
+def test_a_task_function_is_still_the_plain_function_when_called_with_inputs() -> None:
+    assert shout_plain("hi", times=2) == "HI HI"
+    assert shout_plain(text="yo") == "YO"
+    task = shout_plain(times=3)  # configs only: a task instance, as Workflow.add takes it
+    assert isinstance(task, retap.Task) and task.times == 3
+    assert task.process("a") == "A A A"
+    wf = retap.Workflow()
+    node = wf.add(shout_plain(times=2), "x")
+    assert retap.App(wf).run().values(node) == ["X X"]
+    with pytest.raises(TypeError):
+        shout_plain("hi", colour="red")  # as the function itself would say
+    with pytest.raises(retap.UnknownConfig):
+        shout_plain(colour="red")  # configs only: a task, and it has no such config

@@ -323,9 +323,17 @@ def _inputs_signature(process: Callable[..., Any], bound: bool) -> inspect.Signa
 
 
 class _FunctionTask(Task, abstract=True):
-    """Base of tasks made by ``@task``: process calls the function with configs as keywords."""
+    """Base of tasks made by ``@task``: process calls the function with configs as keywords.
+    Called with inputs (positional, or an input named as a keyword), it is still the plain
+    function: ``shout("hi", times=2)``; with configs only, it makes a task instance."""
 
     _fn: ClassVar[Any]
+    _inputs: ClassVar[frozenset[str]] = frozenset()  # the function's input parameters
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args or not cls._inputs.isdisjoint(kwargs):
+            return cls._fn(*args, **kwargs)
+        return super().__new__(cls)
 
     def process(self, *inputs: Any) -> Any:
         return type(self)._fn(*inputs, **self._config)
@@ -336,7 +344,8 @@ def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
     """Make a task of a function: positional parameters are inputs, keyword-only are configs.
 
     ``@retap.task`` or ``@retap.task(name="shout", cache="inputs")``. The result is a
-    Task class: ``shout(times=2).process("hi")``.
+    Task class that is still the function when called with inputs: ``shout("hi", times=2)``
+    calls it, ``shout(times=2)`` is a task with that config (for ``Workflow.add``).
     """
     if fn is None:
         return lambda f: task(f, name=name, **settings)
@@ -364,8 +373,11 @@ def _function_task(fn: Callable[..., Any], name: str | None,
         namespace["__annotations__"][p.name] = hints[p.name]
         if p.default is not inspect.Parameter.empty:
             namespace[p.name] = p.default
+    inputs = frozenset(p.name for p in inspect.signature(fn).parameters.values()
+                       if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                     inspect.Parameter.POSITIONAL_OR_KEYWORD))
     namespace.update(__module__=fn.__module__, __qualname__=label, __doc__=fn.__doc__,
-                     __wrapped__=fn, _fn=staticmethod(fn))
+                     __wrapped__=fn, _fn=staticmethod(fn), _inputs=inputs)
     keywords = {"name": name or snake_case(fn.__name__), **settings}
     return types.new_class(fn.__name__, (_FunctionTask,), keywords,
                            lambda ns: ns.update(namespace))
