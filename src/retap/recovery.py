@@ -177,8 +177,20 @@ def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
 
 
 def _nodes(workflow: Workflow, given: Iterable[NodeId]) -> list[NodeId]:
-    """The nodes ``given`` (ids, indexes or task names), each checked."""
-    return [workflow.find_node(node, "--from") for node in given]
+    """The nodes ``given`` (ids, indexes or task names), each checked: none may feed, at or
+    above it, a join that groups results by when they arrive (gate, sync). Running such a
+    node again changes what arrives when, so the join would release a second, differently
+    grouped batch beside the recorded one, and a later replay could not rebuild either."""
+    nodes = [workflow.find_node(node, "--from") for node in given]
+    again = {*nodes, *workflow.downstream(nodes)}
+    for join in workflow.joins:
+        if join.kind in ("gate", "sync") and again.intersection(join.sources):
+            fed = sorted(map(str, again.intersection(join.sources)))
+            raise UsageError(f"--from: node(s) {', '.join(fed)} feed {join.kind} join "
+                             f"{join.id}, which groups results by when they arrive; running "
+                             "them again would record a second batch beside the first, so "
+                             "replay --from does not take a node at or above a gate or sync")
+    return nodes
 
 
 def _replay(store: Store, recovery: Recovery, rerun_inflight: bool, rerun_changed: bool,

@@ -81,10 +81,14 @@ def node_features(workplan: dict[str, Any]) -> list[str]:
 def from_nodes(workplan: dict[str, Any]) -> list[int]:
     """The nodes ``replay --from`` may be drawn for: those with no node changing a file in
     place at or below them (running such a node again applies its change again, as asked,
-    which the reference does not have)."""
+    which the reference does not have), and none feeding a gate or sync join at or below
+    them (which replay --from refuses)."""
     kinds = _kinds(workplan)
+    grouping = {s for j in workplan["joins"] if j["kind"] in ("gate", "sync")
+                for s in j["sources"]}
     return [i for i in range(len(kinds))
-            if all(kinds[n] != "stamp" for n in downstream(workplan, i))]
+            if all(kinds[n] != "stamp" for n in downstream(workplan, i))
+            and not downstream(workplan, i) & grouping]
 
 
 def read_inputs(workplan: dict[str, Any]) -> list[str]:
