@@ -36,7 +36,7 @@ from retap.torture.plans import (
     plan,
 )
 from retap.torture.project import set_up
-from retap.torture.reference import Expected, reference
+from retap.torture.reference import Expected, done_audit, reference
 from retap.torture.replaycheck import replay_problems
 from retap.torture.scenario import Phase, phases
 
@@ -216,7 +216,9 @@ class Case:
     def _again_from(self, phase: Phase, wanted: Expected) -> bool:
         """Replay the done run ``--from`` a node drawn for it (faulted like any attempt) and
         bring it to done again: the node's dispatches and all below it run again, once
-        each, and the run ends as the reference did (False: the case cannot go on)."""
+        each, and the run ends with the very audit it had (which is the reference's unless
+        dispatches ran at once before: then finishing order chose what grouping joins
+        got), whatever runs at once now (False: the case cannot go on)."""
         nodes = from_nodes(phase.workplan)
         if not nodes:
             return True
@@ -225,7 +227,9 @@ class Case:
         again = {f"n{n}" for n in downstream(phase.workplan, node)}
         first = ["replay", self.runs[-1], "--from", str(node), "--on-error",
                  self.features.on_error, "--quiet", *self.parallel.draw(self.prng)]
-        return self._to_done(phase, wanted, (self.from_rng, first, again))
+        with self.open() as store:
+            had = replace(wanted, audit=done_audit(store, self.runs[-1]))
+        return self._to_done(phase, had, (self.from_rng, first, again))
 
     def _to_done(self, phase: Phase, wanted: Expected,
                  again: tuple[random.Random, list[str], set[str]] | None = None) -> bool:
@@ -239,9 +243,10 @@ class Case:
             fault = _fault(rng, len(wanted.audit), local)
             if again and local == 0:
                 args, self.exempt = again[1], again[2]
-                self.ordered = "-j" not in args
             else:
                 args, self.exempt = self._next(phase, local + bool(again), rng), set()
+            if again:
+                self.ordered = True  # held to the audit it had, whatever runs at once
             code = self._attempt(args, fault)
             if not self._judge(args, fault, code, wanted, phase):
                 return False
