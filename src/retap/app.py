@@ -373,7 +373,8 @@ class App:
         if faults.armed:
             faults.hit("before_dispatch")
         call_hooks(self.middleware, "before_dispatch", self, d)
-        self._again(d)
+        if self._rerun:
+            self._again(d)
         if not task.idempotent:
             self.recorder.mark_running(d, type(task).__retap__)
         else:

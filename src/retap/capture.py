@@ -169,6 +169,7 @@ def _other_handlers(name: str, mine: logging.Handler) -> list[logging.Handler]:
 
 _lock = threading.Lock()
 _users = 0
+_held = 0  # long-lived holders (a run, a worker process): attempts inside need not wrap
 _handler = _Handler()
 _saved: tuple[TextIO, TextIO] | None = None
 
@@ -203,10 +204,13 @@ def _unwrap() -> None:
 def capturing() -> Iterator[None]:
     """Wrap stdout and stderr and add the log handler while this lasts (nested uses, from
     several threads, share one wrapping); a run holds it so each attempt need not."""
+    global _held
     _wrap()
+    _held += 1
     try:
         yield
     finally:
+        _held -= 1
         _unwrap()
 
 
@@ -216,12 +220,13 @@ class Capture:
     it is entered once per attempt, and an attempt that prints nothing costs next to
     nothing (the text is kept only from its first write)."""
 
-    __slots__ = ("kept", "limit", "outer")
+    __slots__ = ("kept", "limit", "outer", "wrapped")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.kept: _Kept | None = None
         self.outer: Capture | None = None
+        self.wrapped = False
 
     def write(self, text: str) -> None:
         if self.kept is None:
@@ -234,7 +239,9 @@ class Capture:
 
     def __enter__(self) -> Capture:
         if self.limit > 0:
-            _wrap()
+            if not _held:  # no run or worker holds the wrapping: this attempt does
+                _wrap()
+                self.wrapped = True
             self.outer = getattr(_local, "kept", None)
             _local.kept = self
         return self
@@ -242,4 +249,5 @@ class Capture:
     def __exit__(self, *exc: object) -> None:
         if self.limit > 0:
             _local.kept = self.outer
-            _unwrap()
+            if self.wrapped:
+                _unwrap()

@@ -18,34 +18,31 @@ __all__ = ["run_job"]
 def run_job(job: Job) -> Completion:
     """Run ``job.task`` on ``job.inputs``, keeping what it prints and logs; never raises for
     what the task does."""
+    task = job.task
+    task._context = job.context
+    started = time.time()
     with Capture(job.context.output_limit) as captured:
-        completion = _run(job)
-    completion.log = captured.log
-    completion.worker = (_host(), os.getpid())
-    return completion
+        try:
+            value = task.execute(*job.inputs)
+            outputs = task.written_files() if task.journaled else None
+            done = Completion(job.dispatch, "done", value, None, started, time.time(), outputs)
+        except Interrupted as exc:
+            done = Completion(job.dispatch, "interrupted", error=error_record(exc),
+                              started=started, finished=time.time())
+        except KeyboardInterrupt:
+            done = Completion(job.dispatch, "interrupted",
+                              error=error_record(Interrupted("SIGINT")), started=started,
+                              finished=time.time())
+        except BaseException as exc:  # SystemExit too: a task's exit fails its dispatch
+            done = Completion(job.dispatch, "failed", error=error_record(exc), started=started,
+                              finished=time.time())
+        finally:
+            task._context = None
+    done.log = captured.log
+    done.worker = (_host(), os.getpid())
+    return done
 
 
 @cache
 def _host() -> str:
     return host_name()
-
-
-def _run(job: Job) -> Completion:
-    task = job.task
-    task._context = job.context
-    started = time.time()
-    try:
-        value = task.execute(*job.inputs)
-    except Interrupted as exc:
-        return Completion(job.dispatch, "interrupted", error=error_record(exc), started=started,
-                          finished=time.time())
-    except KeyboardInterrupt:
-        return Completion(job.dispatch, "interrupted", error=error_record(Interrupted("SIGINT")),
-                          started=started, finished=time.time())
-    except BaseException as exc:  # SystemExit too: a task's exit fails its dispatch
-        return Completion(job.dispatch, "failed", error=error_record(exc), started=started,
-                          finished=time.time())
-    finally:
-        task._context = None
-    outputs = task.written_files() if task.journaled else None
-    return Completion(job.dispatch, "done", value, None, started, time.time(), outputs)
