@@ -239,3 +239,28 @@ def test_bad_uses_of_export_and_import_are_one_line_errors(here: Project, export
                                                                            "imported")
     assert_one_line_error(here.run("import", str(exported)), "run 't' is in")
     assert_one_line_error(here.run("export", "t", "-o", "x.retap", "--store", ":memory:"))
+
+
+def test_a_source_store_with_an_undecodable_row_is_named_not_traced_back(
+        here: Project) -> None:
+    # Found by the crafted-store property test: inputs that are not JSON (a float written
+    # into the text column reads back as 'Inf'), resealed, made export and copy trace back.
+    import sqlite3
+
+    from crafting import allow_sealing, seal_sql
+
+    here.run("run", "--run-id", "c", "--", "load", "--yaml", "[1, 2]", "--:i", "recip",
+             check=0)
+    db = here.path / ".retap" / "retap.db"
+    conn = sqlite3.connect(db)
+    allow_sealing(conn)
+    conn.execute("UPDATE dispatches SET inputs='Inf' WHERE id=(SELECT id FROM dispatches "
+                 "WHERE inputs IS NOT NULL LIMIT 1)")
+    conn.execute(f"UPDATE dispatches SET crc={seal_sql(rows.DISPATCH)}")
+    conn.commit()
+    conn.close()
+    assert_one_line_error(here.run("export", "c", "-o", "c.retap"), str(db.relative_to(
+        here.path)), "cannot be read")
+    assert not (here.path / "c.retap").exists()
+    assert_one_line_error(here.run("store", "copy", str(db), "other.db"), str(db),
+                          "cannot be read")

@@ -52,7 +52,8 @@ def copy_runs(src: SQLStore, dst: SQLStore, runs: Iterable[str] | None = None) -
     done = []
     with src.snapshot(), dst.transaction():
         for run in wanted:
-            done.append(Copied(run, _copy_run(src, dst, run)))
+            with src.errors():  # a row that cannot be decoded: the source is damaged
+                done.append(Copied(run, _copy_run(src, dst, run)))
     return done
 
 

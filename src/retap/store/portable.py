@@ -89,8 +89,9 @@ def export_run(store: SQLStore, run: str, path: Path) -> int:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        # store.errors(): a row that cannot be decoded is a damaged store, not a traceback
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as out, \
-                store.snapshot():
+                store.snapshot(), store.errors():
             os.fchmod(raw.fileno(), 0o600)
             sha = hashlib.sha256()
 
