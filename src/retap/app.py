@@ -96,7 +96,6 @@ class App:
         self._retries: list[tuple[float, Dispatch, Completion]] = []  # waiting to run again
         self._earlier: dict[str, list[Attempt]] = {}  # failed attempts made again, by dispatch
         self._owner = Owner.current()
-        self._me = (self._owner.host, self._owner.pid)
         self._store_at = absolute_store(self.store.location)
         self._is_stopping = lambda: self.stopping
         self._signal_name = lambda: self.stop_signal or "SIGINT"
@@ -346,7 +345,7 @@ class App:
             return True
         decision = self._decide(task, d)
         if decision is not None and decision.hit is not None:
-            if self.plan is None:
+            if self._rerun:
                 self._again(d)
             self._settle(d, self._reuse(decision.hit))
         elif self.plan is not None:
@@ -394,7 +393,6 @@ class App:
                 completion = run_job(job)
             finally:
                 self.in_task = False
-            completion.worker = None  # this very process: its session's event names it
             if faults.armed:
                 faults.hit("after_execute")
             if completion.status != "failed" or made > task.retries or self.stopping:
@@ -407,7 +405,7 @@ class App:
     def _again(self, d: Dispatch) -> None:
         """``d``, recorded done, is run or answered from the memo again (--rerun-changed,
         --from): the store keeps its done attempt when its row is written over."""
-        if self._rerun and self.cache is not None and self.cache.seq(d.id) is not None:
+        if self.cache is not None and self.cache.seq(d.id) is not None:
             assert self.log is not None
             self.log.rerunning(d.id)
 
@@ -449,8 +447,6 @@ class App:
             return
         if faults.armed:
             faults.hit("after_execute")
-        if completion.worker == self._me:
-            completion.worker = None  # a thread of this process: its session names it
         self._completed(completion)
 
     def _completed(self, completion: Completion) -> None:

@@ -43,7 +43,7 @@ class Completion:
     finished: float = 0.0
     outputs: dict[str, str] | None = None
     log: Log | None = None
-    worker: tuple[str, int] | None = None  # (host, pid) of the process that ran it
+    worker: tuple[str, int] | None = None  # (host, pid) that ran it, when not the coordinator
 
 
 def failed_by_executor(dispatch: str, error: Exception, started: float = 0.0) -> Completion:

@@ -19,7 +19,7 @@ from typing import Any
 
 from retap.errors import DispatchTimeout, ExecutorError, WorkerLost
 from retap.executors.base import Completion, Executor, Job, failed_by_executor
-from retap.executors.work import run_job
+from retap.executors.work import run_job_elsewhere
 from retap.taskdef import Task
 
 __all__ = ["DaskExecutor"]
@@ -29,7 +29,7 @@ def run_in_project(job: Job, project: str) -> Completion:
     """``run_job`` in the project directory (a worker of another process or host)."""
     if os.getcwd() != project:
         os.chdir(project)
-    return run_job(job)
+    return run_job_elsewhere(job)
 
 
 class DaskExecutor(Executor):

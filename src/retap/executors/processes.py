@@ -30,7 +30,7 @@ from retap.capture import capturing
 from retap.context import TaskContext
 from retap.errors import DispatchTimeout, WorkerLost
 from retap.executors.base import Completion, Executor, Job, failed_by_executor
-from retap.executors.work import run_job
+from retap.executors.work import run_job_elsewhere
 from retap.owner import Owner
 from retap.taskdef import Task
 
@@ -70,7 +70,7 @@ def _serve(conn: Connection) -> None:
         facts = new_facts or facts
         assert facts is not None
         run, store, owner, limit = facts
-        done = run_job(Job(dispatch, node, tasks[key], inputs,
+        done = run_job_elsewhere(Job(dispatch, node, tasks[key], inputs,
                            TaskContext(run, dispatch, store, owner, limit)))
         try:
             data = pickle.dumps(_wire(done))

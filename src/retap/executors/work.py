@@ -12,7 +12,7 @@ from retap.errors import Interrupted, error_record
 from retap.executors.base import Completion, Job
 from retap.owner import host_name
 
-__all__ = ["run_job"]
+__all__ = ["run_job", "run_job_elsewhere"]
 
 
 def run_job(job: Job) -> Completion:
@@ -39,6 +39,13 @@ def run_job(job: Job) -> Completion:
         finally:
             task._context = None
     done.log = captured.log
+    return done
+
+
+def run_job_elsewhere(job: Job) -> Completion:
+    """``run_job`` in a process other than the run's coordinator (a worker process, a Dask
+    worker): the completion names that process (``worker``)."""
+    done = run_job(job)
     done.worker = (_host(), os.getpid())
     return done
 
