@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from retap.cli.main import main, open_cli_store, store_option
-from retap.errors import RetapError, UsageError
+from retap.cli.main import main, one_dispatch, open_cli_store, store_option
+from retap.errors import RetapError
 from retap.history import attempt_history, run_summary
 from retap.render import (
     audit_dot,
@@ -29,7 +29,7 @@ from retap.runid import resolve_run
 from retap.store.boundary import STATUSES
 
 if TYPE_CHECKING:
-    from retap.store.base import AuditRecord, Store
+    from retap.store.base import Store
 
 
 @main.command("runs")
@@ -156,7 +156,9 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None,
     _import_pickled_classes(the_store, run)
     audits = the_store.audits(run)
     if dispatch is not None:
-        click.echo(upstream_trail(audits, _one_dispatch(audits, dispatch)), nl=False)
+        chosen = one_dispatch((a.id for a in audits), dispatch,
+                              f"--trail: no dispatch {dispatch!r} in this run", "--trail: ")
+        click.echo(upstream_trail(audits, chosen), nl=False)
     elif fmt == "json":
         full = the_store.dispatches(run, STATUSES)  # with their inputs
         history = attempt_history(the_store, run, full)
@@ -170,18 +172,6 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None,
         click.echo(audit_mermaid(audits), nl=False)
     else:
         click.echo(audit_trail(audits), nl=False)
-
-
-def _one_dispatch(audits: list[AuditRecord], wanted: str) -> str:
-    """The id of the one dispatch ``wanted`` names (its id or a unique prefix of it)."""
-    found = sorted({a.id for a in audits if a.id.startswith(wanted.lower())})
-    if len(found) == 1 and wanted:
-        return found[0]
-    if not found or not wanted:
-        raise UsageError(f"--trail: no dispatch {wanted!r} in this run")
-    raise UsageError(f"--trail: {wanted!r} names {len(found)} dispatches "
-                     f"({', '.join(f[:12] for f in found[:5])}{', ...' if len(found) > 5 else ''}"
-                     "); give more of its id")
 
 
 @main.command("check")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from retap.cli.main import main, open_cli_store, store_option
+from retap.cli.main import main, one_dispatch, open_cli_store, store_option
 from retap.errors import UsageError
 from retap.runid import resolve_run
 
@@ -105,15 +105,9 @@ class _Nodes:
         {id})`` for the one dispatch it names."""
         if which in self.tasks:
             return "node", {which}
-        found = sorted(d for d in self.of if d.startswith(which.lower())) if which else []
-        if len(found) == 1:
-            return "dispatch", {found[0]}
-        if not found:
-            raise UsageError(f"{which!r} is neither a node nor a dispatch of run {self.run} "
-                             f"(nodes: {', '.join(self.tasks) or 'none'})")
-        raise UsageError(f"{which!r} names {len(found)} dispatches ("
-                         f"{', '.join(f[:12] for f in found[:5])}"
-                         f"{', ...' if len(found) > 5 else ''}); give more of its id")
+        return "dispatch", {one_dispatch(self.of, which, (
+            f"{which!r} is neither a node nor a dispatch of run {self.run} "
+            f"(nodes: {', '.join(self.tasks) or 'none'})"))}
 
     def wanted(self, entry: LogRecord, wanted: tuple[str, set[str]] | None) -> bool:
         if wanted is None:

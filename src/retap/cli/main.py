@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from retap.errors import RetapError
+from retap.errors import RetapError, UsageError
 from retap.store import DEFAULT_STORE, open_existing, open_store
 
 if TYPE_CHECKING:
@@ -135,3 +135,17 @@ def open_cli_store(ctx: click.Context, store: str | None, *, create: bool = True
 
 def echo_err(message: str) -> None:
     print(f"retap: {message}", file=sys.stderr, flush=True)
+
+
+def one_dispatch(ids: Iterable[str], wanted: str, missing: str, what: str = "") -> str:
+    """The one id among ``ids`` that ``wanted`` is or begins; a UsageError saying ``missing``
+    when there is none, listing them when there are several (``what``: the option, as
+    the message begins with it)."""
+    found = sorted({i for i in ids if i.startswith(wanted.lower())}) if wanted else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UsageError(missing)
+    raise UsageError(f"{what}{wanted!r} names {len(found)} dispatches ("
+                     f"{', '.join(f[:12] for f in found[:5])}{', ...' if len(found) > 5 else ''}"
+                     "); give more of its id")
