@@ -349,6 +349,10 @@ def test_a_mistyped_run_option_is_an_option_error_with_a_suggestion(project: Pro
     assert_one_line_error(project.run("--stor", "x.db", "runs"), "no such option --stor")
     assert_one_line_error(project.run("run", "--jobs", "many", "--", "load", "x"),
                           "retap run:", "--jobs")
+    assert_one_line_error(project.run("run", "--run-id"),  # click names no command here
+                          "retap run: option '--run-id' requires an argument")
+    assert_one_line_error(project.run("audit", "last", "--trail"),
+                          "retap audit: option '--trail' requires an argument")
     assert not (project.path / ".retap").exists()  # nothing ran, nothing was recorded
 
 

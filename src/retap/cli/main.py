@@ -43,6 +43,10 @@ class _Group(click.Group):
             echo_err(f"error: {_one_line(exc.message)}")
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:  # a bad option or argument: one line, not three
+            sub = ctx.invoked_subcommand
+            if exc.ctx is None and sub:  # click names no command for a missing option value
+                exc.ctx = click.Context(self.get_command(ctx, sub) or self, info_name=sub,
+                                        parent=ctx)
             echo_err(f"error: {usage_line(exc)}")
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
