@@ -3,7 +3,7 @@
     python benchmarks/run.py               # the full suite (several minutes)
     python benchmarks/run.py --quick       # a fast smoke run with small sizes
     python benchmarks/run.py --only NAME   # one benchmark: throughput, resume, replay, memory,
-                                           # parallel, baseline, postgres
+                                           # parallel, baseline, postgres, codeversions
 
 A full run rewrites the results section of README.md (between ``<!-- results -->`` and
 ``<!-- /results -->``); ``--quick`` and ``--only`` print only, unless ``--write`` is given.
@@ -32,7 +32,15 @@ if sys.path and Path(sys.path[0]).resolve() == ROOT / "benchmarks":
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import baseline, memory, parallel, postgres, recovery, throughput  # noqa: E402
+from benchmarks import (  # noqa: E402
+    baseline,
+    codeversions,
+    memory,
+    parallel,
+    postgres,
+    recovery,
+    throughput,
+)
 from benchmarks.common import REPEAT, Row  # noqa: E402
 
 README = ROOT / "benchmarks" / "README.md"
@@ -46,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "parallel": parallel.run,
     "baseline": baseline.run,
     "postgres": postgres.run,
+    "codeversions": codeversions.run,
 }
 
 

@@ -240,7 +240,8 @@ def test_an_edited_task_source_reruns_that_task_only(built: Project) -> None:
     source.write_text(source.read_text().replace(
         "data = self.src.read_bytes().upper()", "data = bytes(self.src.read_bytes()).upper()"))
     verb, reason = upper_again(built)
-    assert (verb, re.sub(r"[0-9a-f]{16}", "H", reason)) == ("run", "code changed (H -> H)")
+    assert (verb, re.sub(r"[0-9a-f]{16}", "H", reason)) == ("run", "code changed (H -> H) in "
+                                                                   "retapfile:Upper")
     assert built.counts() == {"upper": 2}
 
 

@@ -16,6 +16,7 @@ from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from retap.codeversion import digest_of
 from retap.dispatch import Attempt
 from retap.owner import host_name
 from retap.secret import SECRET_TYPES
@@ -24,8 +25,8 @@ from retap.store.base import SESSIONS, AuditRecord, RunEvent, Store, session_of,
 if TYPE_CHECKING:
     from retap.workflow import Workflow
 
-__all__ = ["actor", "attempt_history", "event_line", "history_problems", "run_summary",
-           "session_facts"]
+__all__ = ["actor", "attempt_history", "event_line", "history_problems", "recorded_code",
+           "run_summary", "session_facts"]
 
 
 def session_facts(workflow: Workflow) -> dict[str, Any]:
@@ -37,7 +38,30 @@ def session_facts(workflow: Workflow) -> dict[str, Any]:
     argv = [program, *sys.argv[1:]]
     for value in _secrets(workflow):
         argv = [arg.replace(value, "***") for arg in argv]
-    return {"argv": argv, **actor()}
+    return {"argv": argv, **actor(), "code": _code_parts(workflow)}
+
+
+def _code_parts(workflow: Workflow) -> dict[str, dict[str, str]]:
+    """The parts of code each task's version was made of, so that a later resume or replay
+    can name the function that changed."""
+    found: dict[str, dict[str, str]] = {}
+    for node in workflow.nodes.values():
+        info = type(node.task).__retap__
+        if info.code.parts:
+            found[info.import_path] = info.code.parts
+    return found
+
+
+def recorded_code(events: list[RunEvent]) -> dict[str, dict[str, str]]:
+    """Code version -> the parts it was made of, as the run's sessions recorded them."""
+    found: dict[str, dict[str, str]] = {}
+    for event in events:
+        code = event.data.get("code") if event.kind in SESSIONS else None
+        for parts in (code.values() if isinstance(code, dict) else ()):
+            if isinstance(parts, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                               for k, v in parts.items()):
+                found[digest_of(parts)] = parts
+    return found
 
 
 def actor() -> dict[str, Any]:
@@ -148,8 +172,11 @@ def event_line(event: RunEvent) -> str:
     if event.kind == "set":
         return f"--set {d.get('node')}.{d.get('key')}: {d.get('old')!r} -> {d.get('new')!r}"
     if event.kind == "code":
+        changed = d.get("changed")
+        where = f" in {', '.join(map(str, changed))}" if isinstance(changed, list) and changed \
+            else ""
         return (f"code of node {d.get('node')} ({d.get('task')}) changed {d.get('old')} -> "
-                f"{d.get('new')}: {d.get('decision')}")
+                f"{d.get('new')}{where}: {d.get('decision')}")
     if event.kind == "signal":
         return f"stopped by {d.get('signal')}"
     if event.kind == "finished":

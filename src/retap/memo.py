@@ -1,7 +1,8 @@
 """Memoization across runs: when a remembered result can stand in for running a dispatch.
 
 A task opts in with ``cache = "inputs"`` (file tasks do by default). Its dispatch's key
-is a digest of its *facts*: the task, its code version, its configs, the digests of its
+is a digest of its *facts*: the task, its code version (the parts of code it was made of
+are kept beside, to name what changed), its configs, the digests of its
 input values, of the files it reads, and of its ``fingerprint``. An earlier result with
 the same key is reused when every file it wrote is still there, unchanged. When there
 is none, the newest earlier result of the same dispatch says what changed.
@@ -14,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from retap.codeversion import changed_parts
 from retap.dispatch import Dispatch
 from retap.errors import CodecError
 from retap.files import FileDigests, FileTask
@@ -60,7 +62,7 @@ class Memoizer:
             facts = self.facts(task, d)
         except CodecError as exc:
             return Decision(None, reason=f"its inputs cannot be fingerprinted ({exc.message})")
-        key = _digest(facts)
+        key = _digest({k: v for k, v in facts.items() if k != "parts"})
         path = facts["task"]
         entry = self.store.memo_get(path, key)
         if entry is not None:
@@ -79,6 +81,8 @@ class Memoizer:
             "task": info.import_path, "code": info.code_version, "configs": task.configs,
             "inputs": [hashlib.blake2b(codec.encode(v), digest_size=16).hexdigest()
                        for v in d.inputs]}
+        if info.code.parts:  # kept to name what changed; the key is made without it
+            facts["parts"] = info.code.parts
         if isinstance(task, FileTask):
             facts["files"] = {p: self.files.digest(p) for p in task.read_paths(*d.inputs)}
         extra = task.fingerprint(*d.inputs)
@@ -102,7 +106,10 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     if old is None:
         return "no earlier result"
     if old.get("code") != new.get("code"):
-        return f"code changed ({old.get('code')} -> {new.get('code')})"
+        which = changed_parts(old["parts"], new["parts"]) \
+            if isinstance(old.get("parts"), dict) and new.get("parts") else []
+        return f"code changed ({old.get('code')} -> {new.get('code')})" + \
+            (f" in {', '.join(which)}" if which else "")
     for name in sorted(set(old.get("configs", {})) | set(new.get("configs", {}))):
         before, after = old.get("configs", {}).get(name), new.get("configs", {}).get(name)
         if before != after:

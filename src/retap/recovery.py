@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retap.app import App, RunResult
+from retap.codeversion import CodeVersion, changed_parts
 from retap.configs import coerce_text, to_json, validate_one
 from retap.dispatch import Dispatch, NodeId
 from retap.errors import InflightNotIdempotent, StoreCorrupt, UnknownConfig, UsageError
-from retap.history import session_facts
+from retap.history import recorded_code, session_facts
 from retap.middleware import Middleware
 from retap.secret import SecretSource
 from retap.store.base import Owner, RunInfo, RunLog, Store, busy_owner
@@ -35,9 +36,11 @@ class CodeChange:
     task: str
     old: str
     new: str
+    parts: tuple[str, ...] = ()  # what changed, when the run's timeline kept the old parts
 
     def __str__(self) -> str:
-        return f"node {self.node} ({self.task}): code {self.old} -> {self.new}"
+        where = f" in {', '.join(self.parts)}" if self.parts else ""
+        return f"node {self.node} ({self.task}): code {self.old} -> {self.new}{where}"
 
 
 @dataclass
@@ -81,11 +84,18 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
     workflow = info.workflow if info.workflow is not None else Workflow.from_spec(
         info.spec, secrets=SecretSource(run, {(n, k): v for n, k, v in settings}))
     applied = [set_config(workflow, node, key, value) for node, key, value in settings]
-    current = {n: type(workflow.nodes[n].task).__retap__.code_version for n in workflow.nodes}
-    changes = [CodeChange(node, task, version, current[node])
+    current = {n: type(workflow.nodes[n].task).__retap__.code for n in workflow.nodes}
+    changes = [CodeChange(node, task, version, current[node].digest,
+                          _changed(recorded_code(store.events(run)), version, current[node]))
                for node, task, version in store.versions(run)
-               if node in current and version != current[node]]
+               if node in current and version != current[node].digest]
     return Recovery(info, workflow, changes, applied)
+
+
+def _changed(recorded: dict[str, dict[str, str]], old: str, new: CodeVersion
+             ) -> tuple[str, ...]:
+    return tuple(changed_parts(recorded[old], new.parts)) if old in recorded and new.parts \
+        else ()
 
 
 def set_config(workflow: Workflow, node: NodeId, key: str, value: Any) -> dict[str, Any]:
@@ -239,7 +249,7 @@ def _claim(store: Store, recovery: Recovery, kind: str, rerun: tuple[bool, bool]
             log.event("set", change)
         for code in recovery.changes:
             log.event("code", {"node": code.node, "task": code.task, "old": code.old,
-                               "new": code.new,
+                               "new": code.new, "changed": list(code.parts),
                                "decision": "re-run" if rerun_changed else "reused"})
         attach(app, log)
     except BaseException:

@@ -7,7 +7,6 @@ without a type or a misspelt setting fails at import with a hint, not mid-run.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import re
 import sys
@@ -20,6 +19,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from retap import configs as _config
+from retap.codeversion import CodeVersion, code_version
 from retap.configs import MISSING, ConfigSpec
 from retap.context import TaskContext
 from retap.errors import Interrupted, TaskDefinitionError
@@ -89,17 +89,14 @@ class TaskInfo:
         return "<" not in self.import_path
 
     @cached_property
+    def code(self) -> CodeVersion:
+        """The task's ``version`` setting, or the digest of its normalized code and of the
+        project code it uses, with the parts it was made of."""
+        return code_version(getattr(self.cls, "_fn", None) or self.cls, self.cls.version)
+
+    @cached_property
     def code_version(self) -> str:
-        """The task's ``version`` setting, or a digest of its source code."""
-        if self.cls.version is not None:
-            return self.cls.version
-        target = getattr(self.cls, "_fn", None) or self.cls
-        try:
-            text = inspect.getsource(target)
-        except (OSError, TypeError):
-            code = getattr(target, "__code__", None) or self.cls.process.__code__
-            text = repr((code.co_code, code.co_consts, code.co_names))
-        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        return self.code.digest
 
     @property
     def usage(self) -> str:
