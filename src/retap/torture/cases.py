@@ -68,6 +68,7 @@ class CaseResult:
     parallel_attempts: int = 0  # attempts run with -j above 1
     from_replays: int = 0  # done runs replayed --from a node
     prunes: int = 0  # stores pruned of all runs but the newest
+    code_changes: int = 0  # runs started after the project code memoized tasks read changed
     unordered: bool = False  # parallel, with joins that group by arrival: no reference check
     problems: list[str] = field(default_factory=list)
 
@@ -159,7 +160,9 @@ class Case:
         self.log = ExecLog(folder / "exec.log")
         self.ledger = checks.Ledger(memoized)
         self.env = {**os.environ, "TORTURE_LOG": str(self.log.path),
-                    "TORTURE_MARKERS": str(folder / "markers")}
+                    "TORTURE_MARKERS": str(folder / "markers"),  # the project's own code:
+                    "PYTHONPATH": os.pathsep.join(filter(None, [  # its module is importable
+                        str(self.project), os.environ.get("PYTHONPATH")]))}
         self.env.pop("RETAP_FAULT", None)
         self.runs: list[str] = []
         self.fresh_in_phase = 0
@@ -177,12 +180,17 @@ class Case:
         self.result.dispatches = sum(len(e.audit) for e in expected)
         set_up(self.project)
         self.log.path.touch()
+        older: set[str] = set()  # runs made before the project code last changed
         for k, (phase, wanted) in enumerate(zip(steps, expected, strict=True), start=1):
+            if k > 1 and phase.variant != steps[k - 2].variant:
+                self.result.code_changes += 1
+                older = set(self.runs)
             phase.prepare(self.project)
             with open(self.folder / "attempts.log", "a") as fh:
                 fh.write(f"# phase {k}: {phase.describe()}\n")
             if not self._to_done(phase, wanted):
                 return
+            self.result.problems += self._stale_reuses(older, phase)
             if self.features.replay_from and not self._again_from(phase, wanted):
                 return
         with self.open() as store:
@@ -191,6 +199,17 @@ class Case:
         if len(self.runs) > 1 and self.from_rng.random() < 0.5:
             self._prune_older()
         self.result.problems += checks.leftover_problems(self.project)
+
+    def _stale_reuses(self, older: set[str], phase: Phase) -> list[str]:
+        """Results of memoized tasks that read the project code, reused from a run made
+        before that code changed: each should have been made again."""
+        reading = {f"n{i}" for i, kind in enumerate(phase.workplan.get("kinds", ()))
+                   if kind == "memo"}
+        with self.open() as store:
+            return [f"{run}/{a.id[:12]} (n{a.node}) reused {a.reused}, made by older code"
+                    for run in self.runs if run not in older
+                    for a in store.audits(run)
+                    if a.reused and a.reused.split("/")[0] in older and f"n{a.node}" in reading]
 
     def _prune_older(self) -> None:
         """``retap prune`` every run but the newest: the newest stays whole (the store

@@ -20,13 +20,14 @@ class Features:
     scenario: str = "single"  # single: one run to done; rerun: r1 done, an input changes, r2
     fresh: bool = False  # a recovery may start a fresh run on the same project and store
     replay_from: bool = False  # a done run is replayed --from a node, faulted, to done again
+    code: bool = False  # rerun: the project code memoized tasks use changes before r2
 
     @property
     def names(self) -> list[str]:
         """The features this case has, as the summary counts them."""
         flags = {"files": self.files, "memo": self.memo, "continue": self.on_error == "continue",
                  "rerun": self.scenario == "rerun", "fresh": self.fresh,
-                 "from": self.replay_from}
+                 "from": self.replay_from, "code": self.code}
         return [name for name, on in flags.items() if on]
 
 
@@ -43,4 +44,4 @@ def draw(rng: random.Random) -> Features:
     return Features(files=rng.random() < 0.55, memo=rng.random() < 0.4,
                     on_error="continue" if rng.random() < 0.35 else "stop",
                     scenario="rerun" if rng.random() < 0.4 else "single",
-                    fresh=rng.random() < 0.4)
+                    fresh=rng.random() < 0.4, code=rng.random() < 0.7)

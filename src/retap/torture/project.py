@@ -11,8 +11,10 @@ from retap.journal import BACKUP_ROOT
 from retap.torture.filetasks import OUTPUT_DIRS
 from retap.torture.plans import INPUT_FILES
 
-__all__ = ["backup_leftovers", "change_input", "duplicate_stamps", "files", "journals",
-           "set_up"]
+__all__ = ["CODE_MODULE", "backup_leftovers", "change_input", "duplicate_stamps", "files",
+           "journals", "set_up", "write_code"]
+
+CODE_MODULE = "torture_code"  # the project's own module memoized torture tasks read
 
 LONG_AGO = 1_000_000_000  # an old mtime: the digests of input files get remembered
 
@@ -38,6 +40,15 @@ def change_input(project: Path, name: str, how: str) -> None:
     with open(path, "r+b") as fh:
         fh.seek(0)
         fh.write(b"I")
+
+
+def write_code(project: Path, variant: str) -> None:
+    """The project's own code, in the variant a phase runs with (edited, not just touched,
+    when the variant changes: a docstring or a comment alone would change nothing)."""
+    path = project / f"{CODE_MODULE}.py"
+    text = f'"""The torture case\'s project code."""\n\nVARIANT = {variant!r}\n'
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 def files(project: Path) -> dict[str, bytes]:

@@ -15,14 +15,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from retap.app import App
 from retap.recovery import resume
 from retap.store.sqlite import SQLiteStore
+from retap.torture import tasks
 from retap.torture.plans import build
 from retap.torture.project import files, set_up
 from retap.torture.scenario import Phase
+from retap.torture.tasks import Memo
 
 __all__ = ["Expected", "done_audit", "reference"]
 
@@ -53,6 +56,7 @@ def reference(folder: Path, steps: list[Phase], on_error: str) -> list[Expected]
             SQLiteStore(folder / "reference.db") as store:
         for k, phase in enumerate(steps, start=1):
             phase.prepare(project)
+            _run_code(store, phase.variant)
             resumes = _to_done(store, phase.workplan, f"r{k}", on_error)
             expected.append(Expected(done_audit(store, f"r{k}"), files(project), resumes))
     return expected
@@ -69,6 +73,15 @@ def _to_done(store: SQLiteStore, workplan: dict[str, Any], run: str, on_error: s
     raise RuntimeError(f"the reference run {run} is not done after {MAX_RESUMES} resumes")
 
 
+def _run_code(store: SQLiteStore, variant: str) -> None:
+    """Make this process's memoized tasks read ``variant``, as a case's commands do from
+    the project's module. The module is not imported here (every case has one of its own),
+    so the task's code version cannot tell: a changed variant forgets Memo's results."""
+    if tasks.variant() != variant:
+        store.forget(Memo.__retap__.import_path)
+    tasks.torture_code = SimpleNamespace(VARIANT=variant) if variant else None
+
+
 @contextlib.contextmanager
 def _inside(project: Path, markers: Path) -> Iterator[None]:
     """Work in ``project`` with the reference's flaky markers and no execution log."""
@@ -76,10 +89,12 @@ def _inside(project: Path, markers: Path) -> Iterator[None]:
     cwd = os.getcwd()
     os.environ["TORTURE_MARKERS"] = str(markers)
     os.environ.pop("TORTURE_LOG", None)
+    code = tasks.torture_code
     os.chdir(project)
     try:
         yield
     finally:
+        tasks.torture_code = code
         os.chdir(cwd)
         for key, value in saved.items():
             if value is None:

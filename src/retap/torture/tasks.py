@@ -17,7 +17,18 @@ from typing import Any
 
 import retap
 
-__all__ = ["Gen", "Memo", "digest_text", "log_execution", "ran_line", "shaped"]
+try:
+    import torture_code  # a case project's own module (its folder is on PYTHONPATH)
+except ImportError:  # outside a torture case's commands
+    torture_code = None
+
+__all__ = ["Gen", "Memo", "digest_text", "log_execution", "ran_line", "shaped", "variant"]
+
+
+def variant() -> str:
+    """The case project's code variant: a rerun scenario edits it between runs, and every
+    memoized result made with the old one must be made again ("" when there is none)."""
+    return torture_code.VARIANT if torture_code is not None else ""
 
 
 def _number(*parts: Any) -> int:
@@ -101,9 +112,10 @@ class Memo(retap.Task, cache="inputs"):
     flaky: bool = False
 
     def process(self, *inputs: Any) -> Any:
-        log_execution(self, self.label, digest_text(self.label, inputs))
+        made_by = (variant(),) if variant() else ()  # no variant: values as before it existed
+        log_execution(self, self.label, digest_text(self.label, inputs, *made_by))
         pause(self.slow_ms)
         if self.flaky:
             fail_once(self, self.label)
-        h = _number(self.label, inputs)
+        h = _number(self.label, inputs, *made_by)
         return shaped(self.label, self.mode, self.width, h, f"{self.label}.{h % 9973}")
