@@ -207,4 +207,7 @@ def _translate(location: str, exc: sqlite3.Error) -> RetapError:
         return StoreCorrupt(location, f"{text}: the store is damaged; move it aside")
     if "locked" in lower or "busy" in lower:
         return StoreError(location, f"{text}: another process holds it too long")
+    if "too big" in lower:  # a length no row retap wrote can have, or a value over 1 GB
+        return StoreError(location, f"{text}: the store is damaged, or a value passed the "
+                                    "size SQLite can hold")
     return StoreError(location, text)
