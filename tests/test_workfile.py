@@ -333,3 +333,62 @@ def test_a_limit_on_a_join_that_is_not_a_gate_says_only_a_gate_takes_one(
 
     assert_one_line_error(result, "flow.yaml", "limit", "gate")
     assert "__init__" not in result.err
+
+
+# -- where the problem is, and the schema editors check files with ---------------------------
+
+PLACED = {
+    "an unknown node key": ("nodes:\n  read: {task: load}\n  each: {task: dump, iterat: true}\n",
+                            (3, 22), "node 'each' has unknown key(s) 'iterat'"),
+    "a flag that is not a bool": ("nodes:\n  a: {task: load}\n  b: dump\njoins:\n"
+                                  "  - from: a\n    to: b\n    enq: 'yes'\n",
+                                  (7, 5), "join 0: `enq` should be a valid boolean"),
+    "an unknown task": ("nodes:\n  a: load\n  b:\n    task: nosuch\n", (3, 3),
+                        "node 'b': unknown task 'nosuch'"),
+    "a join to an unknown node": ("nodes: {a: load}\njoins:\n  - [a, b]\n", (3, 5),
+                                  "join 0: target 'b' is not a node"),
+    "a join without from": ("nodes: {a: load}\njoins:\n  - {to: a}\n", (3, 5),
+                            "join 0 has no `from`"),
+}
+
+
+@pytest.mark.parametrize("case", list(PLACED), ids=list(PLACED))
+def test_an_error_in_a_yaml_file_names_its_line_and_column(project: Project, case: str) -> None:
+    text, (line, column), said = PLACED[case]
+
+    result = run_file(project, "flow.yaml", text)
+
+    assert_one_line_error(result, f"workflow file flow.yaml, line {line}, column {column}: "
+                                  f"{said}")
+
+
+def test_a_null_where_a_key_may_be_left_out_is_refused_not_taken_as_the_default(
+        project: Project) -> None:
+    result = run_file(project, "flow.yaml", "nodes:\n  a: {task: load, inputs: null}\n")
+
+    assert_one_line_error(result, "line 2, column 19",
+                          "node 'a': `inputs` must not be null")
+
+
+def test_retap_schema_prints_a_json_schema_that_checks_workflow_files(project: Project) -> None:
+    import jsonschema
+    import yaml
+
+    from conftest import ROOT
+
+    printed = project.run("schema", check=0)
+    schema = json.loads(printed.out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    check = jsonschema.Draft202012Validator(schema)
+    for example in sorted(ROOT.glob("examples/*/flow.yaml")):
+        assert not list(check.iter_errors(yaml.safe_load(example.read_text()))), example
+    good = {"nodes": {"a": {"task": "load", "inputs": ["x"]}, "b": "dump"},
+            "joins": [["a", "b"], {"from": "a", "to": ["b"], "kind": "gate", "limit": 2}]}
+    assert not list(check.iter_errors(good))
+    for bad in ({"nodes": {"a": {"task": "load", "colour": "red"}}},
+                {"nodes": {"a": "load"}, "joins": [{"from": "a", "to": "a", "kind": "bogus"}]},
+                {"nodes": {"a": "load"}, "joins": [{"from": "a", "to": "a", "enq": "yes"}]},
+                {"nodes": 5}, {"nodes": {"a": "load"}, "joinz": []}):
+        assert list(check.iter_errors(bad)), bad
+        project.write("bad.yaml", yaml.safe_dump(bad))
+        assert project.run("run", *MEMORY, "bad.yaml").code == 2, bad  # retap refuses it too

@@ -125,9 +125,12 @@ class WorkflowSyntaxError(UsageError):
 class WorkflowFileError(UsageError):
     """A workflow file cannot be read or does not describe a workflow."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"workflow file {path}: {reason}", path=path, reason=reason)
-        self.path, self.reason = path, reason
+    def __init__(self, path: str, reason: str, place: tuple[int, int] | None = None) -> None:
+        where = f", line {place[0]}, column {place[1]}" if place else ""
+        super().__init__(f"workflow file {path}{where}: {reason}", path=path, reason=reason,
+                         line=place[0] if place else None,
+                         column=place[1] if place else None)
+        self.path, self.reason, self.place = path, reason, place
 
 
 class UnknownTask(UsageError):

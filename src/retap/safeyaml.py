@@ -8,7 +8,9 @@ from typing import Any
 
 import yaml
 
-__all__ = ["MAX_ALIASED", "MAX_DEPTH", "UnsafeYaml", "load_yaml"]
+__all__ = ["MAX_ALIASED", "MAX_DEPTH", "Marks", "UnsafeYaml", "load_yaml"]
+
+Marks = dict[tuple[Any, ...], tuple[int, int]]  # path of keys and indexes -> (line, column)
 
 MAX_ALIASED = 100_000  # values that aliases may add to a document, over its own
 MAX_DEPTH = 100  # nesting of sequences and mappings
@@ -18,17 +20,36 @@ class UnsafeYaml(ValueError):
     """A YAML document refused for its expanded size, an alias cycle, or its depth."""
 
 
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load(text)``, after checking the composed document is safe to build."""
+def load_yaml(text: str, marks: Marks | None = None) -> Any:
+    """``yaml.safe_load(text)``, after checking the composed document is safe to build.
+    ``marks``, when given, is filled with where each value starts (1-based line and
+    column), by its path: a mapping entry at its key, a sequence item at the item."""
     loader = yaml.SafeLoader(text)
     try:
         node = _compose(loader)
         if node is None:
             return None
         _check(node)
+        if marks is not None:
+            _mark(loader, node, (), marks)
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def _mark(loader: yaml.SafeLoader, node: yaml.Node, path: tuple[Any, ...],
+          marks: Marks) -> None:
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            marks[(*path, index)] = (item.start_mark.line + 1, item.start_mark.column + 1)
+            _mark(loader, item, (*path, index), marks)
+    elif isinstance(node, yaml.MappingNode):
+        for key_node, value in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue  # a key no path can name (or a merge, whose entries come later)
+            key = loader.construct_object(key_node)
+            marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            _mark(loader, value, (*path, key), marks)
 
 
 def _compose(loader: yaml.SafeLoader) -> yaml.Node | None:

@@ -7,6 +7,7 @@ from retap.cli import (  # noqa: F401 - registers the subcommands
     cmd_logs,
     cmd_recover,
     cmd_run,
+    cmd_schema,
     cmd_store,
     cmd_ui,
 )
