@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import select
 import subprocess
 import sys
 import textwrap
@@ -183,3 +186,28 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+def on_terminal(project: Project, *args: str, escapes: bool = False) -> tuple[int, str]:
+    """Run `retap ARGS` with stdin, stdout and stderr on a pseudo-terminal: (code, text),
+    without the terminal's escape sequences unless ``escapes``."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(project.command(*args), cwd=project.path, stdin=slave,
+                            stdout=slave, stderr=slave, close_fds=True,
+                            env={**project.env, "TERM": "xterm", "COLUMNS": "160"})
+    os.close(slave)
+    chunks = []
+    try:
+        while select.select([master], [], [], 30)[0]:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    code = proc.wait(timeout=30)
+    text = b"".join(chunks).decode()
+    return code, text if escapes else re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)

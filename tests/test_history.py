@@ -352,3 +352,19 @@ def test_replay_from_a_node_above_a_gate_or_sync_is_refused(proj: Project) -> No
     proj.run("replay", "g", "--from", "3", check=0)  # below the gate: allowed
     audits = proj.run("audit", "g", "--json", check=0).json()
     assert [a["node"] for a in audits].count(3) == 1
+
+
+def test_the_runs_table_is_plain_in_a_pipe_and_coloured_on_a_terminal(proj: Project) -> None:
+    from conftest import on_terminal
+
+    proj.run("run", "--run-id", "ok", "--", "load", "1", check=0)
+    proj.run("run", "--run-id", "bad", "--", "load", "--yaml", "0", "--:", "recip", check=1)
+    piped = proj.run("runs", check=0).out
+    assert "\x1b[" not in piped
+    head, bad, ok = piped.splitlines()
+    assert head.split() == ["RUN", "STATUS", "CREATED", "DURATION", "DISPATCHES", "COMMAND"]
+    assert bad.split()[:2] == ["bad", "failed"] and ok.split()[:2] == ["ok", "done"]
+    assert ok.endswith("retap run --run-id ok -- load 1")  # whole, on one line
+    assert head.index("STATUS") == bad.index("failed") == ok.index("done")  # aligned
+    code, shown = on_terminal(proj, "runs", escapes=True)
+    assert code == 0 and "\x1b[31mfailed" in shown and "\x1b[32mdone" in shown

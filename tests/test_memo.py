@@ -3,10 +3,7 @@ the example pipeline, the progress line, and the same through the Python API."""
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -15,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import retap
-from conftest import ROOT, Project
+from conftest import ROOT, Project, on_terminal
 
 MEMO_TASKS = '''
 import retap
@@ -242,29 +239,6 @@ def test_dry_run_sees_a_new_input_file_through_the_glob(pipeline: Project) -> No
 
 
 # Progress ----------------------------------------------------------------------------------------
-
-
-def on_terminal(project: Project, *args: str) -> tuple[int, str]:
-    """Run `retap ARGS` with stdin, stdout and stderr on a pseudo-terminal: (code, text)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(project.command(*args), cwd=project.path, stdin=slave,
-                            stdout=slave, stderr=slave, close_fds=True,
-                            env={**project.env, "TERM": "xterm", "COLUMNS": "160"})
-    os.close(slave)
-    chunks = []
-    try:
-        while select.select([master], [], [], 30)[0]:
-            try:
-                data = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(master)
-    code = proc.wait(timeout=30)
-    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
 
 
 SLOW_FLOW = ("--", "sleep", "0.4", "--:", "sleep", "--:", "dump")

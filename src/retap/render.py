@@ -9,6 +9,7 @@ and referred to (``^``) under the others.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -63,17 +64,39 @@ def runs_json(runs: Iterable[RunInfo],
                 if r.run in summaries else {})} for r in runs]
 
 
+_STATUS_STYLE = {"done": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+
+
 def runs_table(runs: Iterable[RunInfo],
-               summaries: dict[str, tuple[float | None, str | None]] | None = None) -> str:
+               summaries: dict[str, tuple[float | None, str | None]] | None = None,
+               terminal_width: int | None = None) -> str:
+    """Runs as a table (rich): on a terminal ``terminal_width`` wide, with status colours;
+    else plain and never wrapped, for pipes and files."""
     found = runs_json(runs, summaries)
     if not found:
         return "no runs in this store\n"
+    from rich.console import Console
+    from rich.table import Table
+
     rows = [(r["run"], r["status"], r["created"], _duration(r.get("duration")),
              str(r["dispatches"]), short(r.get("command") or "", 70)) for r in found]
-    head = ("RUN", "STATUS", "CREATED", "DURATION", "DISPATCHES", "COMMAND")
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
-    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                   + "\n" for row in [head, *rows])
+    table = Table(box=None, pad_edge=False, header_style="bold" if terminal_width else "")
+    head = ("RUN", "STATUS", "CREATED", "DURATION", "DISPATCHES")
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    for i, name in enumerate(head):  # these are never cut; a narrow terminal cuts COMMAND
+        table.add_column(name, no_wrap=True, justify="right" if i > 2 else "left",
+                         min_width=widths[i])
+    table.add_column("COMMAND", no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*row[:1], f"[{_STATUS_STYLE.get(row[1], '')}]{row[1]}", *row[2:])
+    width = max(terminal_width, sum(widths) + 2 * len(widths) + 24) if terminal_width else \
+        10_000  # never so narrow that COMMAND has no room
+    console = Console(file=io.StringIO(), width=width, highlight=False,
+                      color_system="standard" if terminal_width else None,
+                      force_terminal=bool(terminal_width))
+    console.print(table)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
 
 def _duration(seconds: float | None) -> str:

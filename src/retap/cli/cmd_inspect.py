@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import sys
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -58,7 +60,8 @@ def runs_cmd(ctx: click.Context, store: str | None, as_json: bool, statuses: tup
     if as_json:
         click.echo(json.dumps(runs_json(runs, summaries), indent=2))
     else:
-        click.echo(runs_table(runs, summaries), nl=False)
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        click.echo(runs_table(runs, summaries, width), nl=False)
 
 
 def parse_since(text: str, option: str = "--since") -> float:
