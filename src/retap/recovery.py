@@ -85,10 +85,12 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
         info.spec, secrets=SecretSource(run, {(n, k): v for n, k, v in settings}))
     applied = [set_config(workflow, node, key, value) for node, key, value in settings]
     current = {n: type(workflow.nodes[n].task).__retap__.code for n in workflow.nodes}
-    changes = [CodeChange(node, task, version, current[node].digest,
-                          _changed(recorded_code(store.events(run)), version, current[node]))
-               for node, task, version in store.versions(run)
+    changed = [(node, task, version) for node, task, version in store.versions(run)
                if node in current and version != current[node].digest]
+    recorded = recorded_code(store.events(run)) if changed else {}
+    changes = [CodeChange(node, task, version, current[node].digest,
+                          _changed(recorded, version, current[node]))
+               for node, task, version in changed]
     return Recovery(info, workflow, changes, applied)
 
 
