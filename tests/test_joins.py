@@ -787,3 +787,40 @@ def test_join_kinds_and_options_are_typed_and_checked() -> None:
         wf.join(a, b, "merge")
     with pytest.raises(TypeError):
         wf.join(a, b, colour="red")  # type: ignore[call-arg]
+
+
+# -- the collector during a run --------------------------------------------------------------
+
+SEEN_THRESHOLDS: list[tuple[int, int, int]] = []
+
+
+class SeeCollector(retap.Task):
+    """Notes the collector's thresholds as the task runs."""
+
+    def process(self, *inputs: Any) -> Any:
+        import gc
+
+        SEEN_THRESHOLDS.append(gc.get_threshold())
+        return 1
+
+
+def test_full_collections_are_rarer_during_a_run_and_the_thresholds_come_back() -> None:
+    import gc
+
+    from retap.collector import FULL_EVERY
+
+    before = gc.get_threshold()
+    gc.set_threshold(500, 7, 3)
+    try:
+        SEEN_THRESHOLDS.clear()
+        workflow = Workflow()
+        workflow.add(SeeCollector())
+        App(workflow, retap.MemoryStore()).run()
+        assert SEEN_THRESHOLDS == [(500, 7, FULL_EVERY)]  # the young ones as they were
+        assert gc.get_threshold() == (500, 7, 3)
+        workflow = Workflow()
+        workflow.add(Boom())
+        assert App(workflow, retap.MemoryStore()).run().status == "failed"
+        assert gc.get_threshold() == (500, 7, 3)
+    finally:
+        gc.set_threshold(*before)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from retap import capture, faults
+from retap.collector import fewer_full_collections
 from retap.context import TaskContext
 from retap.dispatch import Attempt, Dispatch, NodeId, Outcome, lead_dispatch_id
 from retap.dryrun import DryPlan
@@ -181,7 +182,7 @@ class App:
         call_hooks(self.middleware, "before_run", self)
         try:
             # stdout and stderr stay wrapped for the run: each attempt only marks its thread
-            with StopOnSignals(self), capture.capturing():
+            with StopOnSignals(self), capture.capturing(), fewer_full_collections():
                 self._loop()
                 self._wind_down()
                 status = self._close()
@@ -371,7 +372,8 @@ class App:
             self._save_state()
         if faults.armed:
             faults.hit("before_dispatch")
-        call_hooks(self.middleware, "before_dispatch", self, d)
+        if self.middleware:
+            call_hooks(self.middleware, "before_dispatch", self, d)
         if self._rerun:
             self._again(d)
         if not task.idempotent:
