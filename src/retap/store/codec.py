@@ -64,6 +64,10 @@ class Codec(ABC):
 _SCALARS = (str, int, float, bool, type(None))
 
 
+# json.dumps with these options builds this encoder on every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+
+
 class JsonCodec(Codec):
     """JSON, with ``{"$": tag, "v": ...}`` objects for the types JSON lacks."""
 
@@ -71,8 +75,7 @@ class JsonCodec(Codec):
 
     def encode(self, value: Any) -> bytes:
         try:
-            return json.dumps(_to_json(value, 0), separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=True).encode()
+            return _ENCODER(_to_json(value, 0)).encode()
         except CodecError:
             raise
         except UnicodeEncodeError:

@@ -14,7 +14,8 @@ import os
 import uuid
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from types import TracebackType
 from typing import Any
 
 from retap.dispatch import Dispatch, NodeId
@@ -116,24 +117,11 @@ class SQLStore(Store):
     def _translate(self, exc: BaseException) -> RetapError | None:
         """The driver's error ``exc`` as retap's, one line; None for any other error."""
 
-    @contextmanager
-    def errors(self) -> Iterator[None]:
+    def errors(self) -> _Errors:
         """Roll back what was open on any error; turn driver errors into ``StoreError``s and
         undecodable rows (a value no row retap writes can hold means a damaged or crafted
         store) into ``StoreCorrupt``."""
-        try:
-            yield
-        except BaseException as exc:
-            self._abort()
-            translated = self._translate(exc)
-            if translated is not None:
-                raise translated from None
-            if isinstance(exc, SpecError):
-                raise self.corrupt(f"a stored spec cannot be used ({exc.message})") from None
-            if isinstance(exc, _UNREADABLE):
-                raise self.corrupt(f"a stored record cannot be read ({type(exc).__name__}: "
-                                   f"{clip(exc)})") from None
-            raise
+        return _Errors(self)
 
     def begin(self, claim: bool = False) -> None:
         """Open a transaction; ``claim``: one that will write a run's row, so writers wait
@@ -160,11 +148,10 @@ class SQLStore(Store):
         """Run an ``INSERT ... ON CONFLICT DO NOTHING``; True when it added the row."""
         return bool(self.x(sql, args).rowcount == 1)
 
-    @contextmanager
-    def round_trip(self) -> Iterator[None]:
+    def round_trip(self) -> AbstractContextManager[None]:
         """Statements inside may travel to the database together (a server backend sends
         them in one go); a result asked for inside waits for those before it."""
-        yield
+        return _AS_THEY_COME
 
     @contextmanager
     def transaction(self, claim: bool = False) -> Iterator[None]:
@@ -678,3 +665,34 @@ def clip(value: Any, limit: int = 40) -> str:
     text = repr(value) if not isinstance(value, str) else value
     text = text.encode("unicode_escape", "replace").decode("ascii", "replace")
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_AS_THEY_COME = nullcontext()  # each statement goes when it is run
+
+
+class _Errors:
+    """What ``SQLStore.errors()`` returns: a class, not a generator, since every commit
+    enters one (a generator costs a microsecond more each time)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: SQLStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            return
+        store = self.store
+        store._abort()
+        translated = store._translate(exc)
+        if translated is not None:
+            raise translated from None
+        if isinstance(exc, SpecError):
+            raise store.corrupt(f"a stored spec cannot be used ({exc.message})") from None
+        if isinstance(exc, _UNREADABLE):
+            raise store.corrupt(f"a stored record cannot be read ({type(exc).__name__}: "
+                                f"{clip(exc)})") from None
