@@ -16,7 +16,6 @@ from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from retap.codeversion import digest_of
 from retap.dispatch import Attempt
 from retap.owner import host_name
 from retap.secret import SECRET_TYPES
@@ -54,6 +53,8 @@ def _code_parts(workflow: Workflow) -> dict[str, dict[str, str]]:
 
 def recorded_code(events: list[RunEvent]) -> dict[str, dict[str, str]]:
     """Code version -> the parts it was made of, as the run's sessions recorded them."""
+    from retap.codeversion import digest_of  # only a resume or replay with code changes
+
     found: dict[str, dict[str, str]] = {}
     for event in events:
         code = event.data.get("code") if event.kind in SESSIONS else None
