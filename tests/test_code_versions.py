@@ -240,3 +240,17 @@ def test_noise_never_changes_the_version_and_a_change_always_does(
     changed |= {"helper"} if op != "*" else set()
     assert (before == after) == (not changed)
     assert set(changed_parts(parts_before, parts_after)) == changed
+
+
+def test_a_name_bound_to_a_proxy_or_a_decorated_helper_does_not_break_the_version(
+        tmp_path: Path) -> None:
+    source = MODULE.format(factor=2, op="*").replace(
+        "import retap\n", "import functools\n\nimport retap\n\n\nclass Remote:\n"
+        "    def __getattr__(self, name):\n        raise RuntimeError('not connected')\n\n"
+        "    def __call__(self, x):\n        return x\n\n\nPROXY = Remote()\n\n\n"
+        "@functools.lru_cache\ndef cached(x):\n    return x + 1\n").replace(
+        "return helper(x)", "return PROXY(cached(helper(x)))")
+    parts = _version_of(tmp_path, source)[1]
+    assert {"Scale", "helper", "FACTOR", "cached", "PROXY"} <= set(parts), parts
+    edited = source.replace("return x + 1", "return x + 2")
+    assert changed_parts(parts, _version_of(tmp_path, edited)[1]) == ["cached"]

@@ -132,11 +132,14 @@ def _resolve(info: _Module | None, name: str, depth: int = 0) -> list[tuple[str,
     value = info.namespace.get(name)
     if isinstance(value, types.ModuleType):
         return []  # a module is followed through its attributes, in _uses
-    target = inspect.unwrap(getattr(value, "_fn", value)) if callable(value) else value
+    try:
+        target = inspect.unwrap(getattr(value, "_fn", value)) if callable(value) else value
+    except Exception:  # a proxy that answers every attribute (a mock): not code to follow
+        target = None
     if inspect.isfunction(target) or inspect.isclass(target):
         module = getattr(target, "__module__", None)
         if isinstance(module, str) and module in sys.modules and \
-                _is_project(sys.modules[module]):
+                _is_project(sys.modules[module]) and isinstance(target.__qualname__, str):
             return [(module, target.__qualname__)]
         if module != info.name:
             return []
