@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
@@ -110,26 +110,27 @@ class Join:
         return None
 
     def receive(self, state: JoinState | None, slot: int, audit_id: str,
-                value: Any) -> Iterator[Dispatch]:
-        """Take one result from the source in ``slot``; yield what goes on."""
-        for target in self.targets:
-            yield from self.expand(target, value, (audit_id,), None)
+                value: Any) -> Iterable[Dispatch]:
+        """Take one result from the source in ``slot``; what goes on."""
+        if len(self.targets) == 1:  # a sequence: the common case, without a second list
+            return self.expand(self.targets[0], value, (audit_id,), None)
+        return [d for target in self.targets
+                for d in self.expand(target, value, (audit_id,), None)]
 
     def drain(self, state: JoinState | None) -> list[Dispatch]:
         """Release what is held when the queue has run dry (gates only)."""
         return []
 
     def expand(self, target: NodeId, value: Any, sources: tuple[str, ...],
-               part: Any) -> Iterator[Dispatch]:
+               part: Any) -> list[Dispatch]:
         """Apply iterate and splat: the dispatches one passed-on value makes."""
         if not self.iterate:
-            yield Dispatch(join_dispatch_id(self.id, target, sources, part), target,
-                           self._inputs(value), sources)
-            return
-        for index, item in enumerate(self._items(value, "iterate")):
-            sub = index if part is None else [part, index]
-            yield Dispatch(join_dispatch_id(self.id, target, sources, sub), target,
-                           self._inputs(item), sources)
+            return [Dispatch(join_dispatch_id(self.id, target, sources, part), target,
+                             self._inputs(value), sources)]
+        return [Dispatch(join_dispatch_id(self.id, target, sources,
+                                          index if part is None else [part, index]),
+                         target, self._inputs(item), sources)
+                for index, item in enumerate(self._items(value, "iterate"))]
 
     def _inputs(self, value: Any) -> tuple[Any, ...]:
         return tuple(self._items(value, "splat")) if self.splat else (value,)
@@ -249,12 +250,12 @@ class Switch(Join):
             selector, str) else selector
 
     def receive(self, state: JoinState | None, slot: int, audit_id: str,
-                value: Any) -> Iterator[Dispatch]:
+                value: Any) -> Iterable[Dispatch]:
         index, value = self._select(value)
         if not isinstance(index, int) or not 0 <= index < len(self.targets):
             raise JoinError(self.id, f"switch picked target {index!r}, but it has "
                                      f"{len(self.targets)} target(s) {self.targets}")
-        yield from self.expand(self.targets[index], value, (audit_id,), None)
+        return self.expand(self.targets[index], value, (audit_id,), None)
 
     def _select(self, value: Any) -> tuple[Any, Any]:
         try:
