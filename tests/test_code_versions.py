@@ -254,3 +254,28 @@ def test_a_name_bound_to_a_proxy_or_a_decorated_helper_does_not_break_the_versio
     assert {"Scale", "helper", "FACTOR", "cached", "PROXY"} <= set(parts), parts
     edited = source.replace("return x + 1", "return x + 2")
     assert changed_parts(parts, _version_of(tmp_path, edited)[1]) == ["cached"]
+
+
+def test_a_run_recorded_by_an_older_retap_says_why_every_version_differs(
+        coded: Project) -> None:
+    import sqlite3
+
+    from crafting import allow_sealing, seal_sql
+    from retap.store import rows
+
+    (coded.path / "broken").touch()
+    coded.run("run", "--", "tidy", "a b", "--:", "fail_once", check=1)
+    conn = sqlite3.connect(coded.path / ".retap" / "retap.db")
+    allow_sealing(conn)
+    with conn:  # as an older retap left it: no pieces kept, versions of the source text
+        conn.execute("UPDATE events SET data=json_remove(data, '$.code')")
+        conn.execute("UPDATE dispatches SET code_version='0123456789abcdef'")
+        conn.execute(f"UPDATE events SET crc={seal_sql(rows.EVENT)}")  # SET sees old values
+        conn.execute(f"UPDATE dispatches SET crc={seal_sql(rows.DISPATCH)}")
+    conn.close()
+    (coded.path / "broken").unlink()
+    err = coded.run("resume", "last", check=0).err
+    assert re.search(r"node 0 \(tidy\): code 0123456789abcdef -> [0-9a-f]{16}\n", err), err
+    assert "recorded by an older retap" in err
+    fresh = coded.run("run", "--", "tidy", "b c", "--:", "fail_once", check=0)
+    assert "older retap" not in fresh.err

@@ -22,7 +22,7 @@ from retap.errors import InflightNotIdempotent, StoreCorrupt, UnknownConfig, Usa
 from retap.history import recorded_code, session_facts
 from retap.middleware import Middleware
 from retap.secret import SecretSource
-from retap.store.base import Owner, RunInfo, RunLog, Store, busy_owner
+from retap.store.base import SESSIONS, Owner, RunInfo, RunLog, Store, busy_owner
 from retap.workflow import Workflow
 
 __all__ = ["CodeChange", "Recovery", "parse_set", "replay", "resume"]
@@ -52,6 +52,7 @@ class Recovery:
     changes: list[CodeChange]
     settings: list[dict[str, Any]]  # each --set applied: node, key, old and new value
     from_nodes: list[NodeId] = field(default_factory=list)  # replay --from: run these again
+    older_versions: bool = False  # the run's sessions kept no pieces: an older retap's
 
     @property
     def already_done(self) -> bool:
@@ -87,11 +88,14 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
     current = {n: type(workflow.nodes[n].task).__retap__.code for n in workflow.nodes}
     changed = [(node, task, version) for node, task, version in store.versions(run)
                if node in current and version != current[node].digest]
-    recorded = recorded_code(store.events(run)) if changed else {}
+    events = store.events(run) if changed else []
+    recorded = recorded_code(events)
     changes = [CodeChange(node, task, version, current[node].digest,
                           _changed(recorded, version, current[node]))
                for node, task, version in changed]
-    return Recovery(info, workflow, changes, applied)
+    older = bool(changed) and not any(isinstance(e.data.get("code"), dict) for e in events
+                                      if e.kind in SESSIONS)
+    return Recovery(info, workflow, changes, applied, older_versions=older)
 
 
 def _changed(recorded: dict[str, dict[str, str]], old: str, new: CodeVersion
@@ -133,6 +137,9 @@ def _warn_changes(recovery: Recovery, rerun_changed: bool,
     notify(f"warning: task code changed since these dispatches ran; {how}:")
     for change in recovery.changes:
         notify(f"  {change}")
+    if recovery.older_versions:
+        notify("  (this run was recorded by an older retap, which computed code versions from "
+               "source text: they differ even where the code did not change)")
 
 
 def resume(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]] = (),
