@@ -131,10 +131,10 @@ def _resolve(info: _Module | None, name: str, depth: int = 0) -> list[tuple[str,
         return []
     value = info.namespace.get(name)
     if isinstance(value, types.ModuleType):
-        return []  # a module is followed through its attributes, in _uses
+        return []  # a module is followed through its attributes, in _part_of
     try:
         target = inspect.unwrap(getattr(value, "_fn", value)) if callable(value) else value
-    except Exception:  # a proxy that answers every attribute (a mock): not code to follow
+    except Exception:  # a proxy whose attributes raise: not code to follow
         target = None
     if inspect.isfunction(target) or inspect.isclass(target):
         module = getattr(target, "__module__", None)
