@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-__all__ = ["CodeVersion", "changed_parts", "code_version", "digest_of"]
+__all__ = ["CodeVersion", "changed_parts", "code_version", "digest_of", "where_changed"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,14 @@ def changed_parts(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
         elif old[name] != new[name]:
             found.append(name)
     return found
+
+
+def where_changed(names: Any) -> str:
+    """`` in helpers:clean, helpers:LIMIT`` after a code change's digests ("" when the
+    parts that changed are not known); ``names`` may come from a stored record."""
+    if not isinstance(names, list | tuple) or not names:
+        return ""
+    return f" in {', '.join(map(str, names))}"
 
 
 @dataclass(frozen=True)

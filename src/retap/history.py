@@ -173,11 +173,10 @@ def event_line(event: RunEvent) -> str:
     if event.kind == "set":
         return f"--set {d.get('node')}.{d.get('key')}: {d.get('old')!r} -> {d.get('new')!r}"
     if event.kind == "code":
-        changed = d.get("changed")
-        where = f" in {', '.join(map(str, changed))}" if isinstance(changed, list) and changed \
-            else ""
+        from retap.codeversion import where_changed
+
         return (f"code of node {d.get('node')} ({d.get('task')}) changed {d.get('old')} -> "
-                f"{d.get('new')}{where}: {d.get('decision')}")
+                f"{d.get('new')}{where_changed(d.get('changed'))}: {d.get('decision')}")
     if event.kind == "signal":
         return f"stopped by {d.get('signal')}"
     if event.kind == "finished":

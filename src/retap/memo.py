@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from retap.codeversion import changed_parts
+from retap.codeversion import changed_parts, where_changed
 from retap.dispatch import Dispatch
 from retap.errors import CodecError
 from retap.files import FileDigests, FileTask
@@ -108,8 +108,7 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     if old.get("code") != new.get("code"):
         which = changed_parts(old["parts"], new["parts"]) \
             if isinstance(old.get("parts"), dict) and new.get("parts") else []
-        return f"code changed ({old.get('code')} -> {new.get('code')})" + \
-            (f" in {', '.join(which)}" if which else "")
+        return f"code changed ({old.get('code')} -> {new.get('code')}){where_changed(which)}"
     for name in sorted(set(old.get("configs", {})) | set(new.get("configs", {}))):
         before, after = old.get("configs", {}).get(name), new.get("configs", {}).get(name)
         if before != after:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retap.app import App, RunResult
-from retap.codeversion import CodeVersion, changed_parts
+from retap.codeversion import CodeVersion, changed_parts, where_changed
 from retap.configs import coerce_text, to_json, validate_one
 from retap.dispatch import Dispatch, NodeId
 from retap.errors import InflightNotIdempotent, StoreCorrupt, UnknownConfig, UsageError
@@ -39,8 +39,8 @@ class CodeChange:
     parts: tuple[str, ...] = ()  # what changed, when the run's timeline kept the old parts
 
     def __str__(self) -> str:
-        where = f" in {', '.join(self.parts)}" if self.parts else ""
-        return f"node {self.node} ({self.task}): code {self.old} -> {self.new}{where}"
+        return (f"node {self.node} ({self.task}): code {self.old} -> {self.new}"
+                f"{where_changed(self.parts)}")
 
 
 @dataclass

@@ -112,7 +112,8 @@ class Memo(retap.Task, cache="inputs"):
     flaky: bool = False
 
     def process(self, *inputs: Any) -> Any:
-        made_by = (variant(),) if variant() else ()  # no variant: values as before it existed
+        code = variant()
+        made_by = (code,) if code else ()  # no variant: values as before it existed
         log_execution(self, self.label, digest_text(self.label, inputs, *made_by))
         pause(self.slow_ms)
         if self.flaky:
