@@ -11,6 +11,11 @@ coordinator that dies loses nothing (the promise of SQLite's WAL with
 ``power`` waits for the server to flush each commit to disk; ``batch`` groups commits as
 SQLite stores do. A lost connection stops the run with one line; what was committed is
 kept, and ``retap resume`` continues once the server is back.
+
+A commit is one round trip: its statements travel in one message, each a call of a
+statement the server prepared once per connection. In ``batch`` durability a group travels
+while the coordinator builds the next one; anything else the store does waits for it first,
+so its error (a lost lease, a lost connection) stops the run at the next commit at the latest.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -39,6 +45,7 @@ from retap.store.sql import SQLStore
 __all__ = ["PostgresStore", "drop_schema", "is_postgres_url", "with_schema"]
 
 _SCHEMA_LOCK = 0x72746170  # advisory lock key: one migration at a time per database
+_FLOATS = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -65,7 +72,10 @@ class PostgresStore(SQLStore):
         self._set_codecs(codec)
         self._buffer: list[str] | None = None  # writes kept to send in one message
         self._open = False  # a transaction was begun (perhaps only in the buffer so far)
+        self._sender: ThreadPoolExecutor | None = None  # sends group commits (batch)
+        self._on_its_way: Future[Any] | None = None  # the group commit being sent
         self._fenced: str | None = None  # the run whose lease the last fence checked
+        self._prepared: dict[str, str] = {}  # a write's SQL -> how to execute it, prepared
         self.conn = self._connect(conninfo, timeout)
 
     def _connect(self, conninfo: str, timeout: float) -> Any:
@@ -82,8 +92,10 @@ class PostgresStore(SQLStore):
                                    connect_timeout=max(1, round(timeout)),
                                    application_name=f"retap {os.getpid()}")
             self.conn = conn
+            conn.prepare_threshold = None  # writes are prepared by name (_prepare), once
             self._binder = psycopg.ClientCursor(conn)
             conn.execute(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
+            conn.execute("SET standard_conforming_strings = on")  # see _literal
             sync = "on" if self.durability == "power" else "off"
             conn.execute(f"SET synchronous_commit = {sync}")
             if self.schema is not None:
@@ -128,19 +140,68 @@ class PostgresStore(SQLStore):
             self._buffer.extend(self._bind(sql, row) for row in args)
 
     def _bind(self, sql: str, args: Sequence[Any]) -> str:
-        """``sql`` with its parameters bound here, as literal SQL (the driver quotes them)."""
-        return str(self._binder.mogrify(self.dialect.sql(sql), args)) if args else sql
+        """``sql`` run with its parameters, as literal SQL: the statement is prepared on the
+        server once per connection (so it is not parsed and planned again for every commit)
+        and called with its parameters quoted."""
+        if not args:
+            return sql
+        call = self._prepared.get(sql)
+        if call is None:
+            call = self._prepare(sql, len(args))
+        return f"{call}({', '.join([self._literal(v) for v in args])})"
 
-    def _send(self) -> None:
-        """Send what ``write`` kept, all of it in one message (one round trip)."""
+    def _literal(self, value: Any) -> str:
+        """``value`` as a SQL literal. The types every write uses are quoted here (the
+        driver's adaptation costs more than the statement; with standard-conforming strings,
+        set when connecting, doubling quotes is all a string literal needs); any other, and a
+        string the server would refuse, goes through the driver."""
+        kind = type(value)
+        if kind is str and "\0" not in value:
+            return "'" + value.replace("'", "''") + "'"
+        if kind is int:
+            return str(value)
+        if value is None:
+            return "NULL"
+        if kind is float:
+            return f"'{_FLOATS.get(value, value)!s}'" if value == value else "'NaN'"
+        if kind is bytes:
+            return f"'\\x{value.hex()}'::bytea"
+        return str(self._binder.mogrify("%s", (value,)))
+
+    def _prepare(self, sql: str, n: int) -> str:
+        # a prepared statement belongs to the session, not to the transaction: a roll-back
+        # keeps it. Sent on its own, so an error earlier in a kept message cannot skip it.
+        name = f"retap_w{len(self._prepared)}"
+        numbered = iter(range(1, n + 1))
+        text = re.sub(r"\?", lambda _: f"${next(numbered)}", sql)
+        self.conn.execute(f"PREPARE {name} AS {text}")
+        call = self._prepared[sql] = f"EXECUTE {name}"
+        return call
+
+    def _send(self, wait: bool = True) -> None:
+        """Send what ``write`` kept, all of it in one message (one round trip), after the
+        message still on its way; ``wait=False``: return while the server works on it."""
+        self._arrived()
         if self._buffer:
             text, self._buffer[:] = ";\n".join(self._buffer), []
-            self.conn.execute(text)
+            if wait:
+                self.conn.execute(text)
+            else:
+                if self._sender is None:
+                    self._sender = ThreadPoolExecutor(1, thread_name_prefix="retap-pg")
+                self._on_its_way = self._sender.submit(self.conn.execute, text)
+
+    def _arrived(self) -> None:
+        """Wait for the message on its way, if one is; its error is raised here."""
+        sent, self._on_its_way = self._on_its_way, None
+        if sent is not None:
+            sent.result()
 
     @contextmanager
     def round_trip(self) -> Iterator[None]:
         """Writes are kept and sent in one message at the end; in ``batch`` durability they
-        go on being kept until the group commits."""
+        go on being kept until the group commits, and the group is sent while the next one
+        is built (``commit(wait=False)``)."""
         if self._buffer is not None:
             yield
             return
@@ -151,7 +212,8 @@ class PostgresStore(SQLStore):
             self._buffer = None
             raise
         if not self._open:  # committed: all was sent (in batch, a group open keeps them)
-            self._send()
+            if self._buffer:
+                self._send()
             self._buffer = None
 
     def begin(self, claim: bool = False) -> None:
@@ -161,18 +223,25 @@ class PostgresStore(SQLStore):
             self.x(self.dialect.begin_claim if claim else "BEGIN")
         self._open = True
 
-    def commit(self) -> None:
+    def commit(self, wait: bool = True) -> None:
         if self._buffer is not None:
             self._buffer.append("COMMIT")
-            self._send()
+            self._send(wait)
         else:
             self.x("COMMIT")
         self._open = False
 
+    def committed(self) -> bool:
+        self._arrived()
+        return not self.in_transaction
+
     @property
     def in_transaction(self) -> bool:
-        status = self.conn.info.transaction_status
-        return self._open or bool(status != self._psycopg.pq.TransactionStatus.IDLE)
+        if self._open:
+            return True
+        if self._on_its_way is not None:
+            return False  # a group commit on its way: it ends with its COMMIT
+        return bool(self.conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE)
 
     def _has_table(self, name: str) -> bool:
         return self.x("SELECT 1 AS hit FROM information_schema.tables WHERE table_schema = "
@@ -188,12 +257,13 @@ class PostgresStore(SQLStore):
         # the commit, so it costs no round trip of its own; its error skips the COMMIT
         # after it, and the transaction is rolled back.
         self._fenced = run
-        self.write("WITH held AS (UPDATE runs SET lease_expires = lease_expires WHERE run=? "
-                   "AND lease_token=? RETURNING 1) SELECT 1 / count(*) AS held FROM held",
-                   (run, token))
+        self.write("SELECT 1 / count(*) AS held FROM (SELECT 1 FROM runs WHERE run=? AND "
+                   "lease_token=? FOR SHARE) AS held", (run, token))
 
     def _abort(self) -> None:
         self._buffer, self._open = None, False  # what was kept is dropped with the rest
+        with suppress(Exception):
+            self._arrived()  # a group on its way failed, or is waited for before the rest
         conn = getattr(self, "conn", None)
         if conn is not None and not conn.closed and self.in_transaction:
             with suppress(Exception):
@@ -235,6 +305,10 @@ class PostgresStore(SQLStore):
                 self.commit()
 
     def close(self) -> None:
+        with suppress(Exception):
+            self._arrived()
+        if self._sender is not None:
+            self._sender.shutdown()
         with suppress(Exception):
             self.conn.close()
 

@@ -128,8 +128,15 @@ class SQLStore(Store):
         for each other here, not at their first write."""
         self.x(self.dialect.begin_claim if claim else "BEGIN")
 
-    def commit(self) -> None:
+    def commit(self, wait: bool = True) -> None:
+        """Commit what is open; ``wait=False``: a server backend may return before the
+        server has answered (a group commit: the next use of the store waits for it and
+        raises what it met)."""
         self.x("COMMIT")
+
+    def committed(self) -> bool:
+        """Nothing written is still open or on its way: every commit so far is done."""
+        return not self.in_transaction
 
     def rollback(self) -> None:
         if self.in_transaction:

@@ -222,8 +222,8 @@ class SQLRunLog(RunLog):
             self.store.update_run_txn(self.run, spec=JsonCodec().encode(spec))
 
     def synced(self) -> bool:
-        with self._lock:
-            return not self.store.in_transaction
+        with self._lock, self.store.errors():
+            return self.store.committed()
 
     def flush_if_due(self) -> None:
         if self._pending and time.monotonic() - self._since >= self.store.batch_seconds:
@@ -274,12 +274,14 @@ class SQLRunLog(RunLog):
             self._pending += 1
             if force or self._pending >= self.store.batch_size or \
                     time.monotonic() - self._since >= self.store.batch_seconds:
-                self._commit()
+                # a group of several commits may go out while the next one is built (the
+                # store waits for it before anything else); a forced or single one is done
+                self._commit(wait=force or self.store.batch_size == 1)
 
-    def _commit(self) -> None:
+    def _commit(self, wait: bool = True) -> None:
         """Commit what is open, if this coordinator still holds the run's lease."""
         self.store.fence(self.run, self.token)
-        self.store.commit()
+        self.store.commit(wait)
         self._pending = 0
 
     def _keep_lease(self) -> None:
