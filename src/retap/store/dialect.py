@@ -42,11 +42,14 @@ class Dialect:
         return text.format(blob=self.blob, real=self.real, clustered=self.table_suffix)
 
     def insert(self, table: str, columns: tuple[str, ...], *, ignore: bool = False,
-               replace_on: tuple[str, ...] = ()) -> str:
+               replace_on: tuple[str, ...] = (), only_if: str = "") -> str:
         """INSERT of one row; ``ignore``: keep a row already there (same key); ``replace_on``
-        (the key's columns): overwrite every other column of a row already there."""
-        head = (f'INSERT INTO {table} ({", ".join(columns)}) '
-                f'VALUES ({", ".join("?" * len(columns))})')
+        (the key's columns): overwrite every other column of a row already there;
+        ``only_if``: a condition (its marks after the row's) without which nothing is
+        written."""
+        marks = ", ".join("?" * len(columns))
+        head = f'INSERT INTO {table} ({", ".join(columns)}) ' + (
+            f"SELECT {marks} WHERE {only_if}" if only_if else f"VALUES ({marks})")
         if ignore:
             return head + " ON CONFLICT DO NOTHING"
         if replace_on:

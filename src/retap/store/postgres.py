@@ -57,6 +57,7 @@ class PostgresStore(SQLStore):
     """Runs recorded in a PostgreSQL database (psycopg 3)."""
 
     dialect = POSTGRES
+    write_checks_lease = False  # a claim locks the run's row, not the database: see fence()
 
     def __init__(self, url: str, *, durability: str = "normal", codec: str = "json",
                  batch_size: int = 256, batch_ms: float = 50.0, timeout: float = 10.0,

@@ -307,6 +307,10 @@ class SQLStore(Store):
 
         return SQLRunLog(self, run, token, codec)
 
+    # A write transaction holds the whole file (SQLite), so the lease can be checked by any
+    # statement in it: the one that writes a dispatch's row checks it (see SQLRunLog).
+    write_checks_lease = True
+
     def fence(self, run: str, token: str) -> None:
         """In a write transaction, after its writes: raise ``LeaseLost`` unless ``token``
         still holds the run's lease (the transaction is then rolled back). The writes hold

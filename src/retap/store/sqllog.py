@@ -17,7 +17,7 @@ from typing import Any
 
 from retap import faults
 from retap.dispatch import Dispatch, NodeId
-from retap.errors import RetapError
+from retap.errors import LeaseLost, RetapError
 from retap.joins import JoinState
 from retap.store import rows
 from retap.store.base import (
@@ -46,6 +46,7 @@ Values = dict[str, tuple[str, bytes]]
 Memo = dict[int, tuple[Any, str]]
 
 _D = ", ".join(f"d.{c}" for c in rows.DISPATCH)
+_HELD = "EXISTS (SELECT 1 FROM runs WHERE run=? AND lease_token=?)"  # the lease is ours
 _RUNNING = ("status", "seq", "started", "code_version")  # what marking a dispatch running sets
 
 
@@ -58,8 +59,13 @@ class SQLRunLog(RunLog):
         self.x = store.x
         self.run = run
         self.token = token  # the lease this coordinator holds: every commit checks it
-        self._upsert_dispatch = store.dialect.insert("dispatches", (*rows.DISPATCH, "crc"),
-                                                     replace_on=("run", "id"))
+        # where the store allows it, writing a dispatch's row checks the lease too, so a
+        # commit that writes one needs no statement of its own for that (``_fenced``)
+        self._write_checks_lease = store.write_checks_lease
+        self._upsert_dispatch = store.dialect.insert(
+            "dispatches", (*rows.DISPATCH, "crc"), replace_on=("run", "id"),
+            only_if=_HELD if self._write_checks_lease else "")
+        self._fenced = False  # the open transaction has checked the lease
         self.codec = codec or store.codec  # the run's own codec, whatever the store's default
         self._nodes: dict[NodeId, str] = {}
         self._pending = 0
@@ -270,6 +276,7 @@ class SQLRunLog(RunLog):
             if not self.store.in_transaction:
                 self.store.begin()
                 self._since = time.monotonic()
+                self._fenced = False
             yield
             self._pending += 1
             if force or self._pending >= self.store.batch_size or \
@@ -280,7 +287,9 @@ class SQLRunLog(RunLog):
 
     def _commit(self, wait: bool = True) -> None:
         """Commit what is open, if this coordinator still holds the run's lease."""
-        self.store.fence(self.run, self.token)
+        if not self._fenced:
+            self.store.fence(self.run, self.token)
+        self._fenced = False
         self.store.commit(wait)
         self._pending = 0
 
@@ -308,7 +317,13 @@ class SQLRunLog(RunLog):
             before = self._keep_attempt(before)
             base = before["attempts"]
             fields = merge(fields, before)
-        self.store.write(self._upsert_dispatch, (*fields, rows.crc(*fields)))
+        if self._write_checks_lease:
+            row = (*fields, rows.crc(*fields), self.run, self.token)
+            if self.x(self._upsert_dispatch, row).rowcount != 1:
+                raise LeaseLost(self.store.location, self.run)
+            self._fenced = True
+        else:
+            self.store.write(self._upsert_dispatch, (*fields, rows.crc(*fields)))
         if fields[rows.DISPATCH.index("status")] == "done":
             self._before.pop(fields[1], None)
         else:
