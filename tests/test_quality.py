@@ -53,6 +53,32 @@ def test_import_retap_loads_none_of_its_heavy_parts() -> None:
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
+def test_a_command_imports_its_own_module_and_no_other_command(tmp_path: Path) -> None:
+    code = ("import sys; from retap.cli import main\n"
+            "try:\n    main(['--store', sys.argv[1], 'runs'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('retap.cli.cmd_')))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.db")],
+                          capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "['retap.cli.cmd_inspect']", done
+
+
+def test_every_command_module_is_named_for_its_commands() -> None:
+    import importlib
+    import pkgutil
+
+    import retap.cli
+    from retap.cli.main import COMMANDS, main
+
+    modules = {m.name for m in pkgutil.iter_modules(retap.cli.__path__)
+               if m.name.startswith("cmd_")}
+    for module in modules:
+        importlib.import_module(f"retap.cli.{module}")
+    assert set(COMMANDS.values()) == modules
+    assert sorted(main.commands) == sorted(COMMANDS)
+    assert all(COMMANDS[name] == main.commands[name].callback.__module__.split(".")[-1]
+               for name in COMMANDS)
+
+
 # Case 17: the error tree -------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
@@ -24,9 +25,33 @@ F = Callable[..., Any]
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in retap, not a mistake of the user's
 
 
+# Each subcommand's module, imported when the subcommand is asked for: a command pays for
+# what it uses, not for every other command's imports.
+COMMANDS = {"audit": "cmd_inspect", "check": "cmd_inspect", "export": "cmd_store",
+            "forget": "cmd_recover", "graph": "cmd_graph", "import": "cmd_store",
+            "list": "cmd_list", "logs": "cmd_logs", "prune": "cmd_store", "replay": "cmd_recover",
+            "resume": "cmd_recover", "run": "cmd_run", "runs": "cmd_inspect",
+            "schema": "cmd_schema", "show": "cmd_inspect", "store": "cmd_store", "ui": "cmd_ui"}
+
+
 class _Group(click.Group):
     """Turns a RetapError into one line on stderr and its exit code: no traceback. Anything
     else is a bug: one line too (the traceback with ``RETAP_DEBUG=1``), exit 70."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            importlib.import_module(f"retap.cli.{COMMANDS[name]}")  # it registers itself
+        return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in COMMANDS:  # a typo: every command, for click's suggestion
+            for module in sorted(set(COMMANDS.values())):
+                importlib.import_module(f"retap.cli.{module}")
+        return super().resolve_command(ctx, args)
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
