@@ -571,10 +571,13 @@ class App:
     def _pass_on(self, d: Dispatch, value: Any) -> Effects:
         """Feed ``value`` to every join ``d``'s node is a source of; collect what goes on."""
         effects = Effects(removed=d)
+        joins = self._joins_from.get(d.node)
+        if not joins:
+            return effects
         touched: list[tuple[NodeId, JoinState]] = []
         seen: set[str] = set()
         try:
-            for join, slot in self._joins_from.get(d.node, ()):
+            for join, slot in joins:
                 state = self.states.get(join.id)
                 if state is not None:
                     touched.append((join.id, state))

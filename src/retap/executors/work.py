@@ -38,7 +38,8 @@ def run_job(job: Job) -> Completion:
                               finished=time.time())
         finally:
             task._context = None
-    done.log = captured.log
+    kept = captured.kept  # (what ``captured.log`` says, without a property's call)
+    done.log = kept.log() if kept is not None else None
     return done
 
 

@@ -241,7 +241,7 @@ class _MemoryRunLog(RunLog):
 
     def commit_dispatch(self, record: DispatchRecord, effects: Effects) -> None:
         state = self.state
-        base = self._keep_attempt(record.id)
+        base = self._keep_attempt(record.id) if record.id in state.records else 0
         for i, attempt in enumerate(record.earlier):
             attempt.n, attempt.session = base + i + 1, self.session
             # its output and worker are kept on their own, as a SQL store keeps them

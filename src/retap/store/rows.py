@@ -46,8 +46,16 @@ def matches(row: Any, columns: tuple[str, ...], prefix: str = "", crc_column: st
     """True when ``row`` (read by column name; ``prefix`` before each name) holds the
     checksum of its ``columns``."""
     stored = row[prefix + crc_column]
-    fields = tuple(as_bytes(row[prefix + c]) for c in columns)
+    keys = _KEYS.get((prefix, columns))
+    if keys is None:
+        keys = _KEYS[prefix, columns] = [prefix + c for c in columns]
+    fields = tuple(map(row.__getitem__, keys))  # every read row passes here: no Python loop
+    if memoryview in map(type, fields):
+        fields = tuple(as_bytes(f) for f in fields)
     return type(stored) is int and stored == crc(*fields)
+
+
+_KEYS: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # the names matches() reads
 
 
 def refs(result: Any, inputs: Any) -> list[str]:
