@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import signal
 import statistics
 import tempfile
 import time
@@ -54,6 +55,25 @@ class Step(retap.Task):
         return [1, x]
 
 
+# KillableStep reads two environment variables, so a run in another process can be steered:
+# KILL_AT_ENV kills that process (SIGKILL, as a machine dying would) when the step's input
+# equals it; STAMPS_ENV names a file each dispatch appends ``time.time() x`` to as it starts.
+KILL_AT_ENV, STAMPS_ENV = "RETAP_BENCH_KILL_AT", "RETAP_BENCH_STAMPS"
+
+
+class KillableStep(Step):
+    """Step that can stamp when it starts and kill its own process (see KILL_AT_ENV)."""
+
+    def process(self, x: int) -> list[int]:
+        stamps = os.environ.get(STAMPS_ENV)
+        if stamps:
+            with open(stamps, "a") as fh:
+                fh.write(f"{time.time()!r} {x}\n")
+        if str(x) == os.environ.get(KILL_AT_ENV):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().process(x)
+
+
 class End(retap.Task):
     """Chain tail: returns its input."""
 
@@ -97,15 +117,16 @@ class Nap(retap.Task):
         return x
 
 
-def chain(n: int, enq: bool = False) -> Workflow:
+def chain(n: int, enq: bool = False, step: type[Step] = Step) -> Workflow:
     """Start(0) -> Step, Step --switch--> [Step, End]: Step runs n times, one after another.
 
     n + 2 dispatches (Start, n x Step, End); the queue never holds more than one.
     Each Step dispatch's id hashes its source's audit id, so ids are unique.
+    ``step``: Step or a subclass of it (KillableStep).
     """
     wf = Workflow()
     a = wf.add(Start(), 0)
-    b = wf.add(Step(n=n))
+    b = wf.add(step(n=n))
     c = wf.add(End())
     wf.join(a, b)
     wf.join(b, [b, c], "switch", enq=enq)

@@ -3,7 +3,8 @@
     python benchmarks/run.py               # the full suite (several minutes)
     python benchmarks/run.py --quick       # a fast smoke run with small sizes
     python benchmarks/run.py --only NAME   # one benchmark: throughput, resume, replay, memory,
-                                           # parallel, baseline, postgres, codeversions
+                                           # parallel, baseline, postgres, codeversions,
+                                           # startup
 
 A full run rewrites the results section of README.md (between ``<!-- results -->`` and
 ``<!-- /results -->``); ``--quick`` and ``--only`` print only, unless ``--write`` is given.
@@ -39,6 +40,7 @@ from benchmarks import (  # noqa: E402
     parallel,
     postgres,
     recovery,
+    startup,
     throughput,
 )
 from benchmarks.common import REPEAT, Row  # noqa: E402
@@ -55,6 +57,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "baseline": baseline.run,
     "postgres": postgres.run,
     "codeversions": codeversions.run,
+    "startup": startup.run,
 }
 
 

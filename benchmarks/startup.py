@@ -1,0 +1,150 @@
+"""What a fresh process pays before it does anything: the part of every command a user waits
+for, and of a recovery after a crash.
+
+Each figure is the wall time of whole processes (``sys.executable``, cwd a temp dir,
+``PYTHONPATH`` pointing at this checkout's ``src/``), best of 3 after one untimed warm-up.
+The children keep their bytecode in a cache of their own under the temp dir
+(``PYTHONPYCACHEPREFIX``, and ``PYTHONDONTWRITEBYTECODE`` dropped): a user's installed
+retap runs from compiled bytecode, and nothing is written into the checkout.
+
+* ``import retap``: ``python -c "import retap"`` minus ``python -c pass``.
+* ``retap runs`` on a SQLite store holding five short runs (made once, not timed).
+* recovery: a 200-step chain of ``KillableStep`` in SQLite is killed with SIGKILL by its
+  own step 150 (a real kill of a real process); a new process runs ``python -m retap
+  --store S resume RUN``, and the figure is the time from starting it to the first
+  re-executed step starting (the step's stamp in a side-channel file). Each repetition
+  resumes a freshly killed run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import (
+    KILL_AT_ENV,
+    REPEAT,
+    STAMPS_ENV,
+    Row,
+    Stat,
+    chain,
+    run_app,
+    seconds,
+    spread_of,
+    temp_dir,
+)
+from retap import open_store
+from retap.app import new_run_id
+
+ROOT = Path(__file__).resolve().parent.parent
+IMPORT_TARGET, RUNS_TARGET, RESUME_TARGET = 0.060, 0.080, 0.080
+STEPS, KILL_AT = 200, 150
+
+# What the killed child runs: the chain, under a run id the parent chose.
+KILLED = """
+import sys
+from benchmarks.common import KillableStep, chain, open_store
+from retap import App
+App(chain(int(sys.argv[2]), step=KillableStep), open_store(sys.argv[1]), run_id=sys.argv[3]).run()
+"""
+
+
+def child_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT))),
+           "PYTHONPYCACHEPREFIX": str(tmp / "pycache"), **extra}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def wall(args: list[str], tmp: Path) -> float:
+    """Seconds from starting ``python ARGS`` to its exit."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *args], cwd=tmp, env=child_env(tmp), check=True,
+                   capture_output=True)
+    return time.perf_counter() - start
+
+
+def commands(tmp: Path) -> dict[str, Stat]:
+    """``python -c pass``, ``import retap`` and ``retap runs``, interleaved, best of REPEAT."""
+    store = tmp / "runs.db"
+    with open_store(store) as s:
+        for _ in range(5):
+            run_app(chain(10), s)
+    cases = {"pass": ["-c", "pass"], "import": ["-c", "import retap"],
+             "runs": ["-m", "retap", "--store", str(store), "runs"]}
+    found = subprocess.run([sys.executable, "-c", "import retap; print(retap.__file__)"],
+                           cwd=tmp, env=child_env(tmp), check=True, capture_output=True,
+                           text=True).stdout.strip()
+    if not Path(found).is_relative_to(ROOT / "src"):
+        raise RuntimeError(f"the children import {found}, not retap from {ROOT / 'src'}")
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for rep in range(REPEAT + 1):  # the first round warms the bytecode cache
+        for name, args in cases.items():
+            took = wall(args, tmp)
+            if rep:
+                times[name].append(took)
+    return {name: Stat(values, higher_is_better=False) for name, values in times.items()}
+
+
+def killed_run(path: Path, tmp: Path) -> str:
+    """A chain run in ``path`` whose process was SIGKILLed as step KILL_AT started; its id."""
+    run = new_run_id()
+    done = subprocess.run([sys.executable, "-c", KILLED, str(path), str(STEPS), run], cwd=tmp,
+                          env=child_env(tmp, **{KILL_AT_ENV: str(KILL_AT)}),
+                          capture_output=True, text=True)
+    if done.returncode != -signal.SIGKILL:
+        raise RuntimeError(f"the chain was not killed: exit {done.returncode}, {done.stderr}")
+    return run
+
+
+def resume_to_first_step(tmp: Path, rep: int) -> tuple[float, float]:
+    """Resume a freshly killed run in a new process: (seconds to its first step, to its exit)."""
+    path, stamps = tmp / f"killed-{rep}.db", tmp / f"stamps-{rep}"
+    run = killed_run(path, tmp)
+    env = child_env(tmp, **{STAMPS_ENV: str(stamps)})
+    start = time.time()
+    done = subprocess.run([sys.executable, "-m", "retap", "--store", str(path), "resume", run],
+                          cwd=tmp, env=env, capture_output=True, text=True)
+    end = time.time()
+    if done.returncode != 0 or not stamps.exists():
+        raise RuntimeError(f"resume: exit {done.returncode}, {done.stderr}")
+    at, x = stamps.read_text().split("\n", 1)[0].split()
+    if int(x) != KILL_AT:
+        raise RuntimeError(f"the resume began at step {x}, not {KILL_AT}")
+    return float(at) - start, end - start
+
+
+def run(quick: bool = False) -> list[Row]:
+    first, whole = [], []
+    with temp_dir() as tmp:
+        found = commands(tmp)
+        for rep in range(REPEAT + 1):  # the first warms the bytecode cache for resume
+            to_step, to_exit = resume_to_first_step(tmp, rep)
+            if rep:
+                first.append(to_step)
+                whole.append(to_exit)
+    bare, imported, runs = found["pass"], found["import"], found["runs"]
+    retap_only = Stat([t - bare.best for t in imported.values], higher_is_better=False)
+    resumed, resume_exit = Stat(first, higher_is_better=False), Stat(whole, higher_is_better=False)
+    return [
+        Row("startup", "import retap, fresh process", seconds(retap_only.best),
+            spread_of(retap_only, seconds), target=f"<= {seconds(IMPORT_TARGET)}",
+            met=retap_only.best <= IMPORT_TARGET,
+            note=f'`python -c "import retap"` {seconds(imported.best)} '
+                 f"({spread_of(imported, seconds)}) minus `python -c pass` "
+                 f"{seconds(bare.best)} ({spread_of(bare, seconds)})"),
+        Row("startup", "retap runs, 5 runs in sqlite", seconds(runs.best),
+            spread_of(runs, seconds), f"{runs.best / bare.best:.1f}x python -c pass",
+            f"<= {seconds(RUNS_TARGET)}", runs.best <= RUNS_TARGET,
+            f"whole process; the interpreter alone (`python -c pass`) {seconds(bare.best)}"),
+        Row("startup", f"SIGKILLed at step {KILL_AT}: retap resume -> first step",
+            seconds(resumed.best), spread_of(resumed, seconds), "",
+            f"<= {seconds(RESUME_TARGET)}", resumed.best <= RESUME_TARGET,
+            f"a {STEPS}-step chain in sqlite; from starting `python -m retap resume RUN` to "
+            f"step {KILL_AT} starting again; the whole process, {STEPS - KILL_AT + 1} steps and "
+            f"End: {seconds(resume_exit.best)}"),
+    ]
