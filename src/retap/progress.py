@@ -15,13 +15,12 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
-
 from retap.middleware import Middleware
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+
     from retap.app import App
     from retap.dispatch import Dispatch, Outcome
 
@@ -42,7 +41,7 @@ class Progress(Middleware):
     """Counts dispatches by outcome and shows the one running, refreshed a few times a second."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console  # made when the line is first drawn (rich loads only then)
         self.counts = {"done": 0, "reused": 0, "cached": 0, "failed": 0}
         self.running: dict[str, str] = {}  # dispatch id -> what it is, in start order
         self.pending = 0  # queued or running, as of the last commit
@@ -50,8 +49,12 @@ class Progress(Middleware):
         self.live: Live | None = None
 
     def before_run(self, app: App) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
         self.started = time.monotonic()
         self.pending = len(app.queue)
+        self.console = self.console or Console(stderr=True)
         self.live = Live(self, console=self.console, refresh_per_second=8, transient=True,
                          redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
         self.live.start()
@@ -91,6 +94,8 @@ class Progress(Middleware):
         return line
 
     def __rich__(self) -> Any:
+        from rich.text import Text
+
         return Text(self.line(), style="bold")
 
 
