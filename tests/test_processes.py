@@ -126,3 +126,38 @@ def test_cancel_stops_what_runs_and_names_it(executor: ProcessExecutor) -> None:
     assert executor.cancel() == ["x", "y", "z"]
     assert time.monotonic() - started < 10
     assert executor.busy == 0 and executor.next(0.1) is None
+
+
+class Touch(retap.Task):
+    """Creates the file it is given (a side channel: did the job start at all?)."""
+
+    def process(self, path: str) -> str:
+        open(path, "w").close()
+        return path
+
+
+def test_a_worker_does_not_start_a_job_its_dead_coordinator_sent(tmp_path: Any) -> None:
+    # The coordinator sent a job and died before the worker read it: the worker finds the
+    # pipe's other end closed behind the job, and returns without starting it (its file
+    # changes could begin after a resume has already settled what the dead run left).
+    import pickle
+    from multiprocessing import Pipe
+
+    from retap.executors.processes import _serve
+
+    marker = tmp_path / "started"
+    ours, theirs = Pipe()
+    facts = ("run", ":memory:", Owner.current(), 0)
+    ours.send_bytes(pickle.dumps(("d1", 0, (str(marker),), 1, Touch(), facts)))
+    ours.close()  # the coordinator is gone
+    _serve(theirs)
+    assert not marker.exists()
+
+    ours, theirs = Pipe()  # the same job with the coordinator alive: it runs
+    ours.send_bytes(pickle.dumps(("d1", 0, (str(marker),), 1, Touch(), facts)))
+    worker = threading.Thread(target=_serve, args=(theirs,))
+    worker.start()
+    assert ours.poll(30)
+    assert pickle.loads(ours.recv_bytes())[1] == "done" and marker.exists()
+    ours.send(None)
+    worker.join(30)

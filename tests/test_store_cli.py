@@ -142,14 +142,16 @@ def test_retap_store_env_selects_the_file_and_store_option_wins(proj: Project) -
     assert run_ids(proj, env=env) == ["e1"]
 
 
-@pytest.mark.parametrize("version", [1, 2, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 4, 5, 6])
 def test_a_store_from_an_older_retap_is_upgraded_on_first_use(proj: Project,
                                                                version: int) -> None:
     proj.run("run", "--run-id", "r", "--", "a", "--:", "b", check=0)
     db = proj.path / ".retap" / "retap.db"
     with sqlite3.connect(db) as conn:  # as an older retap left it
-        conn.execute("DROP TABLE logs")
-        conn.execute("DROP TABLE workers")
+        conn.execute("DROP INDEX dispatches_not_done")
+        if version < 6:
+            conn.execute("DROP TABLE logs")
+            conn.execute("DROP TABLE workers")
         if version < 5:
             conn.execute("DROP TABLE attempts")
             conn.execute("DROP TABLE events")
@@ -175,6 +177,8 @@ def test_a_store_from_an_older_retap_is_upgraded_on_first_use(proj: Project,
         assert conn.execute("SELECT count(*) FROM outputs").fetchone()[0] == 0
         assert conn.execute("SELECT kind FROM events WHERE run='s'").fetchall() == [
             ("created",), ("finished",)]
+        assert conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND "
+                            "tbl_name='dispatches'").fetchall() == [("dispatches_not_done",)]
     conn.close()
     proj.run("logs", "s", check=0)  # the table of captured output is there
 

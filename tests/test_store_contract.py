@@ -89,6 +89,15 @@ def test_a_new_run_is_running_with_its_spec_owner_and_leads(store: Store) -> Non
     assert [d.inputs for d in store.queue("r1")] == [("x",), ("y",)]
 
 
+def test_run_info_counts_the_dispatches_unless_told_not_to(store: Store) -> None:
+    log = new_run(store, "r1")
+    a = lead(0, 0, "x")
+    log.commit_dispatch(record(a, "done", "v"), Effects())
+    assert store.run_info("r1").dispatches == 1
+    assert store.run_info("r1", count=False).dispatches == 0  # no pass over the history
+    assert store.run_info("r1", count=False).status == "running"
+
+
 def test_a_second_run_with_the_same_id_is_refused(store: Store) -> None:
     new_run(store, "r1")
     with pytest.raises(RunExists):

@@ -77,7 +77,7 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
             take_over: bool = False) -> Recovery:
     """Rebuild the run's workflow from its spec, apply ``--set``s, and list code changes."""
     store.check_structure()
-    info = store.run_info(run)
+    info = store.run_info(run, count=False)  # what resume needs, without a pass over history
     busy = busy_owner(info, Owner.current(), take_over)
     if busy is not None:
         raise busy

@@ -43,7 +43,7 @@ def resolve_run(store: Store, ref: str) -> str:
     a run is called that); or a prefix of exactly one run's id. UnknownRun when it names
     none, AmbiguousRun (listing them) when a prefix names several."""
     try:
-        store.run_info(ref)
+        store.run_info(ref, count=False)
         return ref
     except UnknownRun:
         pass

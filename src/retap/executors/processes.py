@@ -62,7 +62,10 @@ def _serve(conn: Connection) -> None:
             message = conn.recv()
         except (EOFError, OSError):  # the coordinator is gone (or closed the pipe)
             return
-        if message is None:
+        # The coordinator sends a job only to an idle worker, so anything more in the pipe
+        # now is the end of it: a job sent just before the coordinator died is not started
+        # (its changes could begin after a resume has settled what the dead run left).
+        if message is None or conn.poll():
             return
         dispatch, node, inputs, key, task, new_facts = message
         if task is not None:

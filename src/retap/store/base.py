@@ -208,8 +208,9 @@ class Store(ABC):
     # store has no such run: a mistyped run id is refused, never answered with nothing.
 
     @abstractmethod
-    def run_info(self, run: str) -> RunInfo:
-        """The run's record."""
+    def run_info(self, run: str, count: bool = True) -> RunInfo:
+        """The run's record; ``count=False``: without counting its dispatches (a pass over
+        its whole history in a SQL store), ``dispatches`` is then 0."""
 
     @abstractmethod
     def runs(self) -> list[RunInfo]:

@@ -92,9 +92,9 @@ class MemoryStore(Store):
         state.info.lease_expires = now() + lease_seconds()
         return log
 
-    def run_info(self, run: str) -> RunInfo:
+    def run_info(self, run: str, count: bool = True) -> RunInfo:
         state = self._get(run)
-        state.info.dispatches = len(state.records)
+        state.info.dispatches = len(state.records) if count else 0
         return state.info
 
     def runs(self) -> list[RunInfo]:

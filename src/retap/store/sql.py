@@ -65,8 +65,9 @@ _RETRY_FIRST = "CASE WHEN d.status IN ('failed','interrupted','running') THEN 0 
 _AUDIT_COLUMNS = ("id", "node", "task", "sources", "status", "result", "attempts", "seq",
                   "error", "code_version", "started", "finished", "inputs", "reused", "outputs")
 _D = ", ".join(f"d.{c}" for c in rows.DISPATCH)
-_AUDIT = (f'SELECT {_D}, d.crc, v.codec AS vcodec, v.data AS vdata FROM dispatches d '
-          'LEFT JOIN "values" v ON v.digest = d.result ')
+_AUDIT_FROM = (f'SELECT {_D}, d.crc, v.codec AS vcodec, v.data AS vdata FROM dispatches d'
+               '{hint} LEFT JOIN "values" v ON v.digest = d.result ')
+_AUDIT = _AUDIT_FROM.format(hint="")
 _MEMO_COLUMNS = ("task", "key", "result", "outputs", "facts", "run", "dispatch", "created")
 _MEMO = (f"SELECT {', '.join('m.' + c for c in rows.MEMO)}, m.crc, v.codec AS vcodec, "
          'v.data AS vdata FROM memo m LEFT JOIN "values" v ON v.digest = m.result ')
@@ -369,11 +370,12 @@ class SQLStore(Store):
         self.x(f"UPDATE runs SET {sets}, updated=?, crc=? WHERE run=?",
                (*changes.values(), now(), rows.crc(*fields), run))
 
-    def run_info(self, run: str) -> RunInfo:
+    def run_info(self, run: str, count: bool = True) -> RunInfo:
         with self.errors():
             info = self._info(run)
-            info.dispatches = self.x("SELECT count(*) AS n FROM dispatches WHERE run=?",
-                                     (run,)).fetchone()["n"]
+            if count:
+                info.dispatches = self.x("SELECT count(*) AS n FROM dispatches WHERE run=?",
+                                         (run,)).fetchone()["n"]
         return info
 
     def _info(self, run: str, lock: bool = False) -> RunInfo:
@@ -479,10 +481,16 @@ class SQLStore(Store):
     def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
         wanted = list(statuses) or [""]
         marks = ",".join("?" * len(wanted))
+        # without done ones, the index of what is not done serves: a resume asks for those,
+        # and reads its pending dispatches, not its history
+        if "done" in wanted:
+            query = _AUDIT + f"WHERE d.run=? AND d.status IN ({marks}) "
+        else:
+            query = _AUDIT_FROM.format(hint=self.dialect.not_done) + \
+                f"WHERE d.run=? AND d.status IN ({marks}) AND d.status != 'done' "
         with self.errors():
             self._known(run)
-            found = self.x(_AUDIT + f"WHERE d.run=? AND d.status IN ({marks}) ORDER BY d.seq",
-                           (run, *wanted)).fetchall()
+            found = self.x(query + "ORDER BY d.seq", (run, *wanted)).fetchall()
             checked = [self._dispatch_row(r) for r in found]
             values = self.values(ref for c in checked for ref in c.inputs or [])
             return [self._audit(c, r, tuple(values[ref] for ref in c.inputs or []))

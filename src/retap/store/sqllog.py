@@ -94,8 +94,8 @@ class SQLRunLog(RunLog):
             # rows a dispatch of this run may be recorded over (a resume runs them again):
             # read once, so a commit writes without asking the database first
             self._before = {}
-            for row in self.x(f"SELECT {_D}, d.crc FROM dispatches d WHERE d.run=? AND "
-                              "d.status != 'done'", (run,)).fetchall():
+            for row in self.x(f"SELECT {_D}, d.crc FROM dispatches d{store.dialect.not_done} "
+                              "WHERE d.run=? AND d.status != 'done'", (run,)).fetchall():
                 self.store.verify(row, rows.DISPATCH, f"dispatch {row['id']}")
                 if type(row["attempts"]) is not int:
                     raise store.corrupt(f"dispatch {row['id']} has no count of attempts")
