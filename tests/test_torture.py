@@ -39,10 +39,10 @@ def test_the_ci_sized_torture_run_finds_nothing_lost_or_run_twice() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_torture_run_on_postgres_finds_nothing_lost_or_run_twice() -> None:
-    # The same generators with every case's runs recorded on the PostgreSQL server (a
-    # schema per case), so kills, resumes and replays go through the other SQL backend.
+    # The same CI size with every case's runs recorded on the PostgreSQL server (a schema
+    # per case), so kills, resumes and replays go through the other SQL backend.
     server = server_url()
-    done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "12", "--seed",
+    done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "36", "--seed",
                            "11", "--jobs", "3", "--store-server", server],
                           capture_output=True, text=True, timeout=880)
     assert done.returncode == 0, done.stdout + done.stderr
