@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from retap.dispatch import Attempt
 from retap.owner import host_name
-from retap.secret import SECRET_TYPES
 from retap.store.base import SESSIONS, AuditRecord, RunEvent, Store, session_of, session_starts
 
 if TYPE_CHECKING:
@@ -72,6 +71,8 @@ def actor() -> dict[str, Any]:
 
 def _secrets(workflow: Workflow) -> list[str]:
     """The values of the workflow's secret configs, as they may appear on a command line."""
+    from retap.secret import SECRET_TYPES  # (pydantic: loaded by the run that asks, anyway)
+
     found = set()
     for node in workflow.nodes.values():
         for value in node.task._config.values():

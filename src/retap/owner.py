@@ -12,8 +12,6 @@ import os
 import socket
 from dataclasses import dataclass
 
-import psutil
-
 __all__ = ["HOST_ENV", "Owner", "host_name", "process_start"]
 
 HOST_ENV = "RETAP_HOST"
@@ -26,6 +24,8 @@ def host_name() -> str:
 
 def process_start(pid: int) -> float:
     """When process ``pid`` started (seconds since the epoch); 0.0 when it cannot be read."""
+    import psutil  # here: reading a store (``retap runs``) seldom looks at a process
+
     try:
         return float(psutil.Process(pid).create_time())
     except (psutil.Error, OSError, ValueError, OverflowError):
@@ -54,6 +54,8 @@ class Owner:
         be looked at, so they count as alive (``resume --take-over`` overrides that)."""
         if not self.local:
             return True
+        import psutil
+
         try:
             process = psutil.Process(self.pid)
             if process.status() == psutil.STATUS_ZOMBIE:

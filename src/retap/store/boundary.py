@@ -45,7 +45,8 @@ Count = Annotated[int, Field(ge=0, lt=2 ** 63)]
 
 
 class _Row(BaseModel):
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    # each row model is built when first used: a command reading runs needs one of ten
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", defer_build=True)
 
 
 class RunRow(_Row):
