@@ -38,8 +38,7 @@ def run_job(job: Job) -> Completion:
                               finished=time.time())
         finally:
             task._context = None
-    kept = captured.kept  # (what ``captured.log`` says, without a property's call)
-    done.log = kept.log() if kept is not None else None
+    done.log = captured.log
     return done
 
 

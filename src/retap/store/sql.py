@@ -153,7 +153,8 @@ class SQLStore(Store):
         self.xmany(sql, args)
 
     def insert_new(self, sql: str, args: Sequence[Any]) -> bool:
-        """Run an ``INSERT ... ON CONFLICT DO NOTHING``; True when it added the row."""
+        """Run an INSERT that may write nothing (``ON CONFLICT DO NOTHING``, or a condition
+        it was given); True when it wrote its row."""
         return bool(self.x(sql, args).rowcount == 1)
 
     def round_trip(self) -> AbstractContextManager[None]:

@@ -319,7 +319,7 @@ class SQLRunLog(RunLog):
             fields = merge(fields, before)
         if self._write_checks_lease:
             row = (*fields, rows.crc(*fields), self.run, self.token)
-            if self.x(self._upsert_dispatch, row).rowcount != 1:
+            if not self.store.insert_new(self._upsert_dispatch, row):
                 raise LeaseLost(self.store.location, self.run)
             self._fenced = True
         else:
