@@ -10,7 +10,7 @@ one at the head of its queue.
   ``before_dispatch``), on a freshly opened store. The failure switch stays set, so each
   repetition fails again at the same place and the next one measures the same thing;
   a final resume with the switch cleared runs the run to ``done``. The same figure on a
-  run ten times smaller shows whether it grows with history.
+  run a hundred times smaller shows whether it grows with history.
 * replay (DESIGN §2.2) answers every done dispatch from the store and pushes the result
   through the joins again: measured as cached dispatches per second of the whole
   ``retap.replay`` call (setup, loading the done results, the loop, the final failing
@@ -40,12 +40,17 @@ from benchmarks.common import (
 )
 from retap import open_store
 
-RESUME_TARGET = 1.0  # seconds to the first new dispatch
-REPLAY_TARGET = 100_000.0  # cached dispatches per second
+RESUME_TARGET = 0.050  # seconds to the first new dispatch, on the long history
+RESUME_SCALING = 1.5  # at most this many times the time on a history 100x shorter
+REPLAY_TARGET = 150_000.0  # cached dispatches per second
 
 
 def done_count(quick: bool) -> int:
     return 5_000 if quick else 100_000
+
+
+def resume_count(quick: bool) -> int:
+    return 20_000 if quick else 1_000_000
 
 
 def build(path: Path, done: int) -> tuple[str, float]:
@@ -87,8 +92,8 @@ def time_resumes(path: Path, run: str, done: int) -> tuple[Stat, Stat]:
 
 
 def run_resume(quick: bool = False) -> list[Row]:
-    done = done_count(quick)
-    small = done // 10
+    done = resume_count(quick)
+    small = done // 100
     rows = []
     with temp_dir() as tmp:
         path, small_path = tmp / "resume.db", tmp / "resume-small.db"
@@ -106,16 +111,18 @@ def run_resume(quick: bool = False) -> list[Row]:
             store.close()
         if final.status != "done":
             raise RuntimeError(f"the last resume ended {final.status}")
+    scaling = first.best / small_first.best
     rows.append(Row(
         "resume", f"{done:,} done: resume -> first dispatch", seconds(first.best),
-        spread_of(first, seconds),
-        f"{first.best / small_first.best:.1f}x the {small:,}-done run",
-        f"< {RESUME_TARGET:g} s", first.best < RESUME_TARGET,
-        f"whole resume call (fails again at once): {seconds(whole.best)}; "
+        spread_of(first, seconds), f"{scaling:.2f}x the {small:,}-done run",
+        f"< {seconds(RESUME_TARGET)}, <= {RESUME_SCALING:g}x",
+        first.best < RESUME_TARGET and scaling <= RESUME_SCALING,
+        f"whole resume call (fails again at once; its commit waits for the store's quick "
+        f"check, which reads the whole file beside the dispatch): {seconds(whole.best)}; "
         f"building the run took {seconds(built)} ({done / built:,.0f}/s)"))
     rows.append(Row(
         "resume", f"{small:,} done: resume -> first dispatch", seconds(small_first.best),
-        spread_of(small_first, seconds), "", "", None, "for comparison: 10x less history"))
+        spread_of(small_first, seconds), "", "", None, "for comparison: 100x less history"))
     rows.append(Row(
         "resume", f"{done:,} done: resume to done", seconds(finished), "(1 run)", "", "",
         None, f"failure switch cleared; executed {final.executed} dispatches"))

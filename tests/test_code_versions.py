@@ -272,6 +272,7 @@ def test_a_run_recorded_by_an_older_retap_says_why_every_version_differs(
         conn.execute("UPDATE dispatches SET code_version='0123456789abcdef'")
         conn.execute(f"UPDATE events SET crc={seal_sql(rows.EVENT)}")  # SET sees old values
         conn.execute(f"UPDATE dispatches SET crc={seal_sql(rows.DISPATCH)}")
+        conn.execute("UPDATE versions SET code_version='0123456789abcdef'")  # as upgrading
     conn.close()
     (coded.path / "broken").unlink()
     err = coded.run("resume", "last", check=0).err

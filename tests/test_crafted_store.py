@@ -59,8 +59,9 @@ RUNS = [("r1", "--on-error", "continue", "--", "load", "--yaml", "[1, 2, 3]", "-
 CRC_TABLES = {"runs": rows.RUN, "dispatches": rows.DISPATCH, "queue": rows.QUEUE,
               "join_entries": rows.JOIN_ENTRY, "join_counts": rows.JOIN_COUNT,
               "memo": rows.MEMO, "file_digests": rows.FILE, "attempts": rows.ATTEMPT,
-              "events": rows.EVENT, "logs": rows.LOG, "workers": rows.WORKER}
-TABLES = [*CRC_TABLES, "values", "outputs"]
+              "events": rows.EVENT, "logs": rows.LOG, "workers": rows.WORKER,
+              "counters": rows.COUNTER}
+TABLES = [*CRC_TABLES, "values", "outputs", "versions"]
 STORE = "s.db"
 
 

@@ -4,6 +4,7 @@ during a run, and a damaged store file. Nothing recorded is lost, nothing done r
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -250,6 +251,39 @@ def test_a_damaged_page_is_detected_never_read_as_data(proj: Project) -> None:
             assert "damaged" in result.err or "malformed" in result.err
             outcomes["refused"] += 1
     assert outcomes["refused"] > 0
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_damaged_store_before_it_commits_anything(proj: Project) -> None:
+    # the quick check reads the whole file beside the resume's first dispatch: a damaged
+    # page that nothing the resume reads lies on is still refused, and what the dispatch
+    # did is not recorded
+    failed = proj.run("run", "--run-id", "d", "--", "items", "--count", "40", "--:i", "work",
+                      env={"PAD": "300", "FAIL_ONCE": "40"})
+    assert failed.code == 1
+    store = proj.path / ".retap" / "retap.db"
+    checkpointed(store)
+    shutil.copy(store, proj.path / "good.db")
+    refused_after_running = 0
+    for page in range(1, store.stat().st_size // 4096):
+        for extra in ("-wal", "-shm"):
+            Path(f"{store}{extra}").unlink(missing_ok=True)
+        shutil.copy(proj.path / "good.db", store)
+        corrupt(store, page, 300, 3700)
+        (proj.path / "exec.log").unlink(missing_ok=True)
+        result = proj.run("resume", "d")
+        if result.code == 0:
+            continue  # the damage fell where nothing lives (free space in a page)
+        assert result.code == 2 and "Traceback" not in result.err, result.err
+        assert "damaged" in result.err or "malformed" in result.err, result.err
+        if (proj.path / "exec.log").exists():  # the re-run dispatch ran beside the check
+            refused_after_running += 1
+            conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+            with contextlib.suppress(sqlite3.DatabaseError):
+                assert conn.execute("SELECT count(*) FROM dispatches WHERE status='done'"
+                                    ).fetchone()[0] == 40  # items and works 1-39: no more
+            conn.close()
+    assert refused_after_running > 0
 
 
 def test_a_truncated_store_is_refused_with_a_message(proj: Project) -> None:

@@ -142,13 +142,16 @@ def test_retap_store_env_selects_the_file_and_store_option_wins(proj: Project) -
     assert run_ids(proj, env=env) == ["e1"]
 
 
-@pytest.mark.parametrize("version", [1, 2, 4, 5, 6])
+@pytest.mark.parametrize("version", [1, 2, 4, 5, 6, 7])
 def test_a_store_from_an_older_retap_is_upgraded_on_first_use(proj: Project,
                                                                version: int) -> None:
     proj.run("run", "--run-id", "r", "--", "a", "--:", "b", check=0)
     db = proj.path / ".retap" / "retap.db"
     with sqlite3.connect(db) as conn:  # as an older retap left it
-        conn.execute("DROP INDEX dispatches_not_done")
+        conn.execute("DROP TABLE versions")
+        conn.execute("DROP TABLE counters")
+        if version < 7:
+            conn.execute("DROP INDEX dispatches_not_done")
         if version < 6:
             conn.execute("DROP TABLE logs")
             conn.execute("DROP TABLE workers")
@@ -179,6 +182,11 @@ def test_a_store_from_an_older_retap_is_upgraded_on_first_use(proj: Project,
             ("created",), ("finished",)]
         assert conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND "
                             "tbl_name='dispatches'").fetchall() == [("dispatches_not_done",)]
+        # the code versions of the run recorded before are listed; its counter is kept
+        # from its next session on (read from its history until then)
+        assert conn.execute("SELECT node, task FROM versions WHERE run='r' ORDER BY node"
+                            ).fetchall() == [("0", "a"), ("1", "b")]
+        assert conn.execute("SELECT run, seq FROM counters").fetchall() == [("s", 1)]
     conn.close()
     proj.run("logs", "s", check=0)  # the table of captured output is there
 

@@ -22,6 +22,7 @@ from retap.joins import Gate, Join, Sync
 from retap.owner import Owner, process_start
 from retap.store import MemoryStore, open_store
 from retap.store.base import DispatchRecord, Effects, MemoEntry, RunLog, Store
+from retap.store.sqllog import SEQ_BLOCK
 
 SPEC: dict[str, Any] = {"retap": 1, "nodes": [{"id": 0, "task": "x:T"}], "joins": []}
 Opener = Callable[[], Store]
@@ -281,7 +282,9 @@ def test_every_attempt_is_kept_with_the_session_it_belonged_to(opener: Opener) -
     assert audits[b.id].attempts == 1
     assert [(e.seq, e.kind) for e in store.events("r1")] == [
         (1, "created"), (2, "resumed"), (3, "set"), (4, "finished")]
-    assert store.events("r1")[1].data["first"] == 4  # commits 1-3 came before it
+    # the resumed session's first commit is a's last; commits 1-3 came before it (a killed
+    # session may leave a gap: seqs only ever increase)
+    assert store.events("r1")[1].data["first"] == audits[a.id].seq > 3
     assert store.events("r1")[2].data == {"node": 0, "key": "k", "old": 1, "new": 2}
     assert store.events("r1")[3].data == {"status": "done"}
 
@@ -305,11 +308,13 @@ def test_each_attempts_output_and_worker_are_kept_with_the_commit_that_recorded_
     assert store.workers("r1") == {(a.id, 1): ("w1", 41), (a.id, 3): ("w2", 42)}
 
     found = store.logs("r1")
+    last = {x.id: x.seq for x in store.audits("r1")}[a.id]  # > 2: after a gap, if killed
     assert [(e.dispatch, e.attempt, e.seq, e.text, e.dropped) for e in found] == [
         (a.id, 1, 1, "first try\n", 0), (a.id, 2, 1, "second try\n", 0),
-        (a.id, 3, 3, "ünïcode, a NUL \\x00 and a lone surrogate \\udc80\n" * 3, 12)]
+        (a.id, 3, last, "ünïcode, a NUL \\x00 and a lone surrogate \\udc80\n" * 3, 12)]
+    assert last > 2
     assert [e.attempt for e in store.logs("r1", after=1)] == [3]
-    assert store.logs("r1", after=3) == []
+    assert store.logs("r1", after=last) == []
     # the logs and workers are read on their own
     assert [(t.log, t.worker) for t in store.earlier_attempts("r1")[a.id]] == [(None, None)] * 2
     with pytest.raises(UnknownRun):
@@ -367,6 +372,43 @@ def test_versions_are_those_of_done_dispatches(store: Store) -> None:
     log.commit_dispatch(record(b, value=1, code_version="v2"), Effects(removed=b))
     log.commit_dispatch(record(c, "failed", code_version="v3"), Effects())
     assert sorted(store.versions("r1")) == [(0, "t", "v1"), (1, "t", "v2")]
+
+
+def test_a_version_no_done_dispatch_holds_any_longer_is_told_apart(opener: Opener) -> None:
+    a, b = lead(0, 0, 1), lead(0, 1, 2)
+    store = opener()
+    log = new_run(store, "r1", a, b)
+    log.commit_dispatch(record(a, value=1, code_version="v1"), Effects(removed=a))
+    log.commit_dispatch(record(b, value=2, code_version="v1"), Effects(removed=b))
+    log.finish("done")
+    log = opener().claim_run("r1", me())  # both run again with new code (replay --from)
+    for d in (a, b):
+        log.rerunning(d.id)
+        log.commit_dispatch(record(d, value=3, code_version="v2"), Effects())
+    log.finish("done")
+    store = opener()
+    assert (0, "t", "v2") in store.versions("r1")
+    assert store.holds_version("r1", 0, "t", "v2")
+    assert not store.holds_version("r1", 0, "t", "v1")  # listed, perhaps: held by none
+    assert not store.holds_version("r1", 1, "t", "v2")
+
+
+def test_seqs_only_increase_across_sessions_and_a_finished_one_leaves_no_gap(
+        opener: Opener) -> None:
+    ds = [lead(0, k, k) for k in range(6)]
+    store = opener()
+    log = new_run(store, "r1", *ds)
+    log.commit_dispatch(record(ds[0], value=0), Effects(removed=ds[0]))
+    log.finish("failed")
+    log = opener().claim_run("r1", me())
+    log.commit_dispatch(record(ds[1], value=1), Effects(removed=ds[1]))
+    log.commit_dispatch(record(ds[2], value=2), Effects(removed=ds[2]))  # then it is killed
+    log = opener().claim_run("r1", me(), take_over=True)
+    log.commit_dispatch(record(ds[3], value=3), Effects(removed=ds[3]))
+    log.finish("done")
+    seqs = {x.id: x.seq for x in opener().audits("r1")}
+    assert [seqs[d.id] for d in ds[:3]] == [1, 2, 3]  # finished: the next one follows on
+    assert 3 < seqs[ds[3].id] <= 3 + SEQ_BLOCK + 1  # killed: a gap, at most a block
 
 
 # -- join states ----------------------------------------------------------------------------------

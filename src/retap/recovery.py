@@ -53,6 +53,7 @@ class Recovery:
     settings: list[dict[str, Any]]  # each --set applied: node, key, old and new value
     from_nodes: list[NodeId] = field(default_factory=list)  # replay --from: run these again
     older_versions: bool = False  # the run's sessions kept no pieces: an older retap's
+    checked: Callable[[], None] = lambda: None  # waits for the store's structure check
 
     @property
     def already_done(self) -> bool:
@@ -76,7 +77,7 @@ def parse_set(text: str) -> tuple[NodeId, str, str]:
 def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] = (),
             take_over: bool = False) -> Recovery:
     """Rebuild the run's workflow from its spec, apply ``--set``s, and list code changes."""
-    store.check_structure()
+    checked = store.start_structure_check()  # a session writes nothing before it passes
     info = store.run_info(run, count=False)  # what resume needs, without a pass over history
     busy = busy_owner(info, Owner.current(), take_over)
     if busy is not None:
@@ -87,7 +88,8 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
     applied = [set_config(workflow, node, key, value) for node, key, value in settings]
     current = {n: type(workflow.nodes[n].task).__retap__.code for n in workflow.nodes}
     changed = [(node, task, version) for node, task, version in store.versions(run)
-               if node in current and version != current[node].digest]
+               if node in current and version != current[node].digest
+               and store.holds_version(run, node, task, version)]
     events = store.events(run) if changed else []
     recorded = recorded_code(events)
     changes = [CodeChange(node, task, version, current[node].digest,
@@ -95,7 +97,7 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
                for node, task, version in changed]
     older = bool(changed) and not any(isinstance(e.data.get("code"), dict) for e in events
                                       if e.kind in SESSIONS)
-    return Recovery(info, workflow, changes, applied, older_versions=older)
+    return Recovery(info, workflow, changes, applied, older_versions=older, checked=checked)
 
 
 def _changed(recorded: dict[str, dict[str, str]], old: str, new: CodeVersion
@@ -260,6 +262,10 @@ def _claim(store: Store, recovery: Recovery, kind: str, rerun: tuple[bool, bool]
             log.event("code", {"node": code.node, "task": code.task, "old": code.old,
                                "new": code.new, "changed": list(code.parts),
                                "decision": "re-run" if rerun_changed else "reused"})
+        # the claim and the session's events are written; nothing else is until the
+        # store's structure check passes (it reads the whole file: the first dispatch
+        # goes on beside it)
+        log.hold_writes_until(recovery.checked)
         attach(app, log)
     except BaseException:
         log.finish(log.previous)  # refused before anything ran: the run stays as it was

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -253,7 +253,12 @@ class Store(ABC):
     @abstractmethod
     def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
         """``(node, task, code version)`` of every distinct version among done dispatches,
-        sorted (by ``repr``)."""
+        sorted (by ``repr``), read without a pass over the history: it may also name a
+        version no done dispatch holds any longer (``holds_version`` tells)."""
+
+    @abstractmethod
+    def holds_version(self, run: str, node: NodeId, task: str, version: str) -> bool:
+        """Some done dispatch of ``node`` holds ``version`` (of ``task``)."""
 
     @abstractmethod
     def counts(self, run: str) -> dict[str, int]:
@@ -304,6 +309,12 @@ class Store(ABC):
     def check_structure(self) -> None:
         """Raise StoreCorrupt when the store's structure is damaged (before trusting it)."""
 
+    def start_structure_check(self) -> Callable[[], None]:
+        """``check_structure`` beside what the caller does next, where it takes a pass over
+        the whole store; the function returned waits for it (and raises what it found)."""
+        self.check_structure()
+        return _checked
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Reads inside see one consistent state of the store, and never block a writer."""
@@ -330,6 +341,11 @@ class RunLog(ABC):
     def event(self, kind: str, data: dict[str, Any]) -> int:
         """Add an entry to the run's timeline (with the next commit in ``batch``); its
         number."""
+
+    def hold_writes_until(self, checked: Callable[[], None]) -> None:
+        """Call ``checked`` (a store's structure check under way) before this log's next
+        write: what it raises stops that write."""
+        checked()
 
     def start_session(self, kind: str, data: dict[str, Any]) -> None:
         """Record that a run, resume or replay of the run starts here: the attempts made
@@ -464,3 +480,7 @@ def session_of(sessions: Iterable[tuple[int, int]], seq: int) -> int:
 
 def now() -> float:
     return time.time()
+
+
+def _checked() -> None:
+    """A structure check that has already passed."""

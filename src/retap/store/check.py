@@ -68,7 +68,7 @@ _TABLES = {"runs": ("run", rows.RUN), "dispatches": ("id", rows.DISPATCH),
            "join_counts": ("join_id", rows.JOIN_COUNT), "memo": ("key", rows.MEMO),
            "file_digests": ("path", rows.FILE), "attempts": ("dispatch", rows.ATTEMPT),
            "events": ("seq", rows.EVENT), "logs": ("dispatch", rows.LOG),
-           "workers": ("dispatch", rows.WORKER)}
+           "workers": ("dispatch", rows.WORKER), "counters": ("run", rows.COUNTER)}
 
 
 def _checksum_problems(store: SQLStore) -> list[str]:
@@ -105,6 +105,18 @@ def run_problems(store: SQLStore, run: str) -> list[str]:
     for r in x("SELECT join_id, count FROM join_counts WHERE run=?", (run,)).fetchall():
         if not isinstance(r["count"], int) or r["count"] < 0:
             problems.append(f"run {run}: join {r['join_id']} has a bad counter {r['count']!r}")
+    for r in x("SELECT c.seq, (SELECT max(d.seq) FROM dispatches d WHERE d.run = c.run) AS top "
+               "FROM counters c WHERE c.run=?", (run,)).fetchall():
+        if r["top"] is not None and (type(r["seq"]) is not int or r["seq"] < r["top"]):
+            problems.append(f"run {run}: its counter {r['seq']!r} is below the seq of a "
+                            f"recorded dispatch ({r['top']})")
+    for r in x("SELECT DISTINCT d.node, d.task, coalesce(d.code_version, '') AS v "
+               "FROM dispatches d WHERE d.run=? AND d.status='done' AND NOT EXISTS (SELECT 1 "
+               "FROM versions w WHERE w.run = d.run AND w.node = d.node AND "
+               "w.task = d.task AND w.code_version = coalesce(d.code_version, ''))",
+               (run,)).fetchall():
+        problems.append(f"run {run}: code version {r['v']!r} of node {r['node']} is not "
+                        "listed in its versions")
     return problems
 
 

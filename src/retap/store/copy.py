@@ -63,6 +63,7 @@ def _copy_run(src: SQLStore, dst: SQLStore, run: str) -> int:
     for table, checked in _TABLES.items():
         columns = _OUTPUTS if checked is None else (*checked, "crc")
         _insert(dst, table, columns, found[table])
+    dst.record_versions_txn(run)
     insert = dst.dialect.insert('"values"', ("digest", "codec", "data"), ignore=True)
     dst.xmany(insert, read_values(src, run_refs(found)))
     return len(found["dispatches"])

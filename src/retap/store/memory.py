@@ -137,6 +137,9 @@ class MemoryStore(Store):
                  if r.status == "done"}
         return sorted(found, key=repr)
 
+    def holds_version(self, run: str, node: NodeId, task: str, version: str) -> bool:
+        return (node, task, version) in self.versions(run)
+
     def counts(self, run: str) -> dict[str, int]:
         counts: dict[str, int] = {}
         for record in self._get(run).records.values():

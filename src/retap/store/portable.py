@@ -151,6 +151,7 @@ def import_run(store: SQLStore, path: Path, importer: dict[str, Any]) -> Importe
                         count += 1
                     store.x(store.dialect.insert(table, TABLES[table],
                                                  ignore=table == '"values"'), row)
+                store.record_versions_txn(run)
                 _event(store, run, importer)
                 _read_back(store, run, where)
         except ImportRefused:

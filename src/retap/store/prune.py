@@ -17,7 +17,7 @@ __all__ = ["delete_runs"]
 
 # every table with a row per run, but "runs" itself (deleted last)
 RUN_TABLES = ("dispatches", "queue", "join_entries", "join_counts", "attempts", "events",
-              "logs", "workers", "outputs", "memo")
+              "logs", "workers", "outputs", "memo", "versions", "counters")
 
 
 def delete_runs(store: SQLStore, runs: Iterable[str]) -> list[str]:

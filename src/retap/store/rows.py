@@ -13,8 +13,8 @@ import json
 import zlib
 from typing import Any
 
-__all__ = ["ATTEMPT", "DISPATCH", "EVENT", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "LOG", "MEMO",
-           "QUEUE", "RUN", "WORKER", "as_bytes", "crc", "matches", "refs"]
+__all__ = ["ATTEMPT", "COUNTER", "DISPATCH", "EVENT", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "LOG",
+           "MEMO", "QUEUE", "RUN", "WORKER", "as_bytes", "crc", "matches", "refs"]
 
 RUN = ("run", "status", "created", "codec", "spec", "owner_host", "owner_pid",
        "owner_started")
@@ -29,6 +29,7 @@ ATTEMPT = ("run", "dispatch", "n", "session", "status", "started", "finished", "
 EVENT = ("run", "seq", "at", "kind", "data")
 LOG = ("run", "seq", "dispatch", "attempt", "text", "dropped")
 WORKER = ("run", "dispatch", "attempt", "host", "pid")
+COUNTER = ("run", "seq")
 
 def crc(*fields: Any) -> int:
     """The checksum of a row's fields, in column order.

@@ -13,9 +13,10 @@ position (its head and tail stay on a page or two); dispatches are read in seq o
 by sorting, not through an index every commit would have to write. A result or input
 is referred to by the digest of its row in "values" (stored once), or, when its JSON is
 at most 64 bytes, inline as ``=<json>``: smaller than a digest, and one page less to
-write per commit. Every table but "values" (whose key is the digest of its data) and
-"outputs" (an index a checksum would not protect: it only ever keeps files alone) has
-a ``crc`` column: see ``retap.store.rows``.
+write per commit. Every table but "values" (whose key is the digest of its data),
+"outputs" (an index a checksum would not protect: it only ever keeps files alone) and
+"versions" (advisory: checked against the dispatches before it is reported) has a ``crc``
+column: see ``retap.store.rows``.
 """
 
 from __future__ import annotations
@@ -197,6 +198,29 @@ MIGRATIONS: list[str] = [
     #    commit writes no index entry and the resume reads O(pending) rows, not the history.
     """
     CREATE INDEX dispatches_not_done ON dispatches (run, status) WHERE status != 'done';
+    """,
+    # 8: what a resume reads instead of the whole history. "versions": each (node, task,
+    #    code version) a done dispatch of the run was recorded with, written the first time
+    #    a session commits one (a later re-run may leave an entry no row holds any more:
+    #    a reader asks the dispatches before it reports one). "counters": a bound above
+    #    every dispatch ``seq`` the run has used, reserved a block ahead and set exact when
+    #    a session ends; a run without one (recorded before it) is read in full once.
+    """
+    CREATE TABLE versions (
+        run TEXT NOT NULL,
+        node TEXT NOT NULL,
+        task TEXT NOT NULL,
+        code_version TEXT NOT NULL,
+        PRIMARY KEY (run, node, task, code_version)
+    ){clustered};
+    INSERT INTO versions (run, node, task, code_version)
+        SELECT DISTINCT run, node, task, coalesce(code_version, '') FROM dispatches
+        WHERE status = 'done';
+    CREATE TABLE counters (
+        run TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        crc BIGINT NOT NULL
+    ){clustered};
     """,
 ]
 

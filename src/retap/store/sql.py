@@ -510,13 +510,12 @@ class SQLStore(Store):
                            inputs, c.reused, c.outputs)
 
     def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
-        # Advisory (it only words a warning), so rows are not checksummed here: that would
-        # make every resume cost a checksum per dispatch ever done.
+        # Read from the run's "versions" (O(nodes), not O(history)); advisory, and a caller
+        # asks ``holds_version`` before it reports one as changed.
         with self.errors():
             self._known(run)
-            found = self.x(
-                "SELECT DISTINCT node, task, code_version FROM dispatches WHERE run=? AND "
-                "status='done'", (run,)).fetchall()
+            found = self.x("SELECT node, task, code_version FROM versions WHERE run=?",
+                           (run,)).fetchall()
             nodes = [json.loads(r["node"]) for r in found]
             if not all(isinstance(n, int | str) and not isinstance(n, bool) for n in nodes) or \
                     not all(isinstance(r["task"], str) and isinstance(r["code_version"],
@@ -526,6 +525,19 @@ class SQLStore(Store):
                                    "(its node, task or code version)")
             return sorted(((n, r["task"], r["code_version"] or "")
                            for n, r in zip(nodes, found, strict=True)), key=repr)
+
+    def record_versions_txn(self, run: str) -> None:
+        """Fill the run's "versions" from its done dispatches (a run copied or imported
+        whole), in the caller's transaction."""
+        self.x("INSERT INTO versions (run, node, task, code_version) SELECT DISTINCT run, "
+               "node, task, coalesce(code_version, '') FROM dispatches WHERE run=? AND "
+               "status='done'", (run,))
+
+    def holds_version(self, run: str, node: NodeId, task: str, version: str) -> bool:
+        with self.errors():
+            return self.x("SELECT 1 AS hit FROM dispatches WHERE run=? AND node=? AND task=? "
+                          "AND coalesce(code_version, '')=? AND status='done' LIMIT 1",
+                          (run, json.dumps(node), task, version)).fetchone() is not None
 
     def counts(self, run: str) -> dict[str, int]:
         counts: dict[str, int] = {}

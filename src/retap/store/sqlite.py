@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,41 @@ class SQLiteStore(SQLStore):
         so a store is checked before a run is continued or shown from it (O(file size))."""
         with self.errors():
             problems = [r[0] for r in self.conn.execute("PRAGMA quick_check")]
+        self._refuse_damage(problems)
+
+    def _refuse_damage(self, problems: list[str]) -> None:
         if problems != ["ok"]:
             raise self.corrupt(f"its structure is damaged ({problems[0].splitlines()[-1]})")
+
+    def start_structure_check(self) -> Callable[[], None]:
+        """The quick check on a connection of its own, in a thread (SQLite leaves Python's
+        lock while it reads pages): a resume's reads and first dispatch go on beside it."""
+        found: list[list[str] | BaseException] = []
+
+        def check() -> None:
+            try:
+                conn = sqlite3.connect(f"file:{quote(str(self.path.absolute()))}?mode=ro",
+                                       uri=True, isolation_level=None)
+                try:
+                    found.append([r[0] for r in conn.execute("PRAGMA quick_check")])
+                finally:
+                    conn.close()
+            except BaseException as exc:  # handed to the waiter, raised in the run's thread
+                found.append(exc)
+
+        thread = threading.Thread(target=check, name="retap-quick-check", daemon=True)
+        thread.start()
+
+        def wait() -> None:
+            thread.join()
+            problems = found[0]
+            if isinstance(problems, BaseException):
+                with self.errors():
+                    raise problems
+                raise problems
+            self._refuse_damage(problems)
+
+        return wait
 
     def structure_problems(self) -> list[str]:
         with self.errors():

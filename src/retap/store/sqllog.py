@@ -39,7 +39,7 @@ from retap.store.base import (
 from retap.store.codec import Codec, JsonCodec, digest
 from retap.store.sql import SQLStore
 
-__all__ = ["INLINE_MAX", "SQLRunLog"]
+__all__ = ["INLINE_MAX", "SEQ_BLOCK", "SQLRunLog"]
 
 INLINE_MAX = 64  # JSON values this small live in the referring row: cheaper than a digest
 Values = dict[str, tuple[str, bytes]]
@@ -48,6 +48,9 @@ Memo = dict[int, tuple[Any, str]]
 _D = ", ".join(f"d.{c}" for c in rows.DISPATCH)
 _HELD = "EXISTS (SELECT 1 FROM runs WHERE run=? AND lease_token=?)"  # the lease is ours
 _RUNNING = ("status", "seq", "started", "code_version")  # what marking a dispatch running sets
+_SEQ, _STATUS, _VERSION = map(rows.DISPATCH.index, ("seq", "status", "code_version"))
+# seqs reserved at a time in the run's counter: a killed session leaves at most this gap
+SEQ_BLOCK = 128
 
 
 class SQLRunLog(RunLog):
@@ -66,6 +69,11 @@ class SQLRunLog(RunLog):
             "dispatches", (*rows.DISPATCH, "crc"), replace_on=("run", "id"),
             only_if=_HELD if self._write_checks_lease else "")
         self._fenced = False  # the open transaction has checked the lease
+        self._checked: Callable[[], None] | None = None  # see hold_writes_until
+        self._upsert_counter = store.dialect.insert("counters", (*rows.COUNTER, "crc"),
+                                                    replace_on=("run",))
+        self._insert_version = store.dialect.insert(
+            "versions", ("run", "node", "task", "code_version"), ignore=True)
         self.codec = codec or store.codec  # the run's own codec, whatever the store's default
         self._nodes: dict[NodeId, str] = {}
         self._pending = 0
@@ -81,8 +89,17 @@ class SQLRunLog(RunLog):
             ends = self.x("SELECT min(pos) AS low, max(pos) AS high FROM queue WHERE run=?",
                           (run,)).fetchone()
             self.front, self.back = ends["low"] or 0, ends["high"] or 0
-            self.seq = self.x("SELECT coalesce(max(seq), 0) AS n FROM dispatches WHERE run=?",
-                              (run,)).fetchone()["n"]
+            counter = self.x("SELECT run, seq, crc FROM counters WHERE run=?",
+                             (run,)).fetchone()
+            if counter is not None:  # no seq above it was used: the history is not read
+                store.verify(counter, rows.COUNTER, f"the counter of run {run}")
+                self.seq = counter["seq"]
+            else:  # a run recorded before counters were kept
+                self.seq = self.x("SELECT coalesce(max(seq), 0) AS n FROM dispatches "
+                                  "WHERE run=?", (run,)).fetchone()["n"]
+            self._reserved = self.seq  # a higher seq reserves a block in the same commit
+            self._versions = {(r["node"], r["task"], r["code_version"]) for r in self.x(
+                "SELECT node, task, code_version FROM versions WHERE run=?", (run,))}
             self.jseq = self.x("SELECT coalesce(max(seq), 0) AS n FROM join_entries "
                                "WHERE run=?", (run,)).fetchone()["n"]
             # the sessions so far (where each began), to name the session of an attempt
@@ -214,6 +231,7 @@ class SQLRunLog(RunLog):
         try:
             with self._transaction(force=True):
                 self._write_event("finished", {"status": status})
+                self._write_counter(self.seq)  # exact: the next session leaves no gap
                 self.store.update_run_txn(self.run, status=status)
         finally:
             self.close()
@@ -269,9 +287,15 @@ class SQLRunLog(RunLog):
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def hold_writes_until(self, checked: Callable[[], None]) -> None:
+        self._checked = checked
+
     @contextmanager
     def _transaction(self, force: bool = False) -> Iterator[None]:
         """Statements inside run in the open transaction; committed now, or with the batch."""
+        if self._checked is not None:
+            checked, self._checked = self._checked, None
+            checked()
         with self._lock, self.store.errors(), self.store.round_trip():
             if not self.store.in_transaction:
                 self.store.begin()
@@ -306,6 +330,9 @@ class SQLRunLog(RunLog):
                 except RetapError:
                     return  # the store failed: the run's own next commit reports it
 
+    def _write_counter(self, seq: int) -> None:
+        self.store.write(self._upsert_counter, (self.run, seq, rows.crc(self.run, seq)))
+
     def _write_dispatch(self, fields: list[Any],
                         merge: Callable[[list[Any], Any], list[Any]]) -> int:
         """Write a dispatch's row; over an earlier attempt's row, ``merge`` says what the row
@@ -324,8 +351,15 @@ class SQLRunLog(RunLog):
             self._fenced = True
         else:
             self.store.write(self._upsert_dispatch, (*fields, rows.crc(*fields)))
-        if fields[rows.DISPATCH.index("status")] == "done":
+        if fields[_SEQ] > self._reserved:
+            self._reserved = fields[_SEQ] + SEQ_BLOCK
+            self._write_counter(self._reserved)
+        if fields[_STATUS] == "done":
             self._before.pop(fields[1], None)
+            version = (fields[2], fields[3], fields[_VERSION] or "")
+            if version not in self._versions:
+                self.store.write(self._insert_version, (self.run, *version))
+                self._versions.add(version)
         else:
             self._before[fields[1]] = dict(zip(rows.DISPATCH, fields, strict=True))
         return base

@@ -115,6 +115,8 @@ def features(results: list[CaseResult]) -> str:
             f"journals left by kills {sum(r.killed_journals for r in results)}, "
             f"replays --from a node {sum(r.from_replays for r in results)}, "
             f"prunes {sum(r.prunes for r in results)}, "
+            f"recoveries of a store as an older retap left it "
+            f"{sum(r.older_stores for r in results)}, "
             f"code changes {sum(r.code_changes for r in results)}, "
             f"parallel attempts {sum(r.parallel_attempts for r in results)} (cases compared "
             f"by replay only {sum(r.unordered for r in results)}); "

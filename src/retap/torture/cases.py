@@ -68,6 +68,7 @@ class CaseResult:
     parallel_attempts: int = 0  # attempts run with -j above 1
     from_replays: int = 0  # done runs replayed --from a node
     prunes: int = 0  # stores pruned of all runs but the newest
+    older_stores: int = 0  # recoveries of a store as a retap before counters left it
     code_changes: int = 0  # runs started after the project code memoized tasks read changed
     unordered: bool = False  # parallel, with joins that group by arrival: no reference check
     problems: list[str] = field(default_factory=list)
@@ -168,6 +169,7 @@ class Case:
         self.fresh_in_phase = 0
         self.seen: set[str] = set()  # problems reported so far
         self.last_error = ""  # the last line the last attempt wrote on stderr
+        self.orng = random.Random(f"older-{result.seed}")  # a stream of its own, as from_rng
 
     def play(self, steps: list[Phase]) -> None:
         """Bring each phase's run to done, comparing it with the reference's."""
@@ -232,6 +234,17 @@ class Case:
         self.result.problems += [f"after prune: {p}" for p in problems]
         self._check_replay()
 
+    def _as_older_retap(self) -> None:
+        """Leave the store as a retap before schema 8 would have, once upgraded: no run's
+        counter (the next session reads its history for the next seq), and the versions
+        list filled from the dispatches, as the upgrade fills it."""
+        self.result.older_stores += 1
+        with self.open() as store, store.transaction():
+            store.x("DELETE FROM counters")
+            store.x("DELETE FROM versions")
+            for run in self.runs:
+                store.record_versions_txn(run)
+
     def _again_from(self, phase: Phase, wanted: Expected) -> bool:
         """Replay the done run ``--from`` a node drawn for it (faulted like any attempt) and
         bring it to done again: the node's dispatches and all below it run again, once
@@ -266,6 +279,8 @@ class Case:
                 args, self.exempt = self._next(phase, local + bool(again), rng), set()
             if again:
                 self.ordered = True  # held to the audit it had, whatever runs at once
+            if args[0] != "run" and self.orng.random() < 0.15:
+                self._as_older_retap()
             code = self._attempt(args, fault)
             if not self._judge(args, fault, code, wanted, phase):
                 return False
