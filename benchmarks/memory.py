@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import retap
 from benchmarks.common import Row, chain, mb, rss_now_mb, store_bytes, temp_dir
 from retap import App, open_store
 
@@ -71,6 +72,21 @@ def child(n: int, path: str) -> dict[str, Any]:
             "end_mb": rss_now_mb(), "store_bytes": store_bytes(Path(path)), "samples": samples}
 
 
+def replay_child(n: int, path: str) -> dict[str, Any]:
+    """Replay the run the run child left (every dispatch answered from the store, End run
+    again with ``--from``): issue 13 asks a long replay to keep memory flat as well."""
+    store = open_store(path)
+    run = store.runs()[0].run
+    before = rss_now_mb()
+    start = time.perf_counter()
+    result = retap.replay(store, run, from_nodes=[2])
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    store.close()
+    return {"n": n, "status": result.status, "executed": result.cached, "elapsed": elapsed,
+            "peak_mb": peak, "hwm_mb": _status_kb("VmHWM") * 1024 / 1e6, "before_mb": before}
+
+
 def _status_kb(key: str) -> int:
     """A ``kB`` field of /proc/self/status (0 where missing)."""
     try:
@@ -85,8 +101,8 @@ def _status_kb(key: str) -> int:
 
 # -- the parent -------------------------------------------------------------------------------
 
-def measure(n: int, path: Path) -> dict[str, Any]:
-    command = shlex.join([sys.executable, "-m", "benchmarks.memory", "--child", str(n),
+def measure(n: int, path: Path, mode: str = "--child") -> dict[str, Any]:
+    command = shlex.join([sys.executable, "-m", "benchmarks.memory", mode, str(n),
                           str(path)])
     # "; exit $?" keeps sh from exec'ing python in place: python is forked from the small
     # sh process, so its ru_maxrss does not start at this process's RSS.
@@ -112,9 +128,11 @@ def _curve(data: dict[str, Any]) -> str:
 def run(quick: bool = False) -> list[Row]:
     small_n, large_n = sizes(quick)
     results = {}
+    replays = {}
     with temp_dir() as tmp:
         for n in (small_n, large_n):
             results[n] = measure(n, tmp / f"memory-{n}.db")
+            replays[n] = measure(n, tmp / f"memory-{n}.db", "--replay-child")
             (tmp / f"memory-{n}.db").unlink(missing_ok=True)
     rows = []
     for n in (large_n, small_n):
@@ -139,12 +157,23 @@ def run(quick: bool = False) -> list[Row]:
         "memory", f"peak RSS {large_n:,} vs {small_n:,}", f"{large - small:+.1f} MB",
         "(1 run each)", f"{large / small:.2f}x", f"flat (within {FLAT_TOLERANCE:.0%})",
         growth <= FLAT_TOLERANCE, f"{large_n // small_n}x the history"))
+    small, large = replays[small_n]["peak_mb"], replays[large_n]["peak_mb"]
+    growth = large / small - 1
+    rows.append(Row(
+        "memory", f"replay peak RSS {large_n:,} vs {small_n:,}", f"{large - small:+.1f} MB",
+        "(1 run each)", f"{large / small:.2f}x", f"flat (within {FLAT_TOLERANCE:.0%})",
+        growth <= FLAT_TOLERANCE,
+        f"replay of the run above, every dispatch answered from the store: peak "
+        f"{mb(small)} at {small_n:,}, {mb(large)} at {large_n:,} "
+        f"({replays[large_n]['executed'] / replays[large_n]['elapsed']:,.0f} cached/s)"))
     return rows
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         print(json.dumps(child(int(sys.argv[2]), sys.argv[3])))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--replay-child":
+        print(json.dumps(replay_child(int(sys.argv[2]), sys.argv[3])))
     else:
-        sys.exit("usage: python -m benchmarks.memory --child N STORE_PATH "
+        sys.exit("usage: python -m benchmarks.memory --child|--replay-child N STORE_PATH "
                  "(run the suite with: python benchmarks/run.py)")

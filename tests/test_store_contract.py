@@ -22,7 +22,8 @@ from retap.joins import Gate, Join, Sync
 from retap.owner import Owner, process_start
 from retap.store import MemoryStore, open_store
 from retap.store.base import DispatchRecord, Effects, MemoEntry, RunLog, Store
-from retap.store.sqllog import SEQ_BLOCK
+from retap.store.sql import SQLStore
+from retap.store.sqllog import SEQ_BLOCK, SQLRunLog
 
 SPEC: dict[str, Any] = {"retap": 1, "nodes": [{"id": 0, "task": "x:T"}], "joins": []}
 Opener = Callable[[], Store]
@@ -363,6 +364,29 @@ def test_recorded_order_is_commit_order(store: Store) -> None:
     seqs = [cached.seq(d.id) for d in ds[::-1]]
     assert seqs == sorted(seqs) and None not in seqs
     assert cached.seq(lead(9, 9).id) is None and log.lookup().seq(lead(9, 9).id) is None
+
+
+def test_a_replays_answers_are_read_ahead_of_it_not_all_at_once(store: Store) -> None:
+    n = 1300  # more than two chunks a SQL store reads ahead
+    ds = [lead(0, k, k) for k in range(n + 1)]
+    log = new_run(store, "r1", *ds)
+    for d in ds[:n]:
+        log.commit_dispatch(record(d, value="x" * 80 if d.inputs[0] % 7 == 0 else d.inputs[0]),
+                            Effects(removed=d))
+    seqs = {a.id: a.seq for a in store.audits("r1")}
+    cached = log.cached()
+    last, far = ds[n - 1], ds[n // 2]
+    assert cached.seq(last.id) == seqs[last.id]  # far ahead of what was read: asked alone
+    assert cached.seq(ds[n].id) is None  # not done
+    held = []
+    for d in ds[:n]:  # in the order recorded, as a replay asks
+        assert cached.seq(d.id) == seqs[d.id]
+        assert cached.value(d.id) == ("x" * 80 if d.inputs[0] % 7 == 0 else d.inputs[0])
+        held.append(len(getattr(cached, "ahead", ())))
+    if isinstance(store, SQLStore):  # it holds a chunk read ahead, never the history
+        assert max(held) <= SQLRunLog.AHEAD + 2
+    assert cached.seq(far.id) == seqs[far.id]  # answered already: asked again, still there
+    assert cached.value(far.id) == far.inputs[0] or far.inputs[0] % 7 == 0
 
 
 def test_versions_are_those_of_done_dispatches(store: Store) -> None:

@@ -65,6 +65,7 @@ class PostgresStore(SQLStore):
         if durability not in DURABILITY:
             raise UsageError(f"unknown durability {durability!r} (known: {', '.join(DURABILITY)})")
         conninfo, self.schema = _split_schema(url)
+        self.url = url
         self.location = _shown(url)
         self.durability = durability
         self.readonly = readonly
@@ -295,10 +296,16 @@ class PostgresStore(SQLStore):
         conn = getattr(self, "conn", None)
         return conn is None or bool(conn.closed) or conn.broken
 
+    def reader(self) -> PostgresStore:
+        return PostgresStore(self.url, readonly=True)
+
+    def begin_snapshot(self) -> None:
+        self.x("BEGIN ISOLATION LEVEL REPEATABLE READ")
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         with self.errors():
-            self.x("BEGIN ISOLATION LEVEL REPEATABLE READ")  # one snapshot for all reads
+            self.begin_snapshot()
         try:
             yield
         finally:

@@ -29,7 +29,6 @@ from retap.errors import (
     UnknownRun,
 )
 from retap.joins import Join, JoinState
-from retap.spec import check_spec
 from retap.store import boundary, rows
 from retap.store.base import (
     Attempt,
@@ -389,6 +388,8 @@ class SQLStore(Store):
         spec = row["spec"]
         spec = self.decode("json", rows.as_bytes(spec)) if isinstance(
             spec, bytes | memoryview) else None
+        from retap.spec import check_spec  # its models cost a listing of runs 25 ms
+
         info.spec = check_spec(spec).model_dump()
         return info
 
@@ -681,10 +682,19 @@ class SQLStore(Store):
             self.x(self.dialect.insert("file_digests", (*rows.FILE, "crc"),
                                        replace_on=("path",)), (*fields, rows.crc(*fields)))
 
+    @abstractmethod
+    def reader(self) -> SQLStore:
+        """The same store opened again, read-only, on a connection of its own (a long read
+        that must not hold up the writes on this one)."""
+
+    def begin_snapshot(self) -> None:
+        """Open a read transaction: one snapshot for all reads until it ends."""
+        self.begin()
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         with self.errors():
-            self.begin()  # a read transaction: one snapshot for all reads
+            self.begin_snapshot()
         try:
             yield
         finally:

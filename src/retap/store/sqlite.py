@@ -191,6 +191,9 @@ class SQLiteStore(SQLStore):
         if problems != ["ok"]:
             raise self.corrupt(f"its structure is damaged ({problems[0].splitlines()[-1]})")
 
+    def reader(self) -> SQLiteStore:
+        return SQLiteStore(self.path, readonly=True)
+
     def start_structure_check(self) -> Callable[[], None]:
         """The quick check on a connection of its own, in a thread (SQLite leaves Python's
         lock while it reads pages): a resume's reads and first dispatch go on beside it."""

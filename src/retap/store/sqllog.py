@@ -56,6 +56,10 @@ SEQ_BLOCK = 128
 class SQLRunLog(RunLog):
     """The writes of one run; commits grouped in ``batch`` durability."""
 
+    # done dispatches a replay's cache holds read ahead, at most (``cached``); the torture
+    # runner sets a few, so a replay's every way to its answers is taken
+    AHEAD = int(os.environ.get("RETAP_REPLAY_AHEAD", "512"))
+
     def __init__(self, store: SQLStore, run: str, token: str,
                  codec: Codec | None = None) -> None:
         self.store = store
@@ -70,6 +74,7 @@ class SQLRunLog(RunLog):
             only_if=_HELD if self._write_checks_lease else "")
         self._fenced = False  # the open transaction has checked the lease
         self._checked: Callable[[], None] | None = None  # see hold_writes_until
+        self._readers: list[_Streamed] = []  # what cached() opened, closed with the log
         self._upsert_counter = store.dialect.insert("counters", (*rows.COUNTER, "crc"),
                                                     replace_on=("run",))
         self._insert_version = store.dialect.insert(
@@ -238,6 +243,8 @@ class SQLRunLog(RunLog):
 
     def close(self) -> None:
         self._closed.set()
+        for reader in self._readers:
+            reader.close()
         if self._lease is not threading.current_thread():
             self._lease.join(timeout=5)  # it holds the store: let it go before exit
 
@@ -277,13 +284,9 @@ class SQLRunLog(RunLog):
         return _Lookup(self)
 
     def cached(self) -> Recorded:
-        with self.store.errors():
-            found = self.x(_DONE + "WHERE d.run=? AND d.status='done'", (self.run,))
-            raw = {}
-            for row in found:
-                ident, seq, ref = _done(self.store, row)
-                raw[ident] = (seq, ref, row["vcodec"], row["vdata"])
-        return _Cached(raw, self.store.value_of)
+        streamed = _Streamed(self)
+        self._readers.append(streamed)
+        return streamed
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -552,18 +555,62 @@ class _Lookup(Recorded):
         return self.log.store.value_of(row["result"], row["vcodec"], row["vdata"])
 
 
-class _Cached(Recorded):
-    """Done dispatches read at once, their values decoded when asked for (replay)."""
+Done = tuple[int, str, Any, Any]  # a done dispatch's seq, result ref, value codec and data
 
-    def __init__(self, raw: dict[str, tuple[int, str, str | None, bytes | None]],
-                 decode: Any) -> None:
-        self.raw = raw
-        self.decode = decode
+
+class _Streamed(Recorded):
+    """Done dispatches for a replay, which asks for them in about the order they were
+    recorded: read in ``seq`` order, a chunk ahead of it, on a connection of its own (one
+    snapshot, and no read held open on the one that writes); one the chunk does not hold
+    is looked up alone. Memory holds what was read ahead and not answered yet, not the
+    history."""
+
+    def __init__(self, log: SQLRunLog) -> None:
+        self.log = log
+        self.store = log.store
+        self.ahead: dict[str, Done] = {}
+        self.reader: SQLStore | None = log.store.reader()
+        with self.store.errors():
+            self.reader.begin_snapshot()
+            self.rows: Iterator[Any] = iter(self.reader.x(
+                _DONE + "WHERE d.run=? AND d.status='done' ORDER BY d.seq", (log.run,)))
+        self._read_on()
+
+    def _read_on(self) -> None:
+        with self.store.errors():
+            while len(self.ahead) < SQLRunLog.AHEAD:
+                row = next(self.rows, None)
+                if row is None:  # every done dispatch was read
+                    self.close()
+                    return
+                ident, seq, ref = _done(self.store, row)
+                self.ahead[ident] = (seq, ref, row["vcodec"], row["vdata"])
+
+    def _find(self, dispatch: str) -> Done | None:
+        hit = self.ahead.get(dispatch)
+        if hit is None and self.reader is not None:
+            self._read_on()
+            hit = self.ahead.get(dispatch)
+        if hit is None:  # far ahead, answered already, or not done: ask for it alone
+            row = _Lookup(self.log)._row(dispatch)
+            if row is None:
+                return None
+            hit = self.ahead[dispatch] = (row["seq"], row["result"], row["vcodec"],
+                                          row["vdata"])
+        return hit
 
     def seq(self, dispatch: str) -> int | None:
-        hit = self.raw.get(dispatch)
+        hit = self.ahead.get(dispatch) or self._find(dispatch)
         return None if hit is None else hit[0]
 
     def value(self, dispatch: str) -> Any:
-        _, ref, codec, data = self.raw[dispatch]
-        return self.decode(ref, codec, data)
+        hit = self.ahead.pop(dispatch, None) or self._find(dispatch)
+        if hit is None:
+            raise self.store.corrupt(f"done dispatch {dispatch} is no longer recorded")
+        self.ahead.pop(dispatch, None)  # answered: it is not asked for again
+        return self.store.value_of(hit[1], hit[2], hit[3])
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
