@@ -392,7 +392,8 @@ class RunLog(ABC):
 
     @abstractmethod
     def cached(self) -> Recorded:
-        """The run's done dispatches, read at once (what a replay answers from)."""
+        """The run's done dispatches as they stood when asked, what a replay answers from
+        (a SQL store reads them in recorded order, a chunk ahead of the replay)."""
 
     def lookup(self) -> Recorded:
         """The same answers as ``cached``, looked up one dispatch at a time: what a resume
