@@ -569,6 +569,7 @@ class _Streamed(Recorded):
         self.log = log
         self.store = log.store
         self.ahead: dict[str, Done] = {}
+        self.answered = 0  # the highest seq answered so far
         self.reader: SQLStore | None = log.store.reader()
         with self.store.errors():
             self.reader.begin_snapshot()
@@ -577,6 +578,8 @@ class _Streamed(Recorded):
         self._read_on()
 
     def _read_on(self) -> None:
+        if len(self.ahead) >= SQLRunLog.AHEAD:  # full of rows no answer took (run again):
+            self.ahead = {k: v for k, v in self.ahead.items() if v[0] > self.answered}
         with self.store.errors():
             while len(self.ahead) < SQLRunLog.AHEAD:
                 row = next(self.rows, None)
@@ -608,6 +611,7 @@ class _Streamed(Recorded):
         if hit is None:
             raise self.store.corrupt(f"done dispatch {dispatch} is no longer recorded")
         self.ahead.pop(dispatch, None)  # answered: it is not asked for again
+        self.answered = max(self.answered, hit[0])
         return self.store.value_of(hit[1], hit[2], hit[3])
 
     def close(self) -> None:
