@@ -53,7 +53,6 @@ class Recovery:
     settings: list[dict[str, Any]]  # each --set applied: node, key, old and new value
     from_nodes: list[NodeId] = field(default_factory=list)  # replay --from: run these again
     older_versions: bool = False  # the run's sessions kept no pieces: an older retap's
-    checked: Callable[[], None] = lambda: None  # waits for the store's structure check
 
     @property
     def already_done(self) -> bool:
@@ -77,7 +76,6 @@ def parse_set(text: str) -> tuple[NodeId, str, str]:
 def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] = (),
             take_over: bool = False) -> Recovery:
     """Rebuild the run's workflow from its spec, apply ``--set``s, and list code changes."""
-    checked = store.start_structure_check()  # a session writes nothing before it passes
     info = store.run_info(run, count=False)  # what resume needs, without a pass over history
     busy = busy_owner(info, Owner.current(), take_over)
     if busy is not None:
@@ -97,7 +95,7 @@ def prepare(store: Store, run: str, settings: Iterable[tuple[NodeId, str, Any]] 
                for node, task, version in changed]
     older = bool(changed) and not any(isinstance(e.data.get("code"), dict) for e in events
                                       if e.kind in SESSIONS)
-    return Recovery(info, workflow, changes, applied, older_versions=older, checked=checked)
+    return Recovery(info, workflow, changes, applied, older_versions=older)
 
 
 def _changed(recorded: dict[str, dict[str, str]], old: str, new: CodeVersion
@@ -159,6 +157,7 @@ def resume(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
         return _replay(store, recovery, rerun_inflight, True, middleware, on_error, notify,
                        explain, take_over, running)
     if recovery.already_done:
+        store.check_structure()
         return RunResult(run, "done", store)
     app = _claim(store, recovery, "resumed", (rerun_inflight, False), take_over, middleware,
                  on_error, notify, explain, running, lambda app, log: app.attach(
@@ -192,6 +191,7 @@ def replay(store: Store, run: str, *, settings: Iterable[tuple[NodeId, str, Any]
     _warn_changes(recovery, rerun_changed, notify)
     if recovery.already_done and not (rerun_changed and recovery.changes) and \
             not recovery.from_nodes:
+        store.check_structure()
         return RunResult(run, "done", store)
     return _replay(store, recovery, rerun_inflight, rerun_changed, middleware, on_error, notify,
                    explain, take_over, running, halt_before_execute)
@@ -265,7 +265,7 @@ def _claim(store: Store, recovery: Recovery, kind: str, rerun: tuple[bool, bool]
         # the claim and the session's events are written; nothing else is until the
         # store's structure check passes (it reads the whole file: the first dispatch
         # goes on beside it)
-        log.hold_writes_until(recovery.checked)
+        log.hold_writes_until(store.start_structure_check())
         attach(app, log)
     except BaseException:
         log.finish(log.previous)  # refused before anything ran: the run stays as it was

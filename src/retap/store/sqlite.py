@@ -198,17 +198,17 @@ class SQLiteStore(SQLStore):
         """The quick check on a connection of its own, in a thread (SQLite leaves Python's
         lock while it reads pages): a resume's reads and first dispatch go on beside it."""
         found: list[list[str] | BaseException] = []
+        with self.errors():  # opened here: the thread makes one call, without the GIL
+            conn = sqlite3.connect(f"file:{quote(str(self.path.absolute()))}?mode=ro",
+                                   uri=True, isolation_level=None, check_same_thread=False)
 
         def check() -> None:
             try:
-                conn = sqlite3.connect(f"file:{quote(str(self.path.absolute()))}?mode=ro",
-                                       uri=True, isolation_level=None)
-                try:
-                    found.append([r[0] for r in conn.execute("PRAGMA quick_check")])
-                finally:
-                    conn.close()
+                found.append([r[0] for r in conn.execute("PRAGMA quick_check").fetchall()])
             except BaseException as exc:  # handed to the waiter, raised in the run's thread
                 found.append(exc)
+            finally:
+                conn.close()
 
         thread = threading.Thread(target=check, name="retap-quick-check", daemon=True)
         thread.start()
