@@ -216,10 +216,8 @@ class SQLiteStore(SQLStore):
         def wait() -> None:
             thread.join()
             problems = found[0]
-            if isinstance(problems, BaseException):
-                with self.errors():
-                    raise problems
-                raise problems
+            if isinstance(problems, BaseException):  # a driver error, told as any other
+                raise self._translate(problems) or problems
             self._refuse_damage(problems)
 
         return wait

@@ -566,7 +566,7 @@ class _Streamed(Recorded):
     history."""
 
     def __init__(self, log: SQLRunLog) -> None:
-        self.log = log
+        self.alone = _Lookup(log)
         self.store = log.store
         self.ahead: dict[str, Done] = {}
         self.answered = 0  # the highest seq answered so far
@@ -595,7 +595,7 @@ class _Streamed(Recorded):
             self._read_on()
             hit = self.ahead.get(dispatch)
         if hit is None:  # far ahead, answered already, or not done: ask for it alone
-            row = _Lookup(self.log)._row(dispatch)
+            row = self.alone._row(dispatch)
             if row is None:
                 return None
             hit = self.ahead[dispatch] = (row["seq"], row["result"], row["vcodec"],
@@ -607,10 +607,10 @@ class _Streamed(Recorded):
         return None if hit is None else hit[0]
 
     def value(self, dispatch: str) -> Any:
-        hit = self.ahead.pop(dispatch, None) or self._find(dispatch)
+        hit = self._find(dispatch)
         if hit is None:
             raise self.store.corrupt(f"done dispatch {dispatch} is no longer recorded")
-        self.ahead.pop(dispatch, None)  # answered: it is not asked for again
+        del self.ahead[dispatch]  # answered: it is not asked for again
         self.answered = max(self.answered, hit[0])
         return self.store.value_of(hit[1], hit[2], hit[3])
 
