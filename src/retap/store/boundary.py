@@ -6,14 +6,21 @@ row edited by hand, with its checksum recomputed): a spec that is a list, source
 are not a list, a timestamp past the year 9999, a pid no process can have. Each model
 below says what retap writes; a row that does not fit is refused as ``StoreCorrupt``
 with one line naming the row and the field, never read as data.
+
+The models are msgspec structs, not pydantic models: every command that reads a store
+passes here, and msgspec loads in a few milliseconds where pydantic's import and model
+building cost a listing of runs most of its time (issue 13). Columns that hold JSON are
+decoded with the standard library's ``json``, the codec that wrote them (it writes ``NaN``
+and integers of any size), then checked against their type.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+import json
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+import msgspec
+from msgspec import Meta
 
 from retap.runid import valid_run_id
 
@@ -29,27 +36,29 @@ __all__ = [
     "RunRow",
     "Timestamp",
     "WorkerRow",
-    "problem",
     "valid",
 ]
 
 STATUSES = ("running", "done", "failed", "interrupted")
 Status = Literal["running", "done", "failed", "interrupted"]
-Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+# \A and \Z, not ^ and $: a $ would also let a trailing newline through
+Hex32 = Annotated[str, Meta(pattern=r"\A[0-9a-f]{32}\Z")]
 # a value's ref: its digest, or its JSON inline after "="
-Ref = Annotated[str, StringConstraints(pattern=r"^(=.+|[0-9a-f]{32})$")]
-NodeId = Annotated[int, Field(strict=True)] | str
-# seconds since the epoch, up to the year 9999 (what a date can show)
-Timestamp = Annotated[float, Field(ge=0, le=253_402_300_799, allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0, lt=2 ** 63)]
+Ref = Annotated[str, Meta(pattern=r"\A(=.+|[0-9a-f]{32})\Z")]
+NodeId = int | str
+# seconds since the epoch, up to the year 9999 (what a date can show); NaN fails both bounds
+Timestamp = Annotated[float, Meta(ge=0, le=253_402_300_799)]
+Count = Annotated[int, Meta(ge=0, le=2 ** 63 - 1)]
+Positive = Annotated[int, Meta(ge=1, le=2 ** 63 - 1)]
+Pid = Annotated[int, Meta(gt=0, lt=2 ** 31)]
 
 
-class _Row(BaseModel):
-    # each row model is built when first used: a command reading runs needs one of ten
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", defer_build=True)
+class _Row(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # the columns that hold JSON text, decoded before the row is checked
+    json_columns: ClassVar[tuple[str, ...]] = ()
 
 
-class RunRow(_Row):
+class RunRow(_Row, frozen=True):
     """A row of ``runs`` (the spec is checked on its own, once decoded)."""
 
     run: str
@@ -57,130 +66,155 @@ class RunRow(_Row):
     created: Timestamp
     codec: Literal["json", "pickle"] = "json"
     owner_host: str | None = None
-    owner_pid: Annotated[int, Field(gt=0, lt=2 ** 31)] | None = None
+    owner_pid: Pid | None = None
     owner_started: Timestamp | None = None
 
-    @pydantic.field_validator("run")
-    @classmethod
-    def _run_id(cls, run: str) -> str:
-        if not valid_run_id(run):
-            raise ValueError("not a valid run id")
-        return run
+    def __post_init__(self) -> None:
+        if not valid_run_id(self.run):
+            raise ValueError("run: not a valid run id")
 
 
-class DispatchRow(_Row):
+class DispatchRow(_Row, frozen=True):
     """A row of ``dispatches``: one dispatch's latest attempt."""
 
+    json_columns: ClassVar[tuple[str, ...]] = ("node", "sources", "inputs", "error", "outputs")
+
     id: Hex32
-    node: pydantic.Json[NodeId]
+    node: NodeId
     task: str
-    sources: pydantic.Json[tuple[Hex32, ...]]
-    inputs: pydantic.Json[list[Ref]] | None = None
+    sources: tuple[Hex32, ...]
     status: Status
-    result: Ref | None = None
-    error: pydantic.Json[dict[str, Any]] | None = None
     attempts: Count
     seq: Count
+    inputs: list[Ref] | None = None
+    result: Ref | None = None
+    error: dict[str, Any] | None = None
     started: Timestamp | None = None
     finished: Timestamp | None = None
     code_version: str | None = None
     reused: str | None = None
-    outputs: pydantic.Json[dict[str, str]] | None = None
+    outputs: dict[str, str] | None = None
 
 
-class QueueRow(_Row):
+class QueueRow(_Row, frozen=True):
     """A row of ``queue``: one pending dispatch at its position."""
 
+    json_columns: ClassVar[tuple[str, ...]] = ("node", "sources", "inputs")
+
     id: Hex32
-    node: pydantic.Json[NodeId]
-    sources: pydantic.Json[tuple[Hex32, ...]]
-    inputs: pydantic.Json[list[Ref]]
+    node: NodeId
+    sources: tuple[Hex32, ...]
+    inputs: list[Ref]
     pos: int
 
 
-class JoinEntryRow(_Row):
+class JoinEntryRow(_Row, frozen=True):
     """A row of ``join_entries``: one result a stateful join holds."""
 
-    join_id: pydantic.Json[NodeId]
-    slot: Annotated[int, Field(ge=0, lt=1 << 16)]
+    json_columns: ClassVar[tuple[str, ...]] = ("join_id",)
+
+    join_id: NodeId
+    slot: Annotated[int, Meta(ge=0, lt=1 << 16)]
     audit: Hex32
 
 
-class JoinCountRow(_Row):
+class JoinCountRow(_Row, frozen=True):
     """A row of ``join_counts``: how often a stateful join has fired."""
 
-    join_id: pydantic.Json[NodeId]
+    json_columns: ClassVar[tuple[str, ...]] = ("join_id",)
+
+    join_id: NodeId
     count: Count
 
 
-class MemoRow(_Row):
+class MemoRow(_Row, frozen=True):
     """A row of ``memo``: a result other runs may reuse."""
+
+    json_columns: ClassVar[tuple[str, ...]] = ("outputs", "facts")
 
     task: str
     key: str
     result: Ref
-    outputs: pydantic.Json[dict[str, str]]
-    facts: pydantic.Json[dict[str, Any]]
+    outputs: dict[str, str]
+    facts: dict[str, Any]
     run: str
     dispatch: str
     created: Timestamp
 
 
-class AttemptRow(_Row):
+class AttemptRow(_Row, frozen=True):
     """A row of ``attempts``: an attempt a dispatch's row no longer holds."""
 
+    json_columns: ClassVar[tuple[str, ...]] = ("error",)
+
     dispatch: Hex32
-    n: Annotated[int, Field(ge=1, lt=2 ** 63)]
+    n: Positive
     session: Count
     status: Literal["done", "failed", "interrupted", "lost"]
     started: Timestamp | None = None
     finished: Timestamp | None = None
-    error: pydantic.Json[dict[str, Any]] | None = None
+    error: dict[str, Any] | None = None
 
 
-class EventRow(_Row):
+class EventRow(_Row, frozen=True):
     """A row of ``events``: one entry of a run's timeline."""
 
-    seq: Annotated[int, Field(ge=1, lt=2 ** 63)]
+    json_columns: ClassVar[tuple[str, ...]] = ("data",)
+
+    seq: Positive
     at: Timestamp
-    kind: Annotated[str, StringConstraints(pattern=r"^[a-z-]{1,32}$")]
-    data: pydantic.Json[dict[str, Any]]
+    kind: Annotated[str, Meta(pattern=r"\A[a-z-]{1,32}\Z")]
+    data: dict[str, Any]
 
 
-class LogRow(_Row):
+class LogRow(_Row, frozen=True):
     """A row of ``logs``: what one attempt printed and logged."""
 
-    seq: Annotated[int, Field(ge=1, lt=2 ** 63)]
+    seq: Positive
     dispatch: Hex32
-    attempt: Annotated[int, Field(ge=1, lt=2 ** 63)]
+    attempt: Positive
     text: str
     dropped: Count
 
 
-class WorkerRow(_Row):
+class WorkerRow(_Row, frozen=True):
     """A row of ``workers``: the process that ran one attempt outside its coordinator."""
 
     dispatch: Hex32
-    attempt: Annotated[int, Field(ge=1, lt=2 ** 63)]
-    host: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    pid: Annotated[int, Field(gt=0, lt=2 ** 31)]
+    attempt: Positive
+    host: Annotated[str, Meta(min_length=1, max_length=255)]
+    pid: Pid
 
 
-def problem(error: pydantic.ValidationError) -> str:
-    """The first thing wrong with a row, in a few words: ``sources: Input should be ...``."""
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "row"
-    return f"{where}: {first['msg']}"
-
-
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=_Row)
 
 
 def valid(model: type[M], fields: dict[str, Any]) -> M | str:
-    """``fields`` as a ``model``, or a one-line reason why they are not one."""
+    """``fields`` as a ``model``, or a one-line reason why they are not one
+    (``sources: Expected `array`, got `int```)."""
+    for column in model.json_columns:
+        text = fields.get(column)
+        if text is None:
+            continue
+        if not isinstance(text, str | bytes | bytearray):
+            return f"{column}: JSON text expected, got `{type(text).__name__}`"
+        try:
+            fields[column] = json.loads(text)
+        except ValueError:
+            return f"{column}: not valid JSON"
+        except RecursionError:
+            return f"{column}: JSON nested too deep"
     try:
-        return model.model_validate(fields)
-    except pydantic.ValidationError as exc:
-        return problem(exc)
-    except (RecursionError, ValueError, TypeError) as exc:
-        return f"row: {type(exc).__name__}"
+        return msgspec.convert(fields, model, strict=True)
+    except msgspec.ValidationError as exc:
+        return _problem(str(exc))
+    except RecursionError:
+        return "row: nested too deep"
+
+
+def _problem(message: str) -> str:
+    """msgspec's ``Expected ... - at `$.sources[0]``` as ``sources[0]: Expected ...``."""
+    said, at, where = message.rpartition(" - at `$.")
+    if not at:
+        return message if ": " in message else f"row: {message}"
+    return f"{where.rstrip('`')}: {said}"
