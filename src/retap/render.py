@@ -67,33 +67,42 @@ def runs_json(runs: Iterable[RunInfo],
 _STATUS_STYLE = {"done": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
 
+# a command can hold control characters: a tab prints as a space, the others not at all
+_UNPRINTABLE = {c: (" " if c == 9 else None) for c in (*range(32), 127)}
+
+
 def runs_table(runs: Iterable[RunInfo],
                summaries: dict[str, tuple[float | None, str | None]] | None = None,
                terminal_width: int | None = None) -> str:
-    """Runs as a table (rich): on a terminal ``terminal_width`` wide, with status colours;
-    else plain and never wrapped, for pipes and files."""
+    """Runs as a table: on a terminal ``terminal_width`` wide, with status colours (rich);
+    else plain columns, never wrapped, for pipes and files (without loading rich)."""
     found = runs_json(runs, summaries)
     if not found:
         return "no runs in this store\n"
-    from rich.console import Console
-    from rich.table import Table
-
     rows = [(r["run"], r["status"], r["created"], _duration(r.get("duration")),
              str(r["dispatches"]), short(r.get("command") or "", 70)) for r in found]
-    table = Table(box=None, pad_edge=False, header_style="bold" if terminal_width else "")
     head = ("RUN", "STATUS", "CREATED", "DURATION", "DISPATCHES")
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    if not terminal_width:
+        return "".join("  ".join([*(c.rjust(w) if i > 2 else c.ljust(w)
+                                    for i, (c, w) in enumerate(zip(row, widths, strict=False))),
+                                  row[-1].translate(_UNPRINTABLE)]).rstrip() + "\n"
+                       for row in [(*head, "COMMAND"), *rows])
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text  # cells as text, not markup: a command may hold "[red]"
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
     for i, name in enumerate(head):  # these are never cut; a narrow terminal cuts COMMAND
         table.add_column(name, no_wrap=True, justify="right" if i > 2 else "left",
                          min_width=widths[i])
     table.add_column("COMMAND", no_wrap=True, overflow="ellipsis")
     for row in rows:
-        table.add_row(*row[:1], f"[{_STATUS_STYLE.get(row[1], '')}]{row[1]}", *row[2:])
-    width = max(terminal_width, sum(widths) + 2 * len(widths) + 24) if terminal_width else \
-        10_000  # never so narrow that COMMAND has no room
+        table.add_row(row[0], Text(row[1], style=_STATUS_STYLE.get(row[1], "")),
+                      *row[2:-1], Text(row[-1]))
+    width = max(terminal_width, sum(widths) + 2 * len(widths) + 24)  # room for COMMAND
     console = Console(file=io.StringIO(), width=width, highlight=False,
-                      color_system="standard" if terminal_width else None,
-                      force_terminal=bool(terminal_width))
+                      color_system="standard", force_terminal=True)
     console.print(table)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     return "".join(line.rstrip() + "\n" for line in text.splitlines())

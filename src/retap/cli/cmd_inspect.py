@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -60,7 +59,11 @@ def runs_cmd(ctx: click.Context, store: str | None, as_json: bool, statuses: tup
     if as_json:
         click.echo(json.dumps(runs_json(runs, summaries), indent=2))
     else:
-        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        width = None
+        if sys.stdout.isatty():
+            import shutil  # (and its compression modules) only for a terminal
+
+            width = shutil.get_terminal_size().columns
         click.echo(runs_table(runs, summaries, width), nl=False)
 
 
