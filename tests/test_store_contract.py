@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from pgserver import fresh_schema
-from retap.capture import Log
-from retap.dispatch import Attempt, Dispatch, lead_dispatch_id
+from retap.dispatch import Attempt, Dispatch, Log, lead_dispatch_id
 from retap.errors import RunBusy, RunExists, UnknownRun
 from retap.joins import Gate, Join, Sync
 from retap.owner import Owner, process_start

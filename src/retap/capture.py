@@ -18,29 +18,15 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TextIO
 
-__all__ = ["DEFAULT_LIMIT", "LIMIT_ENV", "Capture", "Log", "capturing", "output_limit"]
+from retap.dispatch import Log
+
+__all__ = ["DEFAULT_LIMIT", "LIMIT_ENV", "Capture", "capturing", "output_limit"]
 
 DEFAULT_LIMIT = 1 << 20
 LIMIT_ENV = "RETAP_OUTPUT_LIMIT"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
-
-
-@dataclass(frozen=True, slots=True)
-class Log:
-    """What one attempt printed and logged, in the order written; ``dropped`` characters
-    were left out of its middle (0: it is whole)."""
-
-    text: str
-    dropped: int = 0
-
-    def __post_init__(self) -> None:
-        # as every store can hold it: no NUL (PostgreSQL text refuses it), no lone
-        # surrogate (not UTF-8)
-        text = self.text.replace("\x00", "\\x00")
-        object.__setattr__(self, "text", text.encode("utf-8", "backslashreplace").decode())
 
 
 def output_limit(value: str | None = None) -> int:

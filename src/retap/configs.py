@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import enum
 import json
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 
 from retap import secret
 from retap.errors import ConfigValueError, TaskDefinitionError, UnknownConfig
@@ -185,6 +183,8 @@ def coerce_text(task: str, spec: ConfigSpec, raw: list[str]) -> Any:
 
 
 def _yaml(task: str, spec: ConfigSpec, text: str) -> Any:
+    import yaml  # here: most runs read no YAML, and yaml costs a start-up 10 ms
+
     from retap.safeyaml import load_yaml
 
     try:
@@ -196,6 +196,10 @@ def _yaml(task: str, spec: ConfigSpec, text: str) -> Any:
 
 def load_config_file(path: str | Path, task: str = "?") -> dict[str, Any]:
     """Read a config file (YAML, TOML or JSON, by extension) into a dict of config values."""
+    import tomllib
+
+    import yaml
+
     from retap.safeyaml import load_yaml
 
     path = Path(path)

@@ -13,11 +13,24 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from retap.capture import Log
-
-__all__ = ["Attempt", "Dispatch", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
+__all__ = ["Attempt", "Dispatch", "Log", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
 
 NodeId = int | str
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """What one attempt printed and logged, in the order written; ``dropped`` characters
+    were left out of its middle (0: it is whole)."""
+
+    text: str
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        # as every store can hold it: no NUL (PostgreSQL text refuses it), no lone
+        # surrogate (not UTF-8)
+        text = self.text.replace("\x00", "\\x00")
+        object.__setattr__(self, "text", text.encode("utf-8", "backslashreplace").decode())
 
 
 def _digest(parts: tuple[Any, ...]) -> str:

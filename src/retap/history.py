@@ -8,7 +8,6 @@ for the latest attempt the session its commit was made in.
 
 from __future__ import annotations
 
-import getpass
 import os
 import shlex
 import sys
@@ -189,6 +188,8 @@ def event_line(event: RunEvent) -> str:
 
 
 def _user() -> str:
+    import getpass  # here: only an export or import names its user
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a container)

@@ -9,7 +9,6 @@ for containers whose host name changes on every start.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 
 __all__ = ["HOST_ENV", "Owner", "host_name", "process_start"]
@@ -19,6 +18,8 @@ HOST_ENV = "RETAP_HOST"
 
 def host_name() -> str:
     """This machine's name as runs record it: ``$RETAP_HOST``, else the host name."""
+    import socket  # here: a listing of runs never asks
+
     return os.environ.get(HOST_ENV) or socket.gethostname()
 
 

@@ -4,7 +4,6 @@ typed on command lines, so they are kept to a small, safe alphabet."""
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,8 @@ def check_run_id(run: Any) -> str:
 
 def new_run_id() -> str:
     """A sortable, readable run id: ``20261128-013045-3fa2c1``."""
+    import secrets  # here: reading a store makes no run id
+
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 

@@ -8,9 +8,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from retap.capture import Log
 from retap.context import TaskContext
-from retap.dispatch import NodeId
+from retap.dispatch import Log, NodeId
 from retap.errors import error_record
 from retap.taskdef import Task
 

@@ -13,13 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from retap.capture import Log
-from retap.dispatch import Attempt, Dispatch, NodeId
+from retap.dispatch import Attempt, Dispatch, Log, NodeId
 from retap.errors import RunBusy
-from retap.joins import Join, JoinState
 from retap.owner import Owner
+
+if TYPE_CHECKING:
+    from retap.joins import Join, JoinState
 
 __all__ = ["SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "LogRecord",
            "Owner", "Recorded", "RunEvent", "RunInfo", "RunLog", "Store", "busy_owner",

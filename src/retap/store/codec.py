@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import os
-import pickle
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePath
 from typing import Any
@@ -184,6 +183,8 @@ class PickleCodec(Codec):
         self.key = key
 
     def encode(self, value: Any) -> bytes:
+        import pickle  # here: only a run that asks for it pickles
+
         try:
             payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -202,6 +203,8 @@ class PickleCodec(Codec):
         if not self.signed(data):
             raise CodecError("a pickled value's signature does not match: the store was "
                              "changed outside retap or the key differs; refusing to unpickle it")
+        import pickle
+
         try:
             return pickle.loads(payload)
         except Exception as exc:  # signed, so ours: a class its code no longer has

@@ -16,7 +16,7 @@ from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retap.dispatch import Dispatch, NodeId
 from retap.errors import (
@@ -28,7 +28,6 @@ from retap.errors import (
     StoreCorrupt,
     UnknownRun,
 )
-from retap.joins import Join, JoinState
 from retap.store import boundary, rows
 from retap.store.base import (
     Attempt,
@@ -56,6 +55,9 @@ from retap.store.codec import (
 )
 from retap.store.dialect import Dialect
 from retap.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from retap.joins import Join, JoinState
 
 __all__ = ["SQLStore", "clip"]
 
