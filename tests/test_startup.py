@@ -1,6 +1,7 @@
 """Case 13: the edges of a command's life. A signal during start-up exits 130 / 143 without a
 traceback; a dry run writes nothing; a task called `--` and a gate limit of `true` are
-refused when declared; a task that exits (`sys.exit`) fails its dispatch, not retap."""
+refused when declared; a task that exits (`sys.exit`) fails its dispatch, not retap.
+Issue 13: listing runs imports only what it uses."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import contextlib
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
 
 import retap
 from conftest import Project, assert_one_line_error
+from retap.render import runs_table
+from retap.store import open_existing
 from retap.tasks import Load
 
 
@@ -121,3 +126,39 @@ def test_case_7_a_task_that_exits_fails_its_dispatch_and_the_run_resumes(
     assert project.runs()[0]["status"] == "failed"
     (project.path / "fixed").touch()
     assert project.run("resume", "q", check=0).out == "a!\n"
+
+
+def imported(project: Project, *args: str) -> set[str]:
+    """The top-level modules ``retap ARGS`` imports, as ``python -X importtime`` lists them."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *project.command(*args)[1:]],
+                          cwd=project.path, capture_output=True, text=True, timeout=60,
+                          env=project.env)
+    assert done.returncode == 0, done.stderr
+    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+def test_listing_runs_into_a_pipe_loads_neither_pydantic_nor_rich_nor_yaml(
+        project: Project) -> None:
+    project.run("run", "--run-id", "r", "--", "load", "[red]x[/red]", "--:", "dump", check=0)
+
+    modules = imported(project, "runs")
+
+    assert "retap" in modules and "sqlite3" in modules  # (the listing was read)
+    assert not modules & {"pydantic", "rich", "yaml", "psutil"}, modules
+    listed = project.run("runs", check=0).out.splitlines()
+    assert listed[0].split() == ["RUN", "STATUS", "CREATED", "DURATION", "DISPATCHES",
+                                 "COMMAND"]
+    assert listed[1].split()[:2] == ["r", "done"]
+    assert "load '[red]x[/red]' --: dump" in listed[1]  # text, never read as markup
+
+
+def test_runs_on_a_terminal_show_a_command_as_text_not_markup(project: Project) -> None:
+    project.run("run", "--run-id", "r", "--", "load", "[bold]x[/bold]", "--:", "dump", check=0)
+    with open_existing(project.path / ".retap" / "retap.db") as store:
+        runs = store.runs()
+
+    table = runs_table(runs, {"r": (0.5, "retap run -- load '[bold]x[/bold]'")}, 100)
+
+    assert "load '[bold]x[/bold]'" in table
+    assert "\x1b[32mdone" in table  # the status in its colour
