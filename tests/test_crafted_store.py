@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from conftest import Project, assert_one_line_error
 from crafting import allow_sealing, seal_sql
 from retap.cli import main
-from retap.store import rows
+from retap.store import boundary, rows
 from retap.store.codec import digest
 
 COPY_TASK = '''
@@ -315,3 +315,23 @@ def test_a_crafted_row_is_refused_in_one_line(pristine: Path, tmp_path: Path, na
 
     line = assert_one_line_error(result)
     assert line.startswith("retap: error:"), line
+
+
+def test_what_the_writer_s_json_can_hold_is_read_back_and_the_rest_named() -> None:
+    # the store writes its JSON columns with the standard json module: NaN, Infinity and
+    # integers of any size are its output too, and must read back
+    event = {"seq": 1, "at": 1.5, "kind": "set", "data": json.dumps(
+        {"x": float("nan"), "y": float("inf"), "n": 10 ** 40})}
+    row = boundary.valid(boundary.EventRow, dict(event))
+    assert isinstance(row, boundary.EventRow) and row.data["n"] == 10 ** 40
+    assert boundary.valid(boundary.EventRow, {**event, "data": "[1]"}) == \
+        "data: Expected `object`, got `array`"
+    assert boundary.valid(boundary.EventRow, {**event, "data": 5}) == \
+        "data: JSON text expected, got `int`"
+    assert boundary.valid(boundary.EventRow, {**event, "seq": True}) == \
+        "seq: Expected `int`, got `bool`"
+    assert boundary.valid(boundary.EventRow, {**event, "kind": "set\n"}).startswith("kind: ")
+    assert boundary.valid(boundary.EventRow, {**event, "extra": 1}) == \
+        "row: Object contains unknown field `extra`"
+    run = {"run": "..", "status": "done", "created": 1.0}
+    assert boundary.valid(boundary.RunRow, run) == "run: not a valid run id"
