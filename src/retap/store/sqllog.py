@@ -39,14 +39,16 @@ from retap.store.base import (
 from retap.store.codec import Codec, JsonCodec, digest
 from retap.store.sql import SQLStore
 
-__all__ = ["INLINE_MAX", "SEQ_BLOCK", "SQLRunLog"]
+__all__ = ["INLINE_MAX", "LEASE_HELD", "QUEUE_INSERT", "SEQ_BLOCK", "SQLRunLog"]
 
 INLINE_MAX = 64  # JSON values this small live in the referring row: cheaper than a digest
 Values = dict[str, tuple[str, bytes]]
 Memo = dict[int, tuple[Any, str]]
 
 _D = ", ".join(f"d.{c}" for c in rows.DISPATCH)
-_HELD = "EXISTS (SELECT 1 FROM runs WHERE run=? AND lease_token=?)"  # the lease is ours
+LEASE_HELD = "EXISTS (SELECT 1 FROM runs WHERE run=? AND lease_token=?)"  # the lease is ours
+QUEUE_INSERT = ("INSERT INTO queue (run, pos, id, node, sources, inputs, crc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)")
 _RUNNING = ("status", "seq", "started", "code_version")  # what marking a dispatch running sets
 _SEQ, _STATUS, _VERSION = map(rows.DISPATCH.index, ("seq", "status", "code_version"))
 # seqs reserved at a time in the run's counter: a killed session leaves at most this gap
@@ -71,7 +73,7 @@ class SQLRunLog(RunLog):
         self._write_checks_lease = store.write_checks_lease
         self._upsert_dispatch = store.dialect.insert(
             "dispatches", (*rows.DISPATCH, "crc"), replace_on=("run", "id"),
-            only_if=_HELD if self._write_checks_lease else "")
+            only_if=LEASE_HELD if self._write_checks_lease else "")
         self._fenced = False  # the open transaction has checked the lease
         self._checked: Callable[[], None] | None = None  # see hold_writes_until
         self._readers: list[_Streamed] = []  # what cached() opened, closed with the log
@@ -461,8 +463,7 @@ class SQLRunLog(RunLog):
                              [(k, c, d) for k, (c, d) in values.items()])
 
     def _insert_queue(self, queued: list[tuple[Any, ...]]) -> None:
-        self.store.write_many("INSERT INTO queue (run, pos, id, node, sources, inputs, crc) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", queued)
+        self.store.write_many(QUEUE_INSERT, queued)
 
     def _add_entry(self, key: str, slot: int, audit: str) -> None:
         self.jseq += 1
