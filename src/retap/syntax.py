@@ -25,7 +25,10 @@ from retap.joins import KINDS
 from retap.taskdef import Task
 from retap.workflow import Workflow
 
-__all__ = ["HelpRequested", "is_break", "parse_workflow"]
+__all__ = ["WORKFLOW_SUFFIXES", "HelpRequested", "is_break", "parse_workflow"]
+
+# a first word ending so names a workflow file, not a task
+WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
 
 _SEQUENCE = re.compile(r"^--:(?P<flags>[A-Za-z]*)(?:\.(?P<kind>[A-Za-z_]*)(?::(?P<limit>.*))?)?$")
 _JOIN = re.compile(r"^--\[(?P<a>[^\]]*)\]\[(?P<b>[^\]]*)\](?P<flags>[A-Za-z]*)"

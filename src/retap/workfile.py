@@ -49,9 +49,7 @@ from retap.spec import NodeId
 from retap.taskdef import Task
 from retap.workflow import Workflow
 
-__all__ = ["WORKFLOW_SUFFIXES", "WorkflowFile", "read_workflow_file", "workflow_file_schema"]
-
-WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
+__all__ = ["WorkflowFile", "read_workflow_file", "workflow_file_schema"]
 
 
 def _shape(value: Any) -> str | None:

@@ -113,11 +113,12 @@ def build_workflow(words: list[str], quiet: bool = False) -> Workflow:
     """The workflow from the command line: a workflow file, or Tap's workflow syntax."""
     from retap.discovery import Registry
     from retap.errors import UsageError
-    from retap.syntax import is_break, parse_workflow
-    from retap.workfile import WORKFLOW_SUFFIXES, read_workflow_file
+    from retap.syntax import WORKFLOW_SUFFIXES, is_break, parse_workflow
 
     registry = Registry()
     if words and words[0].endswith(WORKFLOW_SUFFIXES) and not is_break(words[0]):
+        from retap.workfile import read_workflow_file  # (pydantic's models, yaml)
+
         if len(words) > 1:
             raise UsageError(f"unexpected words after the workflow file {words[0]}: "
                              f"{' '.join(words[1:])}")

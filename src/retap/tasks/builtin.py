@@ -8,11 +8,8 @@ import sys
 import time
 from typing import Any
 
-import yaml
-
 from retap.configs import config
 from retap.errors import TaskFailed
-from retap.safeyaml import UnsafeYaml, load_yaml
 from retap.taskdef import Task
 
 __all__ = ["Dump", "Fail", "Glob", "Load", "Sleep", "TaskFailed", "dump_line"]
@@ -39,13 +36,14 @@ class Load(Task):
         return _single(tuple(self._parse(value) for value in inputs))
 
     def _parse(self, value: Any) -> Any:
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not (self.json or self.yaml):
             return value
+        import yaml  # here: a start-up that reads no YAML does not pay for it
+
+        from retap.safeyaml import UnsafeYaml, load_yaml
+
         try:
-            if self.json:
-                return json.loads(value)
-            if self.yaml:
-                return load_yaml(value)
+            return json.loads(value) if self.json else load_yaml(value)
         except RecursionError:
             raise TaskFailed("load: input refused as JSON: nested too deeply") from None
         except UnsafeYaml as exc:
@@ -54,7 +52,6 @@ class Load(Task):
             kind = "JSON" if self.json else "YAML"
             raise TaskFailed(f"load: input is not valid {kind}: {value!r} "
                              f"({str(exc).splitlines()[0]})") from None
-        return value
 
 
 def dump_line(value: Any) -> str:
