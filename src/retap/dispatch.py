@@ -1,4 +1,5 @@
-"""Dispatches and their deterministic ids.
+"""Dispatches, their deterministic ids, and what an attempt at one left (``Attempt``, and
+the ``Log`` of what it printed, which ``retap.capture`` collects).
 
 A dispatch is one call of one node with concrete inputs. Its id is a hash of its
 lineage, never of time or of values: ``H("lead", node, k)`` for the k-th lead input
