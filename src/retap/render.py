@@ -84,10 +84,7 @@ def runs_table(runs: Iterable[RunInfo],
     head = ("RUN", "STATUS", "CREATED", "DURATION", "DISPATCHES")
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     if not terminal_width:
-        return "".join("  ".join([*(c.rjust(w) if i > 2 else c.ljust(w)
-                                    for i, (c, w) in enumerate(zip(row, widths, strict=False))),
-                                  row[-1].translate(_UNPRINTABLE)]).rstrip() + "\n"
-                       for row in [(*head, "COMMAND"), *rows])
+        return "".join(_plain_line(row, widths) for row in [(*head, "COMMAND"), *rows])
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text  # cells as text, not markup: a command may hold "[red]"
@@ -106,6 +103,15 @@ def runs_table(runs: Iterable[RunInfo],
     console.print(table)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     return "".join(line.rstrip() + "\n" for line in text.splitlines())
+
+
+def _plain_line(row: tuple[str, ...], widths: list[int]) -> str:
+    """One line of the plain runs table: the columns padded as rich pads them, then the
+    command."""
+    *fixed, command = row
+    cells = [c.rjust(w) if i > 2 else c.ljust(w)
+             for i, (c, w) in enumerate(zip(fixed, widths, strict=True))]
+    return "  ".join([*cells, command.translate(_UNPRINTABLE)]).rstrip() + "\n"
 
 
 def _duration(seconds: float | None) -> str:
