@@ -53,12 +53,12 @@ Positive = Annotated[int, Meta(ge=1, le=2 ** 63 - 1)]
 Pid = Annotated[int, Meta(gt=0, lt=2 ** 31)]
 
 
-class _Row(msgspec.Struct, frozen=True, forbid_unknown_fields=True):  # (subclasses too)
+class _Row(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # the columns that hold JSON text, decoded before the row is checked
     json_columns: ClassVar[tuple[str, ...]] = ()
 
 
-class RunRow(_Row):
+class RunRow(_Row, frozen=True):
     """A row of ``runs`` (the spec is checked on its own, once decoded)."""
 
     run: str
@@ -74,7 +74,7 @@ class RunRow(_Row):
             raise ValueError("run: not a valid run id")
 
 
-class DispatchRow(_Row):
+class DispatchRow(_Row, frozen=True):
     """A row of ``dispatches``: one dispatch's latest attempt."""
 
     json_columns: ClassVar[tuple[str, ...]] = ("node", "sources", "inputs", "error", "outputs")
@@ -96,7 +96,7 @@ class DispatchRow(_Row):
     outputs: dict[str, str] | None = None
 
 
-class QueueRow(_Row):
+class QueueRow(_Row, frozen=True):
     """A row of ``queue``: one pending dispatch at its position."""
 
     json_columns: ClassVar[tuple[str, ...]] = ("node", "sources", "inputs")
@@ -108,7 +108,7 @@ class QueueRow(_Row):
     pos: int
 
 
-class JoinEntryRow(_Row):
+class JoinEntryRow(_Row, frozen=True):
     """A row of ``join_entries``: one result a stateful join holds."""
 
     json_columns: ClassVar[tuple[str, ...]] = ("join_id",)
@@ -118,7 +118,7 @@ class JoinEntryRow(_Row):
     audit: Hex32
 
 
-class JoinCountRow(_Row):
+class JoinCountRow(_Row, frozen=True):
     """A row of ``join_counts``: how often a stateful join has fired."""
 
     json_columns: ClassVar[tuple[str, ...]] = ("join_id",)
@@ -127,7 +127,7 @@ class JoinCountRow(_Row):
     count: Count
 
 
-class MemoRow(_Row):
+class MemoRow(_Row, frozen=True):
     """A row of ``memo``: a result other runs may reuse."""
 
     json_columns: ClassVar[tuple[str, ...]] = ("outputs", "facts")
@@ -142,7 +142,7 @@ class MemoRow(_Row):
     created: Timestamp
 
 
-class AttemptRow(_Row):
+class AttemptRow(_Row, frozen=True):
     """A row of ``attempts``: an attempt a dispatch's row no longer holds."""
 
     json_columns: ClassVar[tuple[str, ...]] = ("error",)
@@ -156,7 +156,7 @@ class AttemptRow(_Row):
     error: dict[str, Any] | None = None
 
 
-class EventRow(_Row):
+class EventRow(_Row, frozen=True):
     """A row of ``events``: one entry of a run's timeline."""
 
     json_columns: ClassVar[tuple[str, ...]] = ("data",)
@@ -167,7 +167,7 @@ class EventRow(_Row):
     data: dict[str, Any]
 
 
-class LogRow(_Row):
+class LogRow(_Row, frozen=True):
     """A row of ``logs``: what one attempt printed and logged."""
 
     seq: Positive
@@ -177,7 +177,7 @@ class LogRow(_Row):
     dropped: Count
 
 
-class WorkerRow(_Row):
+class WorkerRow(_Row, frozen=True):
     """A row of ``workers``: the process that ran one attempt outside its coordinator."""
 
     dispatch: Hex32
