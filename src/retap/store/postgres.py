@@ -20,6 +20,7 @@ so its error (a lost lease, a lost connection) stops the run at the next commit 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,6 +48,8 @@ __all__ = ["PostgresStore", "drop_schema", "is_postgres_url", "with_schema"]
 _SCHEMA_LOCK = 0x72746170  # advisory lock key: one migration at a time per database
 _FLOATS = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+STREAM_ROWS = 1000  # rows a streamed read fetches per round trip
+_STREAMS = itertools.count()  # server-side cursors are named; each a name of its own
 
 
 def is_postgres_url(location: str) -> bool:
@@ -301,6 +304,15 @@ class PostgresStore(SQLStore):
 
     def begin_snapshot(self) -> None:
         self.x("BEGIN ISOLATION LEVEL REPEATABLE READ")
+
+    def stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[Any]:
+        # a server-side cursor: the driver would otherwise receive the whole result before
+        # the first row (a replay's history); this one fetches STREAM_ROWS at a time
+        self._send()
+        cursor = self.conn.cursor(name=f"retap_stream_{next(_STREAMS)}")
+        cursor.itersize = STREAM_ROWS
+        cursor.execute(self.dialect.sql(sql), args)
+        return iter(cursor)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

@@ -693,6 +693,11 @@ class SQLStore(Store):
         """Open a read transaction: one snapshot for all reads until it ends."""
         self.begin()
 
+    def stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[Any]:
+        """The rows of a long query, fetched as they are iterated, not all at once (inside
+        ``begin_snapshot``): SQLite's cursor steps through them as it is."""
+        return iter(self.x(sql, args))
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         with self.errors():

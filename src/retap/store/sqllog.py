@@ -580,8 +580,8 @@ class _Streamed(Recorded):
         self.reader: SQLStore | None = log.store.reader()
         with self.store.errors():
             self.reader.begin_snapshot()
-            self.rows: Iterator[Any] = iter(self.reader.x(
-                _DONE + "WHERE d.run=? AND d.status='done' ORDER BY d.seq", (log.run,)))
+            self.rows: Iterator[Any] = self.reader.stream(
+                _DONE + "WHERE d.run=? AND d.status='done' ORDER BY d.seq", (log.run,))
         self._read_on()
 
     def _read_on(self) -> None:
