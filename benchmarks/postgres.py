@@ -1,5 +1,6 @@
 """The PostgreSQL store next to SQLite, in the same run: chain throughput at ``normal`` and
-``batch`` durability, and a resume of a long history to its first dispatch.
+``batch`` durability, a resume of a long history to its first dispatch, and the peak
+memory of a replay at 10x the history (the memory benchmark's children).
 
 The server is the one ``RETAP_TEST_POSTGRES`` names (``.ci/run`` and the test suite use
 it too); without it this benchmark says so and measures nothing. Each measurement uses a
@@ -15,12 +16,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from benchmarks import recovery
+from benchmarks import memory, recovery
 from benchmarks.common import (
     REPEAT,
     Row,
     Stat,
     chain,
+    mb,
     open_store,
     rate,
     remove_store,
@@ -92,4 +94,25 @@ def run(quick: bool = False) -> list[Row]:
                     first.best < 1.0, f"whole resume call: {seconds(whole.best)}; building "
                                       f"the run took {seconds(built)} ({done / built:,.0f}/s)"))
     recovery.FAIL["at"] = None
+    rows.append(replay_memory(url, quick))
     return rows
+
+
+def replay_memory(url: str, quick: bool) -> Row:
+    """The replay's peak RSS at 10x the history, in PostgreSQL (the memory benchmark's
+    children, each run built at ``batch`` durability): what a driver that received the
+    whole ordered history before its first row would show as growth."""
+    small_n, large_n = (1_000, 10_000) if quick else (10_000, 100_000)
+    replays = {}
+    for n in (small_n, large_n):
+        with schema(url) as where:
+            memory.measure(n, where)  # type: ignore[arg-type]
+            replays[n] = memory.measure(n, where, "--replay-child")  # type: ignore[arg-type]
+    small, large = replays[small_n]["peak_mb"], replays[large_n]["peak_mb"]
+    return Row("postgres", f"replay peak RSS {large_n:,} vs {small_n:,}",
+               f"{large - small:+.1f} MB", "(1 run each)", f"{large / small:.2f}x",
+               f"flat (within {memory.FLAT_TOLERANCE:.0%})",
+               large / small - 1 <= memory.FLAT_TOLERANCE,
+               f"every dispatch answered from the store: peak {mb(small)} at {small_n:,}, "
+               f"{mb(large)} at {large_n:,} "
+               f"({replays[large_n]['executed'] / replays[large_n]['elapsed']:,.0f} cached/s)")

@@ -21,6 +21,7 @@ import hashlib
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import (
     REPEAT,
@@ -90,7 +91,7 @@ def sql_alone(n: int, path: Path) -> float:
                            only_if=LEASE_HELD)
     ids = [hashlib.blake2b(str(i).encode(), digest_size=16).hexdigest() for i in range(n + 1)]
     now = time.time()
-    work = []
+    work: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
     for i in range(n):
         sources = f'["{ids[i - 1]}"]' if i else "[]"
         dispatch = (run, ids[i], "1", "step", sources, '["=5"]', "done", "=[0,6]", None, 1,
@@ -99,10 +100,10 @@ def sql_alone(n: int, path: Path) -> float:
         work.append(((*dispatch, rows.crc(*dispatch), run, token),
                      (*queued, rows.crc(*queued))))
     start = time.perf_counter()
-    for dispatch, queued in work:
+    for dispatch_row, queue_row in work:
         conn.execute("BEGIN")
-        conn.execute(upsert, dispatch)
-        conn.execute(QUEUE_INSERT, queued)
+        conn.execute(upsert, dispatch_row)
+        conn.execute(QUEUE_INSERT, queue_row)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
