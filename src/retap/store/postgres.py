@@ -48,7 +48,9 @@ __all__ = ["PostgresStore", "drop_schema", "is_postgres_url", "with_schema"]
 _SCHEMA_LOCK = 0x72746170  # advisory lock key: one migration at a time per database
 _FLOATS = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-STREAM_ROWS = 1000  # rows a streamed read fetches per round trip
+# rows a streamed read fetches per round trip; the torture runner sets a few, so a replay
+# of a small run also crosses fetches
+STREAM_ROWS = int(os.environ.get("RETAP_STREAM_ROWS", "1000"))
 _STREAMS = itertools.count()  # server-side cursors are named; each a name of its own
 
 

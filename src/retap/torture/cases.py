@@ -168,6 +168,9 @@ class Case:
         # a replay reads its answers a few at a time, not all of a small run at once
         ahead = random.Random(f"ahead-{result.seed}").choice([1, 2, 3, 5, 8, 512])
         self.env["RETAP_REPLAY_AHEAD"] = str(ahead)
+        # and, on PostgreSQL, fetches them a few rows a round trip
+        rows = random.Random(f"stream-{result.seed}").choice([1, 2, 7, 1000])
+        self.env["RETAP_STREAM_ROWS"] = str(rows)
         self.runs: list[str] = []
         self.fresh_in_phase = 0
         self.seen: set[str] = set()  # problems reported so far
