@@ -153,6 +153,14 @@ def test_listing_runs_into_a_pipe_loads_neither_pydantic_nor_rich_nor_yaml(
     assert "load '[red]x[/red]' --: dump" in listed[1]  # text, never read as markup
 
 
+def test_running_a_workflow_loads_no_yaml_progress_ui_dask_or_postgres(project: Project) -> None:
+    modules = imported(project, "run", "--", "load", "a", "--:", "dump")
+
+    assert "retap" in modules and "pydantic" in modules  # (the tasks' configs were read)
+    assert not modules & {"yaml", "rich", "starlette", "uvicorn", "dask", "distributed",
+                          "psycopg"}, modules
+
+
 def test_runs_on_a_terminal_show_a_command_as_text_not_markup(project: Project) -> None:
     project.run("run", "--run-id", "r", "--", "load", "[bold]x[/bold]", "--:", "dump", check=0)
     with open_existing(project.path / ".retap" / "retap.db") as store:
