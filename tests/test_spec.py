@@ -410,3 +410,21 @@ def test_a_gate_limit_must_be_a_positive_integer() -> None:
 
     with pytest.raises(SpecError, match="limit"):
         wf.join(0, 1, "gate", limit=0)
+
+
+@pytest.mark.parametrize(("edit", "named"), [
+    (lambda s: s["nodes"][1].update(id=True), "nodes[1].id: Expected `int | str`, got `bool`"),
+    (lambda s: s["nodes"][0].update(extra=1), "nodes[0]: Object contains unknown field `extra`"),
+    (lambda s: s["nodes"][0].update(config={1: "x"}), "a key of nodes[0].config: Expected `str`"),
+    (lambda s: s["joins"].append(5), "joins[1]: Expected `object`, got `int`"),
+    (lambda s: s.update(nodes="abc"), "nodes: Expected `array`, got `str`"),
+])
+def test_a_malformed_spec_is_refused_naming_the_field(edit: Any, named: str) -> None:
+    spec = plain().spec()
+    edit(spec)
+
+    with pytest.raises(SpecError) as caught:
+        Workflow.from_spec(spec)
+
+    assert caught.value.message.startswith(f"workflow spec: {named}"), caught.value.message
+    assert "\n" not in caught.value.message

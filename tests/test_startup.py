@@ -1,7 +1,7 @@
 """Case 13: the edges of a command's life. A signal during start-up exits 130 / 143 without a
 traceback; a dry run writes nothing; a task called `--` and a gate limit of `true` are
 refused when declared; a task that exits (`sys.exit`) fails its dispatch, not retap.
-Issue 13: listing runs imports only what it uses."""
+Issue 13: listing runs and showing one import only what they use."""
 
 from __future__ import annotations
 
@@ -151,6 +151,16 @@ def test_listing_runs_into_a_pipe_loads_neither_pydantic_nor_rich_nor_yaml(
                                  "COMMAND"]
     assert listed[1].split()[:2] == ["r", "done"]
     assert "load '[red]x[/red]' --: dump" in listed[1]  # text, never read as markup
+
+
+@pytest.mark.parametrize("command", ["show", "audit"])
+def test_showing_a_run_checks_its_spec_without_pydantic(project: Project, command: str) -> None:
+    project.run("run", "--run-id", "r", "--", "load", "x", "--:", "dump", check=0)
+
+    modules = imported(project, command, "r")
+
+    assert "retap" in modules and "msgspec" in modules  # (the run and its spec were read)
+    assert not modules & {"pydantic", "rich", "yaml"}, modules
 
 
 def test_running_a_workflow_loads_no_yaml_progress_ui_dask_or_postgres(project: Project) -> None:

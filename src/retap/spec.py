@@ -2,44 +2,42 @@
 
 A spec read back (from a store, an exported run or a file) is checked against this
 model before a workflow is rebuilt from it, so a malformed one is refused with one
-line naming the field, never half-built.
+line naming the field, never half-built. The model is a msgspec struct, as the store's
+rows are: showing a run or resuming one checks its spec without paying for pydantic's
+model building (issue 13).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from retap.errors import SpecError
+from retap.store.boundary import problem
 
-__all__ = ["SPEC_VERSION", "NodeSpec", "SpecModel", "check_spec"]
+__all__ = ["SPEC_VERSION", "NodeSpec", "SpecModel", "check_spec", "spec_dict"]
 
 SPEC_VERSION = 1
-NodeId = Annotated[int, Field(strict=True)] | Annotated[str, Field(strict=True)]
+NodeId = int | str  # strict: a bool is not an id, nor "1" the id 1
 
 
-class NodeSpec(BaseModel):
+class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
     """One node: its id, the task's import path and name, its configs and lead inputs."""
 
-    model_config = ConfigDict(extra="forbid")
-
     id: NodeId
-    task: Annotated[str, Field(strict=True)]
-    name: Annotated[str, Field(strict=True)] = ""
-    config: dict[Annotated[str, Field(strict=True)], Any] = Field(default_factory=dict)
-    leads: list[list[Any]] = Field(default_factory=lambda: [[]])
+    task: str
+    name: str = ""
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+    leads: list[list[Any]] = msgspec.field(default_factory=lambda: [[]])
 
 
-class SpecModel(BaseModel):
+class SpecModel(msgspec.Struct, forbid_unknown_fields=True):
     """A whole spec: its version, nodes and joins (joins are checked as they are built)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     retap: Literal[1]
     nodes: list[NodeSpec]
-    joins: list[dict[Annotated[str, Field(strict=True)], Any]] = Field(default_factory=list)
+    joins: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
 def check_spec(spec: Any) -> SpecModel:
@@ -47,10 +45,13 @@ def check_spec(spec: Any) -> SpecModel:
     if not isinstance(spec, dict) or spec.get("retap") != SPEC_VERSION:
         raise SpecError("workflow spec", f"not a retap spec of version {SPEC_VERSION}")
     try:
-        return SpecModel.model_validate(spec)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise SpecError("workflow spec", f"{where}: {first['msg']}") from None
+        return msgspec.convert(spec, SpecModel, strict=True)
+    except msgspec.ValidationError as exc:
+        raise SpecError("workflow spec", problem(str(exc), whole="")) from None
     except (RecursionError, ValueError, TypeError) as exc:
         raise SpecError("workflow spec", f"unreadable ({type(exc).__name__})") from None
+
+
+def spec_dict(model: SpecModel) -> dict[str, Any]:
+    """A checked spec as plain JSON-shaped data, its defaults filled in."""
+    return msgspec.to_builtins(model)  # type: ignore[no-any-return]

@@ -45,11 +45,12 @@ from retap.discovery import Registry
 from retap.errors import RetapError, WorkflowFileError
 from retap.joins import KINDS, JoinKind
 from retap.safeyaml import Marks, UnsafeYaml, load_yaml
-from retap.spec import NodeId
 from retap.taskdef import Task
 from retap.workflow import Workflow
 
 __all__ = ["WorkflowFile", "read_workflow_file", "workflow_file_schema"]
+
+NodeId = Annotated[int, Field(strict=True)] | Annotated[str, Field(strict=True)]
 
 
 def _shape(value: Any) -> str | None:

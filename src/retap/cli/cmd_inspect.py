@@ -103,12 +103,13 @@ def show_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool) -> 
 def _import_pickled_classes(store: Store, run: str) -> None:
     """A run stored with ``--codec pickle`` may hold values of its tasks' own classes:
     import its task modules first, so those values can be shown (else they are opaque)."""
-    from retap.discovery import resolve_task
     from retap.store.codec import PICKLE_KEY_ENV
 
     info = store.run_info(run)
     if info.codec != "pickle" or not os.environ.get(PICKLE_KEY_ENV):
         return
+    from retap.discovery import resolve_task  # (and pydantic, for the tasks' configs)
+
     for node in info.spec.get("nodes", []):
         with contextlib.suppress(RetapError):
             resolve_task(node["task"])

@@ -36,6 +36,7 @@ __all__ = [
     "RunRow",
     "Timestamp",
     "WorkerRow",
+    "problem",
     "valid",
 ]
 
@@ -207,14 +208,19 @@ def valid(model: type[M], fields: dict[str, Any]) -> M | str:
     try:
         return msgspec.convert(fields, model, strict=True)
     except msgspec.ValidationError as exc:
-        return _problem(str(exc))
+        return problem(str(exc))
     except RecursionError:
         return "row: nested too deep"
 
 
-def _problem(message: str) -> str:
-    """msgspec's ``Expected ... - at `$.sources[0]``` as ``sources[0]: Expected ...``."""
-    said, at, where = message.rpartition(" - at `$.")
+def problem(message: str, whole: str = "row") -> str:
+    """msgspec's ``Expected ... - at `$.sources[0]``` as ``sources[0]: Expected ...``; a
+    problem with the whole value is said of ``whole`` (nothing when it is empty)."""
+    said, at, where = message.rpartition(" - at `")
     if not at:
-        return message if ": " in message else f"row: {message}"
-    return f"{where.rstrip('`')}: {said}"
+        return message if ": " in message or not whole else f"{whole}: {message}"
+    key, _, within = where.partition("` in `")  # a mapping's key: "key` in `$.config`"
+    where = (within or key).rstrip("`").removeprefix("$").removeprefix(".")
+    if within:
+        where = f"a key of {where}" if where else "a key"
+    return f"{where}: {said}" if where else f"{whole}: {said}" if whole else said

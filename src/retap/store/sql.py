@@ -28,6 +28,7 @@ from retap.errors import (
     StoreCorrupt,
     UnknownRun,
 )
+from retap.spec import check_spec, spec_dict
 from retap.store import boundary, rows
 from retap.store.base import (
     Attempt,
@@ -390,9 +391,7 @@ class SQLStore(Store):
         spec = row["spec"]
         spec = self.decode("json", rows.as_bytes(spec)) if isinstance(
             spec, bytes | memoryview) else None
-        from retap.spec import check_spec  # its models cost a listing of runs 25 ms
-
-        info.spec = check_spec(spec).model_dump()
+        info.spec = spec_dict(check_spec(spec))
         return info
 
     def _run_row(self, row: Row, dispatches: int = 0) -> RunInfo:
