@@ -21,19 +21,19 @@ import sys
 import textwrap
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
+
+import msgspec
 
 __all__ = ["CodeVersion", "changed_parts", "code_version", "digest_of", "where_changed"]
 
 
-@dataclass(frozen=True)
-class CodeVersion:
+class CodeVersion(msgspec.Struct, frozen=True):
     """A task's code version and the parts it was made of (none for a pinned ``version``)."""
 
     digest: str
-    parts: dict[str, str] = field(default_factory=dict)
+    parts: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def code_version(target: Any, pinned: str | None = None) -> CodeVersion:
@@ -85,8 +85,7 @@ def where_changed(names: Any) -> str:
     return f" in {', '.join(map(str, names))}"
 
 
-@dataclass(frozen=True)
-class _Part:
+class _Part(msgspec.Struct, frozen=True):
     name: str
     digest: str
     uses: tuple[tuple[str, str], ...]  # (module, name) of the parts it reaches

@@ -6,7 +6,8 @@ does not."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from retap.capture import DEFAULT_LIMIT
 from retap.owner import Owner
@@ -22,8 +23,7 @@ def _sigint() -> str:
     return "SIGINT"
 
 
-@dataclass
-class TaskContext:
+class TaskContext(msgspec.Struct):
     """One dispatch's view of its run."""
 
     run: str
@@ -31,8 +31,8 @@ class TaskContext:
     store: str  # the store's absolute location, or ":memory:"
     owner: Owner  # the process that owns the run, not the worker that runs the task
     output_limit: int = DEFAULT_LIMIT  # characters of output kept per attempt (0: none)
-    stopping: Callable[[], bool] = field(default=_never, compare=False)
-    stop_signal: Callable[[], str] = field(default=_sigint, compare=False)
+    stopping: Callable[[], bool] = _never
+    stop_signal: Callable[[], str] = _sigint
 
     def __getstate__(self) -> dict[str, object]:
         """A worker cannot see the run's stop flag: it gets the plain facts only."""

@@ -11,16 +11,17 @@ store has as done is never executed again.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
+from msgspec.structs import force_setattr
 
 __all__ = ["Attempt", "Dispatch", "Log", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
 
 NodeId = int | str
 
 
-@dataclass(frozen=True, slots=True)
-class Log:
+class Log(msgspec.Struct, frozen=True):
     """What one attempt printed and logged, in the order written; ``dropped`` characters
     were left out of its middle (0: it is whole)."""
 
@@ -31,7 +32,7 @@ class Log:
         # as every store can hold it: no NUL (PostgreSQL text refuses it), no lone
         # surrogate (not UTF-8)
         text = self.text.replace("\x00", "\\x00")
-        object.__setattr__(self, "text", text.encode("utf-8", "backslashreplace").decode())
+        force_setattr(self, "text", text.encode("utf-8", "backslashreplace").decode())
 
 
 def _digest(parts: tuple[Any, ...]) -> str:
@@ -70,8 +71,7 @@ class Dispatch:
         return f"Dispatch({self.id[:12]}, node={self.node!r}, inputs={self.inputs!r})"
 
 
-@dataclass(slots=True)
-class Attempt:
+class Attempt(msgspec.Struct):
     """One attempt at a dispatch: its number, the session (the event that started the run,
     resume or replay it belonged to) and how it ended. ``lost``: its coordinator died while
     it ran."""
@@ -86,8 +86,7 @@ class Attempt:
     worker: tuple[str, int] | None = None  # (host, pid) that ran it, when not its coordinator
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(msgspec.Struct):
     """What executing (or looking up) one dispatch produced."""
 
     status: str  # "done" | "failed" | "interrupted"

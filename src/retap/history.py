@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
+
+from msgspec.structs import replace
 
 from retap.dispatch import Attempt
 from retap.owner import host_name

@@ -24,9 +24,11 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
+from msgspec.structs import asdict
 
 from retap.owner import Owner
 
@@ -86,8 +88,7 @@ def _folders_locked() -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-@dataclass(frozen=True)
-class FolderOwner:
+class FolderOwner(msgspec.Struct, frozen=True):
     """What ``owner.json`` says: the run, the process that ran it, and the run's store."""
 
     run: str

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from retap.codeversion import changed_parts, where_changed
 from retap.dispatch import Dispatch
@@ -33,12 +34,11 @@ def memoized(task: Task) -> bool:
     return task.cache == "inputs"
 
 
-@dataclass
-class Decision:
+class Decision(msgspec.Struct):
     """Whether a dispatch runs, and why: ``hit`` is the result that stands in for it."""
 
     key: str | None
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = msgspec.field(default_factory=dict)
     hit: MemoEntry | None = None
     reason: str = ""
 

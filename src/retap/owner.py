@@ -9,7 +9,8 @@ for containers whose host name changes on every start.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+import msgspec
 
 __all__ = ["HOST_ENV", "Owner", "host_name", "process_start"]
 
@@ -33,8 +34,7 @@ def process_start(pid: int) -> float:
         return 0.0
 
 
-@dataclass(frozen=True)
-class Owner:
+class Owner(msgspec.Struct, frozen=True):
     """The process that runs a run: a lease other processes respect while it is alive."""
 
     host: str

@@ -11,8 +11,9 @@ claim, so two of them cannot run one run at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from retap.app import App, RunResult
 from retap.codeversion import CodeVersion, changed_parts, where_changed
@@ -28,8 +29,7 @@ from retap.workflow import Workflow
 __all__ = ["CodeChange", "Recovery", "parse_set", "replay", "resume"]
 
 
-@dataclass(frozen=True)
-class CodeChange:
+class CodeChange(msgspec.Struct, frozen=True):
     """A node whose task code changed since some of its dispatches were done."""
 
     node: NodeId
@@ -43,15 +43,14 @@ class CodeChange:
                 f"{where_changed(self.parts)}")
 
 
-@dataclass
-class Recovery:
+class Recovery(msgspec.Struct):
     """What a resume or replay is about to do, before it runs."""
 
     info: RunInfo
     workflow: Workflow
     changes: list[CodeChange]
     settings: list[dict[str, Any]]  # each --set applied: node, key, old and new value
-    from_nodes: list[NodeId] = field(default_factory=list)  # replay --from: run these again
+    from_nodes: list[NodeId] = msgspec.field(default_factory=list)  # replay --from: run these again
     older_versions: bool = False  # the run's sessions kept no pieces: an older retap's
 
     @property

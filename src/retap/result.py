@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from retap.dispatch import NodeId
 from retap.store.base import AuditRecord, Store
@@ -11,8 +12,7 @@ from retap.store.base import AuditRecord, Store
 __all__ = ["RunResult"]
 
 
-@dataclass
-class RunResult:
+class RunResult(msgspec.Struct):
     """How a run (or a resume or replay of it) ended."""
 
     run: str
@@ -22,7 +22,7 @@ class RunResult:
     executed: int = 0
     cached: int = 0
     reused: int = 0
-    failures: list[tuple[NodeId, str, dict[str, Any]]] = field(default_factory=list)
+    failures: list[tuple[NodeId, str, dict[str, Any]]] = msgspec.field(default_factory=list)
 
     @property
     def exit_code(self) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from retap.dispatch import NodeId
 from retap.errors import InputArityError, RetapError, SpecError, UsageError
@@ -22,13 +23,12 @@ from retap.taskdef import Task
 __all__ = ["SPEC_VERSION", "Node", "Workflow"]
 
 
-@dataclass(eq=False)
-class Node:
+class Node(msgspec.Struct, eq=False):
     """One task instance placed in a workflow. ``leads`` are its lead input sets."""
 
     id: NodeId
     task: Task
-    leads: list[list[Any]] = field(default_factory=lambda: [[]])
+    leads: list[list[Any]] = msgspec.field(default_factory=lambda: [[]])
 
     @property
     def name(self) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pickle
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from retap.context import TaskContext
 from retap.dispatch import Log, NodeId
@@ -16,8 +17,7 @@ from retap.taskdef import Task
 __all__ = ["Completion", "Executor", "Job", "failed_by_executor"]
 
 
-@dataclass(slots=True)
-class Job:
+class Job(msgspec.Struct):
     """One dispatch to run: its task (a copy, for executors that run several at once), its
     inputs, what the task may know of its run, and how long it may take."""
 
@@ -29,8 +29,7 @@ class Job:
     timeout: float | None = None
 
 
-@dataclass(slots=True)
-class Completion:
+class Completion(msgspec.Struct):
     """What running one job produced: ``done`` with a value (and the files it wrote), or
     ``failed`` / ``interrupted`` with the error as recorded JSON; and what it printed."""
 

@@ -12,8 +12,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
+
+import msgspec
 
 from retap.dispatch import Attempt, Dispatch, Log, NodeId
 from retap.errors import RunBusy
@@ -30,8 +31,7 @@ __all__ = ["SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "L
 SESSIONS = ("created", "resumed", "replayed")  # the events that start a session of a run
 
 
-@dataclass(slots=True)
-class RunEvent:
+class RunEvent(msgspec.Struct):
     """One entry of a run's timeline: its number in the run, when, what, and the details."""
 
     seq: int
@@ -40,8 +40,7 @@ class RunEvent:
     data: dict[str, Any]
 
 
-@dataclass(slots=True)
-class LogRecord:
+class LogRecord(msgspec.Struct):
     """What one attempt at a dispatch printed and logged, stored with the commit ``seq``
     that recorded the attempt (``dropped``: characters left out of its middle)."""
 
@@ -52,8 +51,7 @@ class LogRecord:
     dropped: int = 0
 
 
-@dataclass(slots=True)
-class DispatchRecord:
+class DispatchRecord(msgspec.Struct):
     """What one attempt at a dispatch left: written by ``RunLog.commit_dispatch``."""
 
     id: str
@@ -77,8 +75,7 @@ class DispatchRecord:
     worker: tuple[str, int] | None = None  # (host, pid) that ran it, when not the coordinator
 
 
-@dataclass(slots=True)
-class MemoEntry:
+class MemoEntry(msgspec.Struct):
     """A result another run may reuse: what it was made from (``facts``, hashed into
     ``key``), the value, and the files written with their digests."""
 
@@ -92,8 +89,7 @@ class MemoEntry:
     created: float = 0.0
 
 
-@dataclass(slots=True)
-class Effects:
+class Effects(msgspec.Struct):
     """What committing one dispatch changes besides its record.
 
     ``removed`` leaves the queue; ``front`` go to the head of the queue in order (they run
@@ -102,13 +98,12 @@ class Effects:
     """
 
     removed: Dispatch | None = None
-    front: list[Dispatch] = field(default_factory=list)
-    back: list[Dispatch] = field(default_factory=list)
-    joins: list[tuple[NodeId, tuple[Any, ...]]] = field(default_factory=list)
+    front: list[Dispatch] = msgspec.field(default_factory=list)
+    back: list[Dispatch] = msgspec.field(default_factory=list)
+    joins: list[tuple[NodeId, tuple[Any, ...]]] = msgspec.field(default_factory=list)
 
 
-@dataclass(slots=True)
-class AuditRecord:
+class AuditRecord(msgspec.Struct):
     """One dispatch as the audit shows it: its latest attempt."""
 
     id: str
@@ -128,8 +123,7 @@ class AuditRecord:
     outputs: dict[str, str] | None = None
 
 
-@dataclass(slots=True)
-class RunInfo:
+class RunInfo(msgspec.Struct):
     """A run as the store knows it."""
 
     run: str

@@ -8,13 +8,12 @@ Every query is written once, in ``retap.store.queries``, with ``?`` marks and th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 __all__ = ["POSTGRES", "SQLITE", "Dialect"]
 
 
-@dataclass(frozen=True)
-class Dialect:
+class Dialect(msgspec.Struct, frozen=True):
     """One database's SQL spelling."""
 
     name: str
@@ -26,7 +25,7 @@ class Dialect:
     for_update: str  # after a SELECT of a run's row: hold it until the transaction ends
     lock_values: str  # in a transaction: no other writer adds a value until it ends
     not_done: str  # after ``FROM dispatches d``: read through the index of what is not done
-    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _cache: dict[str, str] = msgspec.field(default_factory=dict)
 
     def sql(self, text: str) -> str:
         """``text`` (written with ``?`` marks, run with parameters) in this dialect. Literal

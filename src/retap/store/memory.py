@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any
+
+import msgspec
+from msgspec.structs import replace
 
 from retap.dispatch import Dispatch, NodeId
 from retap.errors import RunExists, UnknownRun
@@ -42,20 +44,19 @@ __all__ = ["EmptyStore", "MemoryStore"]
 RETRY_FIRST = ("failed", "interrupted", "running")
 
 
-@dataclass
-class _Run:
+class _Run(msgspec.Struct):
     info: RunInfo
-    records: dict[str, DispatchRecord] = field(default_factory=dict)
-    seqs: dict[str, int] = field(default_factory=dict)
-    queue: dict[str, tuple[int, Dispatch]] = field(default_factory=dict)
-    joins: dict[NodeId, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, DispatchRecord] = msgspec.field(default_factory=dict)
+    seqs: dict[str, int] = msgspec.field(default_factory=dict)
+    queue: dict[str, tuple[int, Dispatch]] = msgspec.field(default_factory=dict)
+    joins: dict[NodeId, dict[str, Any]] = msgspec.field(default_factory=dict)
     front: int = 0
     back: int = 0
     seq: int = 0
-    attempts: dict[str, list[Attempt]] = field(default_factory=dict)  # written over
-    events: list[RunEvent] = field(default_factory=list)
-    logs: list[LogRecord] = field(default_factory=list)
-    workers: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+    attempts: dict[str, list[Attempt]] = msgspec.field(default_factory=dict)  # written over
+    events: list[RunEvent] = msgspec.field(default_factory=list)
+    logs: list[LogRecord] = msgspec.field(default_factory=list)
+    workers: dict[tuple[str, int], tuple[str, int]] = msgspec.field(default_factory=dict)
 
 
 class MemoryStore(Store):
