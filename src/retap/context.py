@@ -34,8 +34,6 @@ class TaskContext(msgspec.Struct):
     stopping: Callable[[], bool] = _never
     stop_signal: Callable[[], str] = _sigint
 
-    def __getstate__(self) -> dict[str, object]:
+    def __reduce__(self) -> tuple[type[TaskContext], tuple[object, ...]]:
         """A worker cannot see the run's stop flag: it gets the plain facts only."""
-        return {"run": self.run, "dispatch": self.dispatch, "store": self.store,
-                "owner": self.owner, "output_limit": self.output_limit, "stopping": _never,
-                "stop_signal": _sigint}
+        return TaskContext, (self.run, self.dispatch, self.store, self.owner, self.output_limit)

@@ -9,11 +9,12 @@ import importlib.util
 import re
 import sys
 import traceback
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import msgspec
 
 from retap.errors import RetapError, TaskImportError, UnknownTask
 from retap.taskdef import Task
@@ -27,8 +28,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _IMPORT_PATH = re.compile(rf"{_NAME}(\.{_NAME})*:{_NAME}(\.{_NAME})*")
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(msgspec.Struct, frozen=True):
     """A task and the place it was found, for ``retap list``."""
 
     cls: type[Task]

@@ -10,8 +10,9 @@ enqueue, ``i`` iterate, ``s`` splat. Errors name the offending word and its posi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from retap.configs import ConfigSpec, coerce_text, load_config_file
 from retap.discovery import Registry
@@ -46,20 +47,18 @@ class HelpRequested(Exception):
         self.name = name  # as the user wrote it: a name, an entry point, or module:Name
 
 
-@dataclass
-class _Node:
+class _Node(msgspec.Struct):
     position: int
     words: list[str]
 
 
-@dataclass
-class _Join:
+class _Join(msgspec.Struct):
     position: int
     word: str
     sources: list[int]
     targets: list[int]
     kind: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 def is_break(word: str) -> bool:
