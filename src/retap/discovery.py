@@ -9,7 +9,6 @@ import importlib.util
 import re
 import sys
 import traceback
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,6 +50,17 @@ class Registry:
 
     def __init__(self, cwd: str | Path | None = None) -> None:
         self.cwd = Path(cwd or Path.cwd())
+        self._installed: list[Any] | None = None
+
+    def _entry_points(self) -> list[Any]:
+        """The installed packages' task entry points, read once: each read scans every
+        installed distribution's metadata (milliseconds), and a command line names a task
+        per node."""
+        if self._installed is None:
+            from importlib.metadata import entry_points
+
+            self._installed = list(entry_points(group=ENTRY_POINT_GROUP))
+        return self._installed
 
     def find(self, name: str) -> type[Task]:
         """The task called ``name`` (or at ``module:Name``); UnknownTask on a miss."""
@@ -61,7 +71,7 @@ class Registry:
             for cls in tasks_in(retapfile):
                 if cls.__retap__.name == name:
                     return cls
-        for ep in _entry_points():
+        for ep in self._entry_points():
             if ep.name == name:
                 return _entry_point_task(ep)
         for cls in tasks_in(importlib.import_module(BUILTINS)):
@@ -92,7 +102,7 @@ class Registry:
         if retapfile is not None:
             for cls in tasks_in(retapfile):
                 found.setdefault(cls.__retap__.name, Found(cls, f"{RETAPFILE}.py"))
-        for ep in _entry_points():
+        for ep in self._entry_points():
             try:
                 found.setdefault(ep.name, Found(_entry_point_task(ep), ep.value))
             except RetapError as exc:
@@ -151,10 +161,6 @@ def _where(exc: BaseException, path: str) -> str:
         return exc.message + line
     message = str(exc)
     return f"{type(exc).__name__}{': ' if message else ''}{message}{line}"
-
-
-def _entry_points() -> list[Any]:
-    return list(entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _entry_point_task(ep: Any) -> type[Task]:
