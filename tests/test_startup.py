@@ -163,6 +163,13 @@ def test_showing_a_run_checks_its_spec_without_pydantic(project: Project, comman
     assert not modules & {"pydantic", "rich", "yaml"}, modules
 
 
+def test_listing_tasks_reads_no_store_and_loads_no_msgspec(project: Project) -> None:
+    modules = imported(project, "list")
+
+    assert "retap" in modules and "pydantic" in modules  # (the tasks' configs were read)
+    assert not modules & {"msgspec", "sqlite3", "psutil", "rich", "yaml"}, modules
+
+
 def test_running_a_workflow_loads_no_yaml_progress_ui_dask_or_postgres(project: Project) -> None:
     modules = imported(project, "run", "--", "load", "a", "--:", "dump")
 

@@ -9,11 +9,10 @@ import importlib.util
 import re
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-import msgspec
 
 from retap.errors import RetapError, TaskImportError, UnknownTask
 from retap.taskdef import Task
@@ -27,7 +26,8 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _IMPORT_PATH = re.compile(rf"{_NAME}(\.{_NAME})*:{_NAME}(\.{_NAME})*")
 
 
-class Found(msgspec.Struct, frozen=True):
+@dataclass(frozen=True)  # not a msgspec struct: `retap list` reads no store, loads no msgspec
+class Found:
     """A task and the place it was found, for ``retap list``."""
 
     cls: type[Task]

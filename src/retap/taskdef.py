@@ -16,13 +16,15 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from retap import configs as _config
-from retap.codeversion import CodeVersion, code_version
 from retap.configs import MISSING, ConfigSpec
-from retap.context import TaskContext
 from retap.errors import Interrupted, TaskDefinitionError
+
+if TYPE_CHECKING:  # (listing tasks needs neither: `retap list` loads no msgspec)
+    from retap.codeversion import CodeVersion
+    from retap.context import TaskContext
 
 __all__ = ["Task", "TaskInfo", "snake_case", "task"]
 
@@ -92,6 +94,8 @@ class TaskInfo:
     def code(self) -> CodeVersion:
         """The task's ``version`` setting, or the digest of its normalized code and of the
         project code it uses, with the parts it was made of."""
+        from retap.codeversion import code_version
+
         return code_version(getattr(self.cls, "_fn", None) or self.cls, self.cls.version)
 
     @cached_property
