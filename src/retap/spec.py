@@ -13,13 +13,13 @@ from typing import Any, Literal
 
 import msgspec
 
+from retap.dispatch import NodeId  # checked strictly: a bool is not an id, nor "1" the id 1
 from retap.errors import SpecError
 from retap.store.boundary import problem
 
 __all__ = ["SPEC_VERSION", "NodeSpec", "SpecModel", "check_spec", "spec_dict"]
 
 SPEC_VERSION = 1
-NodeId = int | str  # strict: a bool is not an id, nor "1" the id 1
 
 
 class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):

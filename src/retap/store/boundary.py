@@ -22,6 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
+from retap.dispatch import NodeId
 from retap.runid import valid_run_id
 
 __all__ = [
@@ -46,7 +47,6 @@ Status = Literal["running", "done", "failed", "interrupted"]
 Hex32 = Annotated[str, Meta(pattern=r"\A[0-9a-f]{32}\Z")]
 # a value's ref: its digest, or its JSON inline after "="
 Ref = Annotated[str, Meta(pattern=r"\A(=.+|[0-9a-f]{32})\Z")]
-NodeId = int | str
 # seconds since the epoch, up to the year 9999 (what a date can show); NaN fails both bounds
 Timestamp = Annotated[float, Meta(ge=0, le=253_402_300_799)]
 Count = Annotated[int, Meta(ge=0, le=2 ** 63 - 1)]
@@ -217,10 +217,11 @@ def problem(message: str, whole: str = "row") -> str:
     """msgspec's ``Expected ... - at `$.sources[0]``` as ``sources[0]: Expected ...``; a
     problem with the whole value is said of ``whole`` (nothing when it is empty)."""
     said, at, where = message.rpartition(" - at `")
-    if not at:
+    if not at:  # about the whole value, or said by a check of ours ("run: not a ...")
         return message if ": " in message or not whole else f"{whole}: {message}"
     key, _, within = where.partition("` in `")  # a mapping's key: "key` in `$.config`"
     where = (within or key).rstrip("`").removeprefix("$").removeprefix(".")
     if within:
         where = f"a key of {where}" if where else "a key"
-    return f"{where}: {said}" if where else f"{whole}: {said}" if whole else said
+    where = where or whole
+    return f"{where}: {said}" if where else said
