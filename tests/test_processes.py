@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
@@ -161,3 +162,16 @@ def test_a_worker_does_not_start_a_job_its_dead_coordinator_sent(tmp_path: Any) 
     assert pickle.loads(ours.recv_bytes())[1] == "done" and marker.exists()
     ours.send(None)
     worker.join(30)
+
+
+def test_a_task_context_reaches_a_worker_without_the_run_s_stop_flag() -> None:
+    # the flag closes over the App (and its store's connection), which cannot travel
+    lock = threading.Lock()
+    context = TaskContext("run", "d1", ":memory:", Owner.current(), 7,
+                          stopping=lambda: lock.locked(), stop_signal=lambda: "SIGTERM")
+
+    sent = pickle.loads(pickle.dumps(context))
+
+    assert (sent.run, sent.dispatch, sent.store, sent.owner, sent.output_limit) == \
+        ("run", "d1", ":memory:", context.owner, 7)
+    assert sent.stopping() is False and sent.stop_signal() == "SIGINT"
