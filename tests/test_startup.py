@@ -1,7 +1,8 @@
 """Case 13: the edges of a command's life. A signal during start-up exits 130 / 143 without a
 traceback; a dry run writes nothing; a task called `--` and a gate limit of `true` are
 refused when declared; a task that exits (`sys.exit`) fails its dispatch, not retap.
-Issue 13: listing runs and showing one import only what they use."""
+Issue 13: listing runs and showing one import only what they use; tasks whose configs are
+plain types (int, str, float, bool) are listed, run and resumed without pydantic."""
 
 from __future__ import annotations
 
@@ -128,12 +129,15 @@ def test_case_7_a_task_that_exits_fails_its_dispatch_and_the_run_resumes(
     assert project.run("resume", "q", check=0).out == "a!\n"
 
 
-def imported(project: Project, *args: str) -> set[str]:
-    """The top-level modules ``retap ARGS`` imports, as ``python -X importtime`` lists them."""
+def imported(project: Project, *args: str, out: list[str] | None = None) -> set[str]:
+    """The top-level modules ``retap ARGS`` imports, as ``python -X importtime`` lists them
+    (its output appended to ``out``)."""
     done = subprocess.run([sys.executable, "-X", "importtime", *project.command(*args)[1:]],
                           cwd=project.path, capture_output=True, text=True, timeout=60,
                           env=project.env)
     assert done.returncode == 0, done.stderr
+    if out is not None:
+        out.append(done.stdout)
     return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()
             if line.startswith("import time:")}
 
@@ -166,16 +170,53 @@ def test_showing_a_run_checks_its_spec_without_pydantic(project: Project, comman
 def test_listing_tasks_reads_no_store_and_loads_no_msgspec(project: Project) -> None:
     modules = imported(project, "list")
 
-    assert "retap" in modules and "pydantic" in modules  # (the tasks' configs were read)
-    assert not modules & {"msgspec", "sqlite3", "psutil", "rich", "yaml"}, modules
+    assert "retap" in modules
+    assert not modules & {"msgspec", "sqlite3", "psutil", "rich", "yaml", "pydantic"}, modules
 
 
 def test_running_a_workflow_loads_no_yaml_progress_ui_dask_or_postgres(project: Project) -> None:
     modules = imported(project, "run", "--", "load", "a", "--:", "dump")
 
-    assert "retap" in modules and "pydantic" in modules  # (the tasks' configs were read)
+    assert "retap" in modules and "sqlite3" in modules  # (the run was recorded)
     assert not modules & {"yaml", "rich", "starlette", "uvicorn", "dask", "distributed",
-                          "psycopg"}, modules
+                          "psycopg", "pydantic"}, modules
+
+
+RESUMED_TASKS = '''
+    import os
+    from pathlib import Path
+
+    import retap
+
+    class Count(retap.Task):
+        """Adds step to its input; fails until a file named fixed exists."""
+
+        step: int = 1
+        label: str | None = None
+        where: {where_type} = {where_default}
+
+        def process(self, x: str) -> str:
+            if not os.path.exists("fixed"):
+                raise RuntimeError("not yet")
+            return f"{{int(x) + self.step}} {{self.label}} {{self.where}}"
+    '''
+
+
+@pytest.mark.parametrize(("where_type", "where_default", "pydantic"),
+                         [("float", "0.5", False), ("Path", 'Path("out")', True)])
+def test_resuming_loads_pydantic_only_for_configs_of_types_beyond_the_plain_ones(
+        project: Project, where_type: str, where_default: str, pydantic: bool) -> None:
+    project.retapfile(RESUMED_TASKS.format(where_type=where_type, where_default=where_default))
+    first = project.run("run", "--run-id", "c", "--", "load", "1", "--:", "count", "--step",
+                        "2", "--label", "two", "--:", "dump", check=1)
+    assert "not yet" in first.err
+    (project.path / "fixed").touch()
+
+    out: list[str] = []
+    modules = imported(project, "resume", "c", out=out)
+
+    assert ("pydantic" in modules) is pydantic, modules
+    assert out == [f"3 two {0.5 if where_type == 'float' else 'out'}\n"]
 
 
 def test_runs_on_a_terminal_show_a_command_as_text_not_markup(project: Project) -> None:

@@ -3,12 +3,17 @@ docs, and how config values are coerced from command-line text."""
 
 import enum
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import retap
+from retap.configs import MISSING, spec_from, to_json, validate_one
 from retap.discovery import Registry
 from retap.syntax import HelpRequested, parse_workflow
 
@@ -149,6 +154,35 @@ def test_configs_as_json_are_plain_data():
 
     assert task.configs["path"] == "data/in.csv"
     assert task.configs["color"] == "green"
+
+
+PLAIN = [int, str, float, bool, int | None, Optional[str], float | None, bool | None]  # noqa: UP045
+ANY_VALUE = (st.integers() | st.text() | st.floats() | st.booleans() | st.none()
+             | st.binary(max_size=4) | st.lists(st.integers(), max_size=2))
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    """What ``call`` gave, comparable across two validators (NaN equals NaN here)."""
+    try:
+        value = call()
+    except (pydantic.ValidationError, retap.ConfigValueError):
+        return ("refused", None)
+    return (type(value).__name__, repr(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(annotation=st.sampled_from(PLAIN), value=ANY_VALUE)
+def test_a_config_of_a_plain_type_validates_and_records_every_value_as_pydantic_does(
+        annotation: Any, value: Any) -> None:
+    # Values already of the declared type skip the TypeAdapter; that shortcut must be exact.
+    spec = spec_from("t", "c", annotation, MISSING)
+    adapter = pydantic.TypeAdapter(annotation)
+
+    assert _outcome(lambda: validate_one("t", spec, value)) == \
+        _outcome(lambda: adapter.validate_python(value))
+    if _outcome(lambda: adapter.validate_python(value))[0] != "refused":
+        valid = adapter.validate_python(value)
+        assert repr(to_json(spec, valid)) == repr(adapter.dump_python(valid, mode="json"))
 
 
 def test_a_default_that_does_not_fit_its_type_is_an_error_before_anything_runs():

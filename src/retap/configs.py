@@ -2,7 +2,11 @@
 
 A config is an annotated attribute of a task class (or a keyword-only parameter of a
 task function). Its values are validated by a pydantic TypeAdapter built once per config, so
-``--count 3`` arrives as the int 3 and ``--count x`` is refused before anything runs.
+``--count 3`` arrives as the int 3 and ``--count x`` is refused before anything runs. A value
+already of exactly the plain type a config declares (int, str, float, bool, or None where
+allowed) is one pydantic would hand back unchanged: it passes without the adapter, so a
+process whose tasks take such values (a resume rebuilding them from the spec) never loads
+pydantic.
 Precedence, lowest first: the declared default, a ``--config FILE``, ``--key value``
 on the command line (or keyword arguments in Python), ``retap resume --set``.
 """
@@ -12,17 +16,19 @@ from __future__ import annotations
 import copy
 import enum
 import json
+import sys
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import pydantic
+from typing import TYPE_CHECKING, Any
 
 from retap import secret
 from retap.errors import ConfigValueError, TaskDefinitionError, UnknownConfig
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = ["MISSING", "ConfigSpec", "config", "load_config_file"]
 
@@ -34,6 +40,7 @@ class _Missing:
 
 MISSING: Any = _Missing()
 CLI_WORDS = ("help", "config")  # options every task has on the command line
+PLAIN_TYPES = (int, str, float, bool)
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,10 @@ class ConfigSpec:
     annotation: Any
     default: Any = MISSING
     help: str = ""
-    adapter: Any = field(default=None, compare=False, repr=False)
+    # The exact types whose values pydantic returns unchanged: (int,) for ``int``, (int,
+    # NoneType) for ``int | None``; () for any other annotation.
+    plain: tuple[type, ...] = field(default=(), compare=False, repr=False)
+    adapter: Any = field(default=None, compare=False, repr=False)  # built on first need
 
     @property
     def required(self) -> bool:
@@ -92,19 +102,21 @@ def spec_from(task: str, name: str, annotation: Any, value: Any) -> ConfigSpec:
     if name in CLI_WORDS:
         raise TaskDefinitionError(task, f"a config cannot be called {name!r}: --{name} is "
                                         "taken on the command line")
-    if isinstance(value, _Declared):
-        spec = ConfigSpec(name, annotation, value.default, value.help)
-    else:
-        spec = ConfigSpec(name, annotation, value)
-    object.__setattr__(spec, "adapter", adapter_for(task, spec))
+    declared = value if isinstance(value, _Declared) else _Declared(value)
+    spec = ConfigSpec(name, annotation, declared.default, declared.help,
+                      plain=_plain_types(annotation))
+    if not spec.plain:
+        adapter_for(task, spec)  # a type pydantic cannot validate fails at definition
     return with_default(task, spec, spec.default)
 
 
 def with_default(task: str, spec: ConfigSpec, default: Any) -> ConfigSpec:
     """``spec`` with ``default`` validated (a default of the wrong type fails at definition)."""
-    if default is not MISSING:
+    if default is not MISSING and type(default) not in spec.plain:
+        import pydantic
+
         try:
-            default = spec.adapter.validate_python(default)
+            default = adapter_for(task, spec).validate_python(default)
         except pydantic.ValidationError as exc:
             raise TaskDefinitionError(task, f"the default of config {spec.name!r}, {default!r}, "
                                             f"is not a {spec.type_name}: "
@@ -113,12 +125,25 @@ def with_default(task: str, spec: ConfigSpec, default: Any) -> ConfigSpec:
 
 
 def adapter_for(task: str, spec: ConfigSpec) -> pydantic.TypeAdapter[Any]:
-    """The validator of one config; a type pydantic cannot validate fails at definition."""
-    try:
-        return pydantic.TypeAdapter(spec.annotation)
-    except (pydantic.PydanticSchemaGenerationError, TypeError) as exc:
-        raise TaskDefinitionError(task, f"config {spec.name!r} of type {spec.type_name} "
-                                        f"cannot be validated: {exc}") from None
+    """The validator of one config, built once; a type pydantic cannot validate fails here."""
+    if spec.adapter is None:
+        import pydantic
+
+        try:
+            built = pydantic.TypeAdapter(spec.annotation)
+        except (pydantic.PydanticSchemaGenerationError, TypeError) as exc:
+            raise TaskDefinitionError(task, f"config {spec.name!r} of type {spec.type_name} "
+                                            f"cannot be validated: {exc}") from None
+        object.__setattr__(spec, "adapter", built)
+    return spec.adapter
+
+
+def _plain_types(annotation: Any) -> tuple[type, ...]:
+    """What ConfigSpec.plain holds for ``annotation``."""
+    base = _strip_optional(annotation)
+    if not any(base is kind for kind in PLAIN_TYPES):
+        return ()
+    return (base, type(None)) if base is not annotation else (base,)
 
 
 def validate(task: str, specs: Mapping[str, ConfigSpec], values: Mapping[str, Any]
@@ -142,8 +167,12 @@ def validate(task: str, specs: Mapping[str, ConfigSpec], values: Mapping[str, An
 
 def validate_one(task: str, spec: ConfigSpec, value: Any) -> Any:
     """One config value, validated and coerced (``"3"`` -> 3 for an int)."""
+    if type(value) in spec.plain:
+        return value
+    import pydantic
+
     try:
-        return spec.adapter.validate_python(value)
+        return adapter_for(task, spec).validate_python(value)
     except pydantic.ValidationError as exc:
         message = exc.errors()[0]["msg"]
         raise ConfigValueError(task, spec.name, value,
@@ -156,7 +185,9 @@ def to_json(spec: ConfigSpec, value: Any) -> Any:
     keyed digest, never in clear."""
     if spec.secret:
         return secret.marker(value)
-    return spec.adapter.dump_python(value, mode="json")
+    if type(value) in spec.plain:
+        return value
+    return adapter_for(spec.name, spec).dump_python(value, mode="json")
 
 
 def coerce_text(task: str, spec: ConfigSpec, raw: list[str]) -> Any:
@@ -264,4 +295,6 @@ def _allows_none(annotation: Any) -> bool:
 
 
 def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)
+    pydantic = sys.modules.get("pydantic")  # not loaded: nothing can be one of its models
+    return pydantic is not None and isinstance(annotation, type) and \
+        issubclass(annotation, pydantic.BaseModel)

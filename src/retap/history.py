@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from msgspec.structs import replace
@@ -71,12 +70,13 @@ def actor() -> dict[str, Any]:
 
 def _secrets(workflow: Workflow) -> list[str]:
     """The values of the workflow's secret configs, as they may appear on a command line."""
-    from retap.secret import SECRET_TYPES  # (pydantic: loaded by the run that asks, anyway)
+    from retap.secret import secret_types
 
+    kinds = secret_types()
     found = set()
     for node in workflow.nodes.values():
         for value in node.task._config.values():
-            if isinstance(value, SECRET_TYPES):
+            if isinstance(value, kinds):
                 clear = value.get_secret_value()
                 text = clear.decode(errors="replace") if isinstance(clear, bytes) else clear
                 if text:
@@ -197,11 +197,7 @@ def _user() -> str:
         return str(os.getuid())
 
 
-@cache
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from retap import __version__  # not importlib.metadata: it costs a resume ~10 ms
 
-    try:
-        return version("retap")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__

@@ -14,17 +14,22 @@ import hmac
 import os
 import re
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
-import pydantic
-
 __all__ = ["KEY_ENV", "MARK", "SecretSource", "env_name", "is_marker", "is_secret_type",
-           "keyed_digest", "marker", "secret_key"]
+           "keyed_digest", "marker", "secret_key", "secret_types"]
 
 KEY_ENV = "RETAP_SECRET_KEY"
 MARK = "$secret"
-SECRET_TYPES = (pydantic.SecretStr, pydantic.SecretBytes)
+
+
+def secret_types() -> tuple[type[Any], ...]:
+    """pydantic's SecretStr and SecretBytes; none while pydantic is not loaded, since then no
+    annotation or value can be one (a process whose tasks use plain types never loads it)."""
+    pydantic = sys.modules.get("pydantic")
+    return (pydantic.SecretStr, pydantic.SecretBytes) if pydantic is not None else ()
 
 
 def is_secret_type(annotation: Any) -> bool:
@@ -32,7 +37,7 @@ def is_secret_type(annotation: Any) -> bool:
     args = getattr(annotation, "__args__", None) if not isinstance(annotation, type) else None
     candidates = [a for a in args if a is not type(None)] if args else [annotation]
     return len(candidates) == 1 and isinstance(candidates[0], type) and \
-        issubclass(candidates[0], SECRET_TYPES)
+        issubclass(candidates[0], secret_types())
 
 
 def secret_key() -> bytes:
