@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+__version__ = "0.1.0"  # the one place it is written: pyproject.toml reads it from here
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (25 ms at start-up)
 if TYPE_CHECKING:
     from typing import Any

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from retap import __version__
 from retap.errors import RetapError, UsageError
 from retap.store import DEFAULT_STORE, open_existing, open_store
 
@@ -113,7 +114,7 @@ def store_option(fn: F) -> F:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="retap")
+@click.version_option(version=__version__, prog_name="retap")
 @store_option
 @click.pass_context
 def main(ctx: click.Context, store: str | None) -> None:
