@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -205,7 +204,7 @@ class FileTask(Task, abstract=True, cache="inputs"):
         journal = self._journal_now()
         target = _inside_project(self, path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.retap-{secrets.token_hex(4)}.tmp"
+        tmp = target.parent / f".{target.name}.retap-{os.urandom(4).hex()}.tmp"
         journal.record("temp", tmp)
         try:
             yield tmp

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import os
 import re
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,8 @@ def secret_key() -> bytes:
     except FileNotFoundError:
         pass
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    import secrets  # here: made once per user, and its import costs every start-up
+
     key = secrets.token_hex(32).encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
