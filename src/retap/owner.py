@@ -15,6 +15,7 @@ import msgspec
 __all__ = ["HOST_ENV", "Owner", "host_name", "process_start"]
 
 HOST_ENV = "RETAP_HOST"
+_STARTED: dict[int, float] = {}  # this process's start time, by pid: a forked child reads its own
 
 
 def host_name() -> str:
@@ -43,7 +44,11 @@ class Owner(msgspec.Struct, frozen=True):
 
     @classmethod
     def current(cls) -> Owner:
-        return cls(host_name(), os.getpid(), process_start(os.getpid()))
+        pid = os.getpid()
+        started = _STARTED.get(pid)
+        if started is None:
+            started = _STARTED[pid] = process_start(pid)
+        return cls(host_name(), pid, started)
 
     @property
     def local(self) -> bool:
