@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, wait_for
+from conftest import Project, assert_one_line_error, wait_for
 from retap.faults import POINTS
 
 RETAPFILE = '''
@@ -298,6 +298,29 @@ def test_a_truncated_store_is_refused_with_a_message(proj: Project) -> None:
         result = proj.run(*command)
         assert result.code != 0, command
         assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("change", ["task = task || 'x'", "started = started + 0.5",
+                                    "outputs = '[]'"])
+def test_replay_refuses_a_done_dispatch_whose_row_fails_its_checksum(proj: Project,
+                                                                    change: str) -> None:
+    # a replay reads each done dispatch as it answers it, by position: the check covers an
+    # early column of the row, a middle one and its last
+    assert proj.run("run", "--run-id", "r", *FLOW, env={"FAIL_ONCE": "6"}).code == 1
+    (proj.path / "exec.log").unlink()
+    conn = sqlite3.connect(proj.path / ".retap" / "retap.db")
+    changed = conn.execute(f"UPDATE dispatches SET {change} WHERE (run, id) IN (SELECT run, "
+                           "id FROM dispatches WHERE node = 1 AND status = 'done' "
+                           "ORDER BY seq LIMIT 1 OFFSET 2)")
+    assert changed.rowcount == 1
+    conn.commit()
+    conn.close()
+
+    result = proj.run("replay", "r")
+
+    assert result.code == 2, (result.out, result.err)
+    assert_one_line_error(result, "fails its checksum")
+    assert not (proj.path / "exec.log").exists()  # nothing ran again
 
 
 def test_check_reports_a_sound_store_and_a_damaged_one(proj: Project) -> None:

@@ -14,7 +14,7 @@ import zlib
 from typing import Any
 
 __all__ = ["ATTEMPT", "COUNTER", "DISPATCH", "EVENT", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "LOG",
-           "MEMO", "QUEUE", "RUN", "WORKER", "as_bytes", "crc", "matches", "refs"]
+           "MEMO", "QUEUE", "RUN", "WORKER", "as_bytes", "crc", "holds", "matches", "refs"]
 
 RUN = ("run", "status", "created", "codec", "spec", "owner_host", "owner_pid",
        "owner_started")
@@ -50,7 +50,12 @@ def matches(row: Any, columns: tuple[str, ...], prefix: str = "", crc_column: st
     keys = _KEYS.get((prefix, columns))
     if keys is None:
         keys = _KEYS[prefix, columns] = [prefix + c for c in columns]
-    fields = tuple(map(row.__getitem__, keys))  # every read row passes here: no Python loop
+    return holds(stored, tuple(map(row.__getitem__, keys)))  # no Python loop: every read
+    # row passes here
+
+
+def holds(stored: Any, fields: tuple[Any, ...]) -> bool:
+    """True when ``stored`` is the checksum of ``fields`` (a row's columns, in order)."""
     if memoryview in map(type, fields):
         fields = tuple(as_bytes(f) for f in fields)
     return type(stored) is int and stored == crc(*fields)

@@ -9,6 +9,7 @@ what retap writes (``retap.store.boundary``) before anything else sees it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import uuid
@@ -221,6 +222,11 @@ class SQLStore(Store):
     def corrupt(self, what: str) -> StoreCorrupt:
         return StoreCorrupt(self.location, f"{what}: the store was damaged or changed outside "
                                            "retap; move it aside (`retap check` lists problems)")
+
+    def leading(self, row: Row, n: int) -> tuple[Any, ...]:
+        """The first ``n`` columns of ``row``, in the order the query selected them (a row
+        read by name here: a mapping)."""
+        return tuple(itertools.islice(row.values(), n))
 
     def verify(self, row: Row, columns: tuple[str, ...], what: str) -> None:
         """Refuse a row whose checksum does not match its columns."""

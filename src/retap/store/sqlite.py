@@ -161,6 +161,9 @@ class SQLiteStore(SQLStore):
         self.x(f"PRAGMA user_version={version}")
         self.x(f"PRAGMA application_id={APPLICATION_ID}")
 
+    def leading(self, row: sqlite3.Row, n: int) -> tuple[Any, ...]:
+        return row[:n]  # type: ignore[no-any-return]  # (a slice of a Row is a tuple)
+
     def x(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, args)
 

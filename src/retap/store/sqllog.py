@@ -525,17 +525,25 @@ def _running_again(fields: list[Any], before: Any) -> list[Any]:
     return [fields[i] if c in _RUNNING else before[c] for i, c in enumerate(rows.DISPATCH)]
 
 
+# A done dispatch's row and its value, the row's columns first: read by position, since a
+# replay reads one per dispatch and a lookup by name scans the columns' names.
 _DONE = (f"SELECT {_D}, d.crc, v.codec AS vcodec, v.data AS vdata FROM dispatches d "
          'LEFT JOIN "values" v ON v.digest = d.result ')
+_WIDTH = len(rows.DISPATCH)
+_ID, _RESULT = map(rows.DISPATCH.index, ("id", "result"))
+
+Done = tuple[int, str, Any, Any]  # a done dispatch's seq, result ref, value codec and data
 
 
-def _done(store: SQLStore, row: Any) -> tuple[str, int, str]:
-    """A done dispatch's id, commit number and result ref, its row checked."""
-    ident, seq, ref = row["id"], row["seq"], row["result"]
-    store.verify(row, rows.DISPATCH, f"dispatch {ident}")
+def _done(store: SQLStore, row: Any) -> tuple[str, Done]:
+    """A done dispatch's id, and its commit number, result ref and value, its row checked."""
+    fields = store.leading(row, _WIDTH + 3)
+    ident, seq, ref = fields[_ID], fields[_SEQ], fields[_RESULT]
+    if not rows.holds(fields[_WIDTH], fields[:_WIDTH]):
+        raise store.corrupt(f"dispatch {ident} fails its checksum")
     if not isinstance(ident, str) or type(seq) is not int or not isinstance(ref, str) or not ref:
         raise store.corrupt(f"done dispatch {ident!r} has no readable result")
-    return ident, seq, ref
+    return ident, (seq, ref, fields[_WIDTH + 1], fields[_WIDTH + 2])
 
 
 class _Lookup(Recorded):
@@ -544,25 +552,22 @@ class _Lookup(Recorded):
     def __init__(self, log: SQLRunLog) -> None:
         self.log = log
 
-    def _row(self, key: str) -> Any:
+    def find(self, key: str) -> Done | None:
         store = self.log.store
         with store.errors():
             row = self.log.x(_DONE + "WHERE d.run=? AND d.id=? AND d.status='done'",
                              (self.log.run, key)).fetchone()
-        if row is not None:
-            _done(store, row)
-        return row
+        return None if row is None else _done(store, row)[1]
 
     def seq(self, dispatch: str) -> int | None:
-        row = self._row(dispatch)
-        return None if row is None else int(row["seq"])
+        hit = self.find(dispatch)
+        return None if hit is None else hit[0]
 
     def value(self, dispatch: str) -> Any:
-        row = self._row(dispatch)
-        return self.log.store.value_of(row["result"], row["vcodec"], row["vdata"])
-
-
-Done = tuple[int, str, Any, Any]  # a done dispatch's seq, result ref, value codec and data
+        hit = self.find(dispatch)
+        if hit is None:
+            raise self.log.store.corrupt(f"done dispatch {dispatch} is no longer recorded")
+        return self.log.store.value_of(hit[1], hit[2], hit[3])
 
 
 class _Streamed(Recorded):
@@ -593,8 +598,8 @@ class _Streamed(Recorded):
                 if row is None:  # every done dispatch was read
                     self.close()
                     return
-                ident, seq, ref = _done(self.store, row)
-                self.ahead[ident] = (seq, ref, row["vcodec"], row["vdata"])
+                ident, done = _done(self.store, row)
+                self.ahead[ident] = done
 
     def _find(self, dispatch: str) -> Done | None:
         hit = self.ahead.get(dispatch)
@@ -602,11 +607,10 @@ class _Streamed(Recorded):
             self._read_on()
             hit = self.ahead.get(dispatch)
         if hit is None:  # far ahead, answered already, or not done: ask for it alone
-            row = self.alone._row(dispatch)
-            if row is None:
+            hit = self.alone.find(dispatch)
+            if hit is None:
                 return None
-            hit = self.ahead[dispatch] = (row["seq"], row["result"], row["vcodec"],
-                                          row["vdata"])
+            self.ahead[dispatch] = hit
         return hit
 
     def seq(self, dispatch: str) -> int | None:
