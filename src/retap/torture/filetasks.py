@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import retap
-from retap.torture.tasks import digest_text, fail_once, log_execution, pause, shaped
+from retap.torture.tasks import digest_text, fail_once, log_execution, pause, shaped, tuning
 
 __all__ = ["OUTPUT_DIRS", "StampFile", "WriteFile"]
 
@@ -38,12 +38,14 @@ class _Torturing(retap.FileTask, abstract=True):
     width: int = 2
     slow_ms: int = 0
     flaky: bool = False
+    scale: float = 1.0
+    offsets: tuple[int, ...] = ()
     src: str = ""  # an input file under in/, read when set
 
     def start(self, inputs: tuple[Any, ...]) -> tuple[str, dict[str, str]]:
         """Log this execution with its key; return the key and the files read."""
         reads = {p: _content_digest(p) for p in self.read_paths(*inputs)}
-        key = digest_text(self.label, inputs, sorted(reads.items()))
+        key = digest_text(self.label, inputs, sorted(reads.items()), *tuning(self))
         log_execution(self, self.label, key)
         return key, reads
 

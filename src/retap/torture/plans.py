@@ -20,6 +20,10 @@ MODES = ("value", "list", "pair")
 KINDS = ("join", "sync", "switch", "gate")
 INPUT_FILES = ("in/a.txt", "in/b.txt", "in/c.txt")
 MEMOIZED = ("memo", "write", "stamp")  # node kinds whose results later runs may reuse
+# configs a node may be given beyond the defaults (see tasks.tuning): a float (given an int
+# too) validated without pydantic when a run is rebuilt from its spec, a tuple with it
+TUNES: tuple[dict[str, Any], ...] = (
+    {}, {}, {"scale": 0.5}, {"scale": 3}, {"offsets": [2, 5]}, {"scale": 2.5, "offsets": [7]})
 
 
 def plan(rng: random.Random) -> dict[str, Any]:
@@ -38,6 +42,7 @@ def decorate(workplan: dict[str, Any], rng: random.Random, features: Features) -
     count = len(workplan["nodes"])
     workplan["kinds"] = [rng.choice(kinds) for _ in range(count)]
     workplan["srcs"] = [rng.choice(("", *INPUT_FILES)) for _ in range(count)]
+    workplan["tunes"] = [rng.choice(TUNES) for _ in range(count)]
     if features.on_error == "continue":
         _steady_failures(workplan)
 
@@ -147,21 +152,23 @@ def build(workplan: dict[str, Any]) -> Workflow:
     """The workflow of a plan; node 0 is a lead with one dispatch per lead input."""
     workflow = Workflow()
     srcs = workplan.get("srcs") or [""] * len(workplan["nodes"])
-    for i, (kind, node, src) in enumerate(zip(_kinds(workplan), workplan["nodes"], srcs,
-                                              strict=True)):
-        workflow.add(_task(kind, f"n{i}", node, src))
+    tunes = workplan.get("tunes") or [{}] * len(workplan["nodes"])
+    for i, (kind, node, src, tune) in enumerate(zip(_kinds(workplan), workplan["nodes"], srcs,
+                                                    tunes, strict=True)):
+        workflow.add(_task(kind, f"n{i}", node, src, tune))
     workflow.nodes[0].leads = [[value] for value in workplan["leads"]]
     for join in workplan["joins"]:
         workflow.join(join["sources"], join["targets"], join["kind"], **join["options"])
     return workflow
 
 
-def _task(kind: str, label: str, node: list[Any], src: str) -> Task:
+def _task(kind: str, label: str, node: list[Any], src: str, tune: dict[str, Any]) -> Task:
     from retap.torture.filetasks import StampFile, WriteFile
     from retap.torture.tasks import Gen, Memo
 
     mode, width, slow_ms, flaky = node
-    common = {"label": label, "mode": mode, "width": width, "slow_ms": slow_ms, "flaky": flaky}
+    common = {"label": label, "mode": mode, "width": width, "slow_ms": slow_ms, "flaky": flaky,
+              **tune}
     if kind == "write":
         return WriteFile(**common, src=src)
     if kind == "stamp":

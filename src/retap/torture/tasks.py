@@ -22,7 +22,8 @@ try:
 except ImportError:  # outside a torture case's commands
     torture_code = None
 
-__all__ = ["Gen", "Memo", "digest_text", "log_execution", "ran_line", "shaped", "variant"]
+__all__ = ["Gen", "Memo", "digest_text", "log_execution", "ran_line", "shaped", "tuning",
+           "variant"]
 
 
 def variant() -> str:
@@ -75,6 +76,15 @@ def fail_once(task: retap.Task, label: str) -> None:
         raise RuntimeError(f"{label} fails once (flaky)")
 
 
+def tuning(task: Any) -> tuple[Any, ...]:
+    """What a node's drawn ``scale`` and ``offsets`` add to the parts of its values: nothing
+    at their defaults. A run rebuilt from its spec validates ``scale`` (a float) without
+    pydantic and ``offsets`` (a tuple) with it; either coming back as another type (an int,
+    a list) changes the values, and the comparison with the reference sees it."""
+    parts = (task.scale, task.offsets)
+    return () if parts == (1.0, ()) else parts
+
+
 def pause(slow_ms: int) -> None:
     if slow_ms:
         time.sleep(slow_ms / 1000)
@@ -88,13 +98,15 @@ class Gen(retap.Task):
     width: int = 2
     slow_ms: int = 0
     flaky: bool = False
+    scale: float = 1.0
+    offsets: tuple[int, ...] = ()
 
     def process(self, *inputs: Any) -> Any:
         log_execution(self, self.label)
         pause(self.slow_ms)
         if self.flaky:
             fail_once(self, self.label)
-        h = _number(self.label, inputs)
+        h = _number(self.label, inputs, *tuning(self))
         if self.mode == "list":
             return [f"{self.label}{i}.{h % 97}" for i in range(self.width)]
         if self.mode == "pair":
@@ -110,10 +122,13 @@ class Memo(retap.Task, cache="inputs"):
     width: int = 2
     slow_ms: int = 0
     flaky: bool = False
+    scale: float = 1.0
+    offsets: tuple[int, ...] = ()
 
     def process(self, *inputs: Any) -> Any:
         code = variant()
         made_by = (code,) if code else ()  # no variant: values as before it existed
+        made_by += tuning(self)
         log_execution(self, self.label, digest_text(self.label, inputs, *made_by))
         pause(self.slow_ms)
         if self.flaky:
