@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import retap
 from retap import App, Middleware, Workflow
+from retap.dispatch import _digest, join_dispatch_id
 
 # Every execution of a Record task, in order: (label, inputs).
 LOG: list[tuple[str, tuple[Any, ...]]] = []
@@ -824,3 +827,20 @@ def test_full_collections_are_rarer_during_a_run_and_the_thresholds_come_back() 
         assert gc.get_threshold() == (500, 7, 3)
     finally:
         gc.set_threshold(*before)
+
+
+NODE_IDS = st.integers() | st.text(max_size=8)
+PARTS = st.recursive(st.none() | st.integers() | st.text(max_size=6) | st.booleans(),
+                     lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+
+
+@given(join=NODE_IDS, target=NODE_IDS, part=PARTS,
+       sources=st.lists(st.text(max_size=33), max_size=3), as_list=st.booleans())
+def test_a_join_dispatch_id_is_the_digest_of_its_parts_as_stores_recorded_them(
+        join: Any, target: Any, part: Any, sources: list[str], as_list: bool) -> None:
+    # a replay finds its answers by these ids, so they never change between versions
+    given_sources = sources if as_list else tuple(sources)
+
+    made = join_dispatch_id(join, target, given_sources, part)
+
+    assert made == _digest(("join", join, target, tuple(sources), part))
