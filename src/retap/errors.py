@@ -38,7 +38,6 @@ a failed dispatch is recorded with.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -383,6 +382,8 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parent) + "/"
 def error_record(exc: BaseException) -> dict[str, Any]:
     """An exception as the JSON a failure is recorded with: type, message, the offending
     inputs of a retap error, and the traceback from the task's own frames on."""
+    import traceback  # here: every command imports this module, few record a failure
+
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR) \
             and tb.tb_next is not None:
