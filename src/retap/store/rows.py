@@ -50,8 +50,8 @@ def matches(row: Any, columns: tuple[str, ...], prefix: str = "", crc_column: st
     keys = _KEYS.get((prefix, columns))
     if keys is None:
         keys = _KEYS[prefix, columns] = [prefix + c for c in columns]
-    return holds(stored, tuple(map(row.__getitem__, keys)))  # no Python loop: every read
-    # row passes here
+    # every read row passes here: map, no Python loop
+    return holds(stored, tuple(map(row.__getitem__, keys)))
 
 
 def holds(stored: Any, fields: tuple[Any, ...]) -> bool:
