@@ -10,11 +10,12 @@ store has as done is never executed again.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import msgspec
 from msgspec.structs import force_setattr
+
+from retap.hashing import blake2b
 
 __all__ = ["Attempt", "Dispatch", "Log", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
 
@@ -41,7 +42,7 @@ def _digest(parts: tuple[Any, ...]) -> str:
 
 
 def _hash(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return blake2b()(text.encode(), digest_size=16).hexdigest()
 
 
 def lead_dispatch_id(node: NodeId, k: int) -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
-import hashlib
-import hmac
 import json
 import os
 from abc import ABC, abstractmethod
@@ -20,6 +18,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from retap.errors import CodecError, UsageError
+from retap.hashing import blake2b
 
 __all__ = ["MAX_DEPTH", "Codec", "JsonCodec", "Opaque", "PickleCodec", "codec_named", "digest"]
 
@@ -33,7 +32,7 @@ _DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError, ArithmeticError, 
 
 def digest(codec: str, data: bytes) -> str:
     """The content address of an encoded value."""
-    return hashlib.blake2b(data, digest_size=16, person=codec.encode()[:16]).hexdigest()
+    return blake2b()(data, digest_size=16, person=codec.encode()[:16]).hexdigest()
 
 
 class Opaque:
@@ -190,13 +189,20 @@ class PickleCodec(Codec):
         except Exception as exc:
             raise CodecError(f"cannot pickle a value of type {type(value).__qualname__}: {exc}",
                              type(value).__qualname__) from None
-        return hmac.new(self.key, payload, hashlib.sha256).digest() + payload
+        return self._sign(payload) + payload
 
     def signed(self, data: bytes) -> bool:
         """True when ``data`` carries this key's signature (it was pickled by retap)."""
+        import hmac
+
         signature, payload = data[:32], data[32:]
-        return hmac.compare_digest(signature, hmac.new(self.key, payload,
-                                                       hashlib.sha256).digest())
+        return hmac.compare_digest(signature, self._sign(payload))
+
+    def _sign(self, payload: bytes) -> bytes:
+        import hashlib
+        import hmac  # here, with pickle: only a run that asks for it signs
+
+        return hmac.new(self.key, payload, hashlib.sha256).digest()
 
     def decode(self, data: bytes) -> Any:
         payload = data[32:]
