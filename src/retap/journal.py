@@ -19,7 +19,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import stat
 import threading
 import time
@@ -72,6 +71,12 @@ def _write_private(path: Path, text: str) -> None:
 def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil  # here: it loads zlib, bz2 and lzma, which a run without file tasks skips
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -157,7 +162,7 @@ class RunFolder:
                     p.name == OWNER_FILE or (p.name.startswith(f"{OWNER_FILE}.") and
                                              p.name.endswith(".tmp") and p.is_file())
                     for p in self.dir.iterdir()):
-                shutil.rmtree(self.dir, ignore_errors=True)
+                _remove_tree(self.dir)
 
 
 def abandoned(current: str | None = None) -> Iterator[tuple[RunFolder, FolderOwner]]:
@@ -202,7 +207,7 @@ class Journal:
                 self._undo(lambda path: False)
             except JournalRefused:
                 pass
-            shutil.rmtree(self.dir, ignore_errors=True)
+            _remove_tree(self.dir)
         _private_dir(self.dir)
         self.opened = time.time_ns()
         self.entries = []
@@ -259,6 +264,8 @@ class Journal:
         backup = self.dir / f"backup-{len(self.entries)}"
         self.record("backup", path, backup, via, stat.S_IMODE(path.stat().st_mode))
         copying = backup.with_suffix(".copying")
+        import shutil
+
         fd = os.open(copying, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
             os.fchmod(out.fileno(), 0o600)
@@ -290,7 +297,7 @@ class Journal:
 
     def discard(self) -> None:
         """The dispatch's changes stand: drop the journal and its backups."""
-        shutil.rmtree(self.dir, ignore_errors=True)
+        _remove_tree(self.dir)
         self.entries = []
         RunFolder(self.run).remove_if_empty()
 
