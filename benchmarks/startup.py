@@ -13,7 +13,9 @@ retap runs from compiled bytecode, and nothing is written into the checkout.
   own step 150 (a real kill of a real process); a new process runs ``python -m retap
   --store S resume RUN``, and the figure is the time from starting it to the first
   re-executed step starting (the step's stamp in a side-channel file). Each repetition
-  resumes a freshly killed run.
+  resumes a freshly killed run. The same from a Python process that calls
+  ``retap.resume`` (RESUME_IN_PYTHON) shows what the command line adds: parsing with
+  click, which a script does not load.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ import sys
 from benchmarks.common import KillableStep, chain, open_store
 from retap import App
 App(chain(int(sys.argv[2]), step=KillableStep), open_store(sys.argv[1]), run_id=sys.argv[3]).run()
+"""
+
+# The same resume from Python, as a script that continues its own runs would call it.
+RESUME_IN_PYTHON = """
+import sys
+import retap
+retap.resume(retap.open_store(sys.argv[1]), sys.argv[2])
 """
 
 
@@ -101,14 +110,17 @@ def killed_run(path: Path, tmp: Path) -> str:
     return run
 
 
-def resume_to_first_step(tmp: Path, rep: int) -> tuple[float, float]:
-    """Resume a freshly killed run in a new process: (seconds to its first step, to its exit)."""
-    path, stamps = tmp / f"killed-{rep}.db", tmp / f"stamps-{rep}"
+def resume_to_first_step(tmp: Path, rep: int, cli: bool = True) -> tuple[float, float]:
+    """Resume a freshly killed run in a new process, with ``retap resume`` or from Python:
+    (seconds to its first step, to its exit)."""
+    path, stamps = tmp / f"killed-{rep}-{cli}.db", tmp / f"stamps-{rep}-{cli}"
     run = killed_run(path, tmp)
     env = child_env(tmp, **{STAMPS_ENV: str(stamps)})
+    args = ["-m", "retap", "--store", str(path), "resume", run] if cli else \
+        ["-c", RESUME_IN_PYTHON, str(path), run]
     start = time.time()
-    done = subprocess.run([sys.executable, "-m", "retap", "--store", str(path), "resume", run],
-                          cwd=tmp, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *args], cwd=tmp, env=env, capture_output=True,
+                          text=True)
     end = time.time()
     if done.returncode != 0 or not stamps.exists():
         raise RuntimeError(f"resume: exit {done.returncode}, {done.stderr}")
@@ -119,17 +131,20 @@ def resume_to_first_step(tmp: Path, rep: int) -> tuple[float, float]:
 
 
 def run(quick: bool = False) -> list[Row]:
-    first, whole = [], []
+    first, whole, in_python = [], [], []
     with temp_dir() as tmp:
         found = commands(tmp)
         for rep in range(REPEAT + 1):  # the first warms the bytecode cache for resume
             to_step, to_exit = resume_to_first_step(tmp, rep)
+            from_python, _ = resume_to_first_step(tmp, rep, cli=False)
             if rep:
                 first.append(to_step)
                 whole.append(to_exit)
+                in_python.append(from_python)
     bare, imported, runs = found["pass"], found["import"], found["runs"]
     retap_only = Stat([t - bare.best for t in imported.values], higher_is_better=False)
     resumed, resume_exit = Stat(first, higher_is_better=False), Stat(whole, higher_is_better=False)
+    scripted = Stat(in_python, higher_is_better=False)
     return [
         Row("startup", "import retap, fresh process", seconds(retap_only.best),
             spread_of(retap_only, seconds), target=f"<= {seconds(IMPORT_TARGET)}",
@@ -147,4 +162,9 @@ def run(quick: bool = False) -> list[Row]:
             f"a {STEPS}-step chain in sqlite; from starting `python -m retap resume RUN` to "
             f"step {KILL_AT} starting again; the whole process, {STEPS - KILL_AT + 1} steps and "
             f"End: {seconds(resume_exit.best)}"),
+        Row("startup", f"SIGKILLed at step {KILL_AT}: retap.resume() -> first step",
+            seconds(scripted.best), spread_of(scripted, seconds),
+            f"{scripted.best / resumed.best:.2f}x retap resume", "", None,
+            "the same, from `python -c` calling `retap.resume(open_store(S), RUN)`: no "
+            "command line, so no click"),
     ]
