@@ -12,7 +12,11 @@ stores so that a noisy spell does not hit one store only.
 ``chain, sqlite: its SQL alone`` is the floor under the SQLite rows: the statements one
 dispatch of the chain commits (BEGIN, the dispatch's row checked against the run's lease,
 the next dispatch's queue row, COMMIT), issued straight through ``sqlite3`` on retap's own
-schema and settings with their parameters made beforehand, and nothing else.
+schema and settings with their parameters made beforehand, and nothing else. Two variants
+of it show what that floor is made of: ``sequential ids`` gives the dispatches ids that sort
+in the order they are written (retap's are hashes, so each commit lands on a random page of
+the dispatches table), and ``no queue row`` leaves out the queue row (one table written per
+commit instead of two).
 """
 
 from __future__ import annotations
@@ -45,6 +49,13 @@ from retap.store.sqllog import LEASE_HELD, QUEUE_INSERT
 TARGETS = {"memory": 200_000.0, "sqlite": 20_000.0}
 EARLIER = {"memory": 50_000.0, "sqlite": 10_000.0}
 SQL_ALONE = "sqlite: its SQL alone"
+# the SQL alone and its variants: name -> (sequential ids, with the queue row, note)
+SQL_VARIANTS = {
+    SQL_ALONE: (False, True, ""),
+    f"{SQL_ALONE}, sequential ids": (
+        True, True, "the same commits with ids that sort in the order written"),
+    f"{SQL_ALONE}, no queue row": (False, False, "the same commits without the queue row"),
+}
 
 
 def sizes(quick: bool) -> int:
@@ -72,15 +83,18 @@ def measure(quick: bool) -> dict[tuple[str, str], tuple[Stat, int]]:
                     key = (wf_name, store_name)
                     rates.setdefault(key, []).append(result.executed / elapsed)
                     counts[key] = result.executed
-            path = tmp / f"alone-{rep}.db"
-            rates.setdefault(("chain", SQL_ALONE), []).append(sql_alone(n, path))
-            counts[("chain", SQL_ALONE)] = n
-            remove_store(path)
+            for name, (sequential, queue, _) in SQL_VARIANTS.items():
+                path = tmp / f"alone-{rep}.db"
+                rates.setdefault(("chain", name), []).append(
+                    sql_alone(n, path, sequential, queue))
+                counts[("chain", name)] = n
+                remove_store(path)
     return {key: (Stat(values), counts[key]) for key, values in rates.items()}
 
 
-def sql_alone(n: int, path: Path) -> float:
-    """Dispatches/s of the chain's commits as SQL alone (see the module's docstring)."""
+def sql_alone(n: int, path: Path, sequential: bool = False, queue: bool = True) -> float:
+    """Dispatches/s of the chain's commits as SQL alone (see the module's docstring): with
+    ``sequential`` ids in the order written, and without the queue row unless ``queue``."""
     open_store(path).close()  # retap's schema, WAL, synchronous=NORMAL
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -89,7 +103,8 @@ def sql_alone(n: int, path: Path) -> float:
                  "lease_token) VALUES (?, 'running', 0, 0, 'json', x'', 0, ?)", (run, token))
     upsert = SQLITE.insert("dispatches", (*rows.DISPATCH, "crc"), replace_on=("run", "id"),
                            only_if=LEASE_HELD)
-    ids = [hashlib.blake2b(str(i).encode(), digest_size=16).hexdigest() for i in range(n + 1)]
+    ids = [f"{i:032x}" if sequential else hashlib.blake2b(str(i).encode(), digest_size=16)
+           .hexdigest() for i in range(n + 1)]
     now = time.time()
     work: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
     for i in range(n):
@@ -103,7 +118,8 @@ def sql_alone(n: int, path: Path) -> float:
     for dispatch_row, queue_row in work:
         conn.execute("BEGIN")
         conn.execute(upsert, dispatch_row)
-        conn.execute(QUEUE_INSERT, queue_row)
+        if queue:
+            conn.execute(QUEUE_INSERT, queue_row)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
@@ -122,6 +138,9 @@ def run(quick: bool = False) -> list[Row]:
             sqlite = results[(wf_name, "sqlite")][0].best
             ratio = f"chain, sqlite is {sqlite / stat.best:.2f}x it"
             note = f"{count:,} commits, their parameters made beforehand"
+        elif store_name.startswith(SQL_ALONE):
+            ratio = f"{stat.best / results[(wf_name, SQL_ALONE)][0].best:.2f}x the SQL alone"
+            note = SQL_VARIANTS[store_name][2]
         if earlier is not None:
             note += ("; " if note else "") + (
                 f"the target before issue 13, >= {earlier:,.0f}/s: "
