@@ -365,6 +365,41 @@ def test_recorded_order_is_commit_order(store: Store) -> None:
     assert cached.seq(lead(9, 9).id) is None and log.lookup().seq(lead(9, 9).id) is None
 
 
+def test_audits_of_chosen_ids_come_in_recorded_order_past_one_statements_parameters(
+        store: Store) -> None:
+    ds = [lead(0, k, k) for k in range(620)]  # more ids than one SQL statement is given
+    log = new_run(store, "r1", *ds)
+    for d in reversed(ds):
+        log.commit_dispatch(record(d, value=d.inputs[0]), Effects(removed=d))
+    log.commit_dispatch(record(lead(1, 0), "failed", error={"message": "no"}), Effects())
+    chosen = [*ids(ds[:600]), lead(1, 0).id, "not-a-dispatch", ds[3].id]
+
+    found = store.audits("r1", chosen)
+
+    assert [a.id for a in found] == [*ids(ds[:600][::-1]), lead(1, 0).id]
+    assert [a.value for a in found[:2]] == [599, 598] and found[-1].status == "failed"
+    assert store.audits("r1", []) == []
+    assert store.counts("r1") == {"done": 620, "failed": 1}
+    with pytest.raises(UnknownRun):
+        store.audits("r9", chosen)
+
+
+def test_dispatch_ids_are_those_that_begin_with_a_prefix_in_any_case(store: Store) -> None:
+    ds = [lead(0, k, k) for k in range(40)]
+    log = new_run(store, "r1", *ds)
+    for d in ds:
+        log.commit_dispatch(record(d, value=1), Effects(removed=d))
+    prefix = ds[7].id[:1]
+
+    assert sorted(store.dispatch_ids("r1", prefix.upper())) == \
+        sorted(i for i in ids(ds) if i.startswith(prefix))
+    assert store.dispatch_ids("r1", ds[7].id) == [ds[7].id]
+    assert sorted(store.dispatch_ids("r1", "")) == sorted(ids(ds))
+    assert store.dispatch_ids("r1", ds[7].id + "0") == []
+    with pytest.raises(UnknownRun):
+        store.dispatch_ids("r9", prefix)
+
+
 def test_a_replays_answers_are_read_ahead_of_it_not_all_at_once(store: Store) -> None:
     n = 1300  # more than two chunks a SQL store reads ahead
     ds = [lead(0, k, k) for k in range(n + 1)]

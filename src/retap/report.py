@@ -24,7 +24,7 @@ def _show_report(store: Store, run: str) -> dict[str, Any]:
     configs = {n["id"]: n.get("config", {}) for n in info.spec.get("nodes", [])}
     failed_records = store.dispatches(run, ["failed"])
     retried = store.earlier_attempts(run)
-    shown = [a for a in store.audits(run) if a.id in retried] if retried else []
+    shown = store.audits(run, retried) if retried else []
     history = attempt_history(store, run, [*failed_records, *shown])
     failed = [{"dispatch": a.id, "node": a.node, "task": a.task,
                "configs": jsonable(configs.get(a.node, {})),

@@ -41,7 +41,8 @@ def logs_cmd(ctx: click.Context, run: str, which: str | None, store: str | None,
     nodes = _Nodes(the_store, run)
     wanted = nodes.resolve(which) if which is not None else None
     if as_json:
-        entries = [e for e in the_store.logs(run) if nodes.wanted(e, wanted)]
+        entries = nodes.learned(the_store.logs(run))
+        entries = [e for e in entries if nodes.wanted(e, wanted)]
         click.echo(json.dumps([nodes.json(e) for e in entries], indent=2, ensure_ascii=False))
         return
     after, printed = _print(the_store, run, nodes, wanted, 0, quiet)
@@ -66,7 +67,7 @@ def _print(store: Store, run: str, nodes: _Nodes, wanted: tuple[str, set[str]] |
     """Print the wanted logs recorded after commit ``after``; the last commit seen, and
     how many were printed."""
     printed = 0
-    for entry in store.logs(run, after):
+    for entry in nodes.learned(store.logs(run, after)):
         after = max(after, entry.seq)
         if not nodes.wanted(entry, wanted):
             continue
@@ -78,8 +79,8 @@ def _print(store: Store, run: str, nodes: _Nodes, wanted: tuple[str, set[str]] |
 
 
 class _Nodes:
-    """The run's nodes and which node each dispatch belongs to (looked up again for a
-    dispatch recorded since)."""
+    """The run's nodes and which node each dispatch that logged belongs to, read for those
+    dispatches only: a long run's history is not read to print a few logs."""
 
     def __init__(self, store: Store, run: str) -> None:
         self.store, self.run = store, run
@@ -87,14 +88,15 @@ class _Nodes:
         self.tasks = {str(n["id"]): str(n.get("name") or n.get("task", ""))
                       for n in spec.get("nodes", [])}
         self.of: dict[str, NodeId] = {}
-        self._refresh()
 
-    def _refresh(self) -> None:
-        self.of = {a.id: a.node for a in self.store.audits(self.run)}
+    def learned(self, entries: list[LogRecord]) -> list[LogRecord]:
+        """``entries``, once the nodes of their dispatches are known."""
+        new = [d for d in dict.fromkeys(e.dispatch for e in entries) if d not in self.of]
+        if new:
+            self.of.update((a.id, a.node) for a in self.store.audits(self.run, new))
+        return entries
 
     def node_id(self, dispatch: str) -> NodeId:
-        if dispatch not in self.of:
-            self._refresh()
         return self.of.get(dispatch, "?")
 
     def node(self, dispatch: str) -> str:
@@ -105,7 +107,7 @@ class _Nodes:
         {id})`` for the one dispatch it names."""
         if which in self.tasks:
             return "node", {which}
-        return "dispatch", {one_dispatch(self.of, which, (
+        return "dispatch", {one_dispatch(self.store.dispatch_ids(self.run, which), which, (
             f"{which!r} is neither a node nor a dispatch of run {self.run} "
             f"(nodes: {', '.join(self.tasks) or 'none'})"))}
 

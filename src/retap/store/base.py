@@ -212,8 +212,14 @@ class Store(ABC):
         """Every run, newest first (an empty list when there are none)."""
 
     @abstractmethod
-    def audits(self, run: str) -> list[AuditRecord]:
-        """Every dispatch recorded for ``run`` (latest attempt), in recording order."""
+    def audits(self, run: str, ids: Iterable[str] | None = None) -> list[AuditRecord]:
+        """Every dispatch recorded for ``run`` (latest attempt), in recording order; with
+        ``ids``, only those of them (without reading the rest of the history)."""
+
+    @abstractmethod
+    def dispatch_ids(self, run: str, prefix: str) -> list[str]:
+        """The ids of ``run``'s dispatches that begin with ``prefix`` (any case), read
+        without the rest of their rows."""
 
     @abstractmethod
     def earlier_attempts(self, run: str) -> dict[str, list[Attempt]]:

@@ -101,10 +101,14 @@ class MemoryStore(Store):
     def runs(self) -> list[RunInfo]:
         return sorted((self.run_info(r) for r in self._runs), key=lambda i: -i.created)
 
-    def audits(self, run: str) -> list[AuditRecord]:
+    def audits(self, run: str, ids: Iterable[str] | None = None) -> list[AuditRecord]:
         state = self._get(run)
-        order = sorted(state.records, key=state.seqs.__getitem__)
+        chosen = state.records if ids is None else set(ids) & state.records.keys()
+        order = sorted(chosen, key=state.seqs.__getitem__)
         return [_audit(state.records[i], state.seqs[i]) for i in order]
+
+    def dispatch_ids(self, run: str, prefix: str) -> list[str]:
+        return [i for i in self._get(run).records if i.startswith(prefix.lower())]
 
     def earlier_attempts(self, run: str) -> dict[str, list[Attempt]]:
         return {d: list(a) for d, a in self._get(run).attempts.items()}

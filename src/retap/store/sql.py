@@ -299,9 +299,7 @@ class SQLStore(Store):
         found: dict[str, Any] = {r: self.value_of(r, None, None) for r in wanted
                                  if r.startswith("=")}
         wanted = [r for r in wanted if not r.startswith("=")]
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(wanted):
             for r in self.x(f'SELECT digest, codec, data FROM "values" WHERE digest IN ({marks})',
                             chunk).fetchall():
                 found[r["digest"]] = self.value_of(r["digest"], r["codec"], r["data"])
@@ -428,11 +426,25 @@ class SQLStore(Store):
         if self.x("SELECT 1 AS hit FROM runs WHERE run=?", (run,)).fetchone() is None:
             raise UnknownRun(run, self.location)
 
-    def audits(self, run: str) -> list[AuditRecord]:
+    def audits(self, run: str, ids: Iterable[str] | None = None) -> list[AuditRecord]:
         with self.errors():
             self._known(run)
-            found = self.x(_AUDIT + "WHERE d.run=? ORDER BY d.seq", (run,)).fetchall()
-            return [self._audit(None, r) for r in found]
+            if ids is None:
+                found = self.x(_AUDIT + "WHERE d.run=? ORDER BY d.seq", (run,)).fetchall()
+                return [self._audit(None, r) for r in found]
+            chosen = [self._audit(None, r)
+                      for chunk, marks in _in_chunks(list(dict.fromkeys(ids)))
+                      for r in self.x(_AUDIT + f"WHERE d.run=? AND d.id IN ({marks})",
+                                      (run, *chunk)).fetchall()]
+            return sorted(chosen, key=lambda a: a.seq)  # each seq checked as an int
+
+    def dispatch_ids(self, run: str, prefix: str) -> list[str]:
+        with self.errors():
+            self._known(run)
+            prefix = prefix.lower()
+            return [str(r["id"]) for r in self.x(
+                "SELECT id FROM dispatches WHERE run=? AND substr(id, 1, ?) = ?",
+                (run, len(prefix), prefix)).fetchall()]
 
     def earlier_attempts(self, run: str) -> dict[str, list[Attempt]]:
         found: dict[str, list[Attempt]] = {}
@@ -548,16 +560,18 @@ class SQLStore(Store):
                           (run, json.dumps(node), task, version)).fetchone() is not None
 
     def counts(self, run: str) -> dict[str, int]:
+        # counted by the database, as ``runs`` counts dispatches: checking every row's
+        # checksum here made ``show`` of a long run take seconds; the rows it shows are
+        # checked, and so is every row a resume, replay, audit or check reads
         counts: dict[str, int] = {}
         with self.errors():
             self._known(run)
-            for r in self.x(f"SELECT {_D}, d.crc FROM dispatches d WHERE d.run=?",
-                            (run,)).fetchall():
-                self.verify(r, rows.DISPATCH, f"a dispatch of run {run}")
+            for r in self.x("SELECT status, count(*) AS n FROM dispatches WHERE run=? "
+                            "GROUP BY status", (run,)).fetchall():
                 if r["status"] not in boundary.STATUSES:
                     raise self.corrupt(f"a dispatch of run {run} has the status "
                                        f"{clip(r['status'])}")
-                counts[r["status"]] = counts.get(r["status"], 0) + 1
+                counts[r["status"]] = int(r["n"])
         return dict(sorted(counts.items()))
 
     def queue(self, run: str) -> list[Dispatch]:
@@ -750,3 +764,10 @@ class _Errors:
         if isinstance(exc, _UNREADABLE):
             raise store.corrupt(f"a stored record cannot be read ({type(exc).__name__}: "
                                 f"{clip(exc)})") from None
+
+
+def _in_chunks(items: list[str]) -> Iterator[tuple[list[str], str]]:
+    """``items`` in slices a statement can take as parameters, each with its ``?`` marks."""
+    for i in range(0, len(items), 500):
+        chunk = items[i:i + 500]
+        yield chunk, ",".join("?" * len(chunk))
