@@ -16,6 +16,9 @@ retap runs from compiled bytecode, and nothing is written into the checkout.
   resumes a freshly killed run. The same from a Python process that calls
   ``retap.resume`` (RESUME_IN_PYTHON) shows what the command line adds: parsing with
   click, which a script does not load.
+* ``retap show RUN`` and ``retap logs RUN`` of a run that failed after 100,000 done
+  dispatches (``benchmarks.recovery.build``), against the same on a run of 1,000: what a
+  user looking at a long run's failure waits for, and whether it grows with history.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import (
+    FAIL,
     KILL_AT_ENV,
     REPEAT,
     STAMPS_ENV,
@@ -130,10 +134,40 @@ def resume_to_first_step(tmp: Path, rep: int, cli: bool = True) -> tuple[float, 
     return float(at) - start, end - start
 
 
+def long_runs(tmp: Path, quick: bool) -> list[Row]:
+    """``show`` and ``logs`` of a long failed run and of one a hundred times shorter."""
+    from benchmarks.recovery import build
+
+    large = 5_000 if quick else 100_000
+    small = large // 100
+    cases: dict[tuple[str, int], list[str]] = {}
+    for done in (small, large):
+        path = tmp / f"long-{done}.db"
+        run, _ = build(path, done)
+        for command in ("show", "logs"):
+            cases[(command, done)] = ["-m", "retap", "--store", str(path), command, run]
+    FAIL["at"] = None
+    times: dict[tuple[str, int], list[float]] = {key: [] for key in cases}
+    for rep in range(REPEAT + 1):  # the first round warms the bytecode cache
+        for key, args in cases.items():
+            took = wall(args, tmp)
+            if rep:
+                times[key].append(took)
+    rows = []
+    for command in ("show", "logs"):
+        long, short = (Stat(times[(command, n)], higher_is_better=False) for n in (large, small))
+        rows.append(Row(
+            "startup", f"retap {command}, {large:,} done + 1 failing", seconds(long.best),
+            spread_of(long, seconds), f"{long.best / short.best:.2f}x the {small:,}-done run",
+            "", None, f"whole process; on the {small:,}-done run {seconds(short.best)}"))
+    return rows
+
+
 def run(quick: bool = False) -> list[Row]:
     first, whole, in_python = [], [], []
     with temp_dir() as tmp:
         found = commands(tmp)
+        long_rows = long_runs(tmp, quick)
         for rep in range(REPEAT + 1):  # the first warms the bytecode cache for resume
             to_step, to_exit = resume_to_first_step(tmp, rep)
             from_python, _ = resume_to_first_step(tmp, rep, cli=False)
@@ -167,4 +201,5 @@ def run(quick: bool = False) -> list[Row]:
             f"{scripted.best / resumed.best:.2f}x retap resume", "", None,
             "the same, from `python -c` calling `retap.resume(open_store(S), RUN)`: no "
             "command line, so no click"),
+        *long_rows,
     ]
