@@ -365,7 +365,7 @@ def test_recorded_order_is_commit_order(store: Store) -> None:
     assert cached.seq(lead(9, 9).id) is None and log.lookup().seq(lead(9, 9).id) is None
 
 
-def test_audits_of_chosen_ids_come_in_recorded_order_past_one_statements_parameters(
+def test_chosen_dispatches_come_in_recorded_order_past_one_statements_parameters(
         store: Store) -> None:
     ds = [lead(0, k, k) for k in range(620)]  # more ids than one SQL statement is given
     log = new_run(store, "r1", *ds)
@@ -373,15 +373,29 @@ def test_audits_of_chosen_ids_come_in_recorded_order_past_one_statements_paramet
         log.commit_dispatch(record(d, value=d.inputs[0]), Effects(removed=d))
     log.commit_dispatch(record(lead(1, 0), "failed", error={"message": "no"}), Effects())
     chosen = [*ids(ds[:600]), lead(1, 0).id, "not-a-dispatch", ds[3].id]
+    every = ["done", "failed"]
 
-    found = store.audits("r1", chosen)
+    found = store.dispatches("r1", every, chosen)
 
     assert [a.id for a in found] == [*ids(ds[:600][::-1]), lead(1, 0).id]
-    assert [a.value for a in found[:2]] == [599, 598] and found[-1].status == "failed"
-    assert store.audits("r1", []) == []
+    assert [(a.value, a.inputs) for a in found[:2]] == [(599, (599,)), (598, (598,))]
+    assert [a.id for a in store.dispatches("r1", ["failed"], chosen)] == [lead(1, 0).id]
+    assert store.dispatches("r1", every, []) == []
     assert store.counts("r1") == {"done": 620, "failed": 1}
     with pytest.raises(UnknownRun):
-        store.audits("r9", chosen)
+        store.dispatches("r9", every, chosen)
+
+
+def test_the_first_audits_are_read_without_the_rest(store: Store) -> None:
+    ds = [lead(0, k, k) for k in range(30)]
+    log = new_run(store, "r1", *ds)
+    for d in reversed(ds):
+        log.commit_dispatch(record(d, value=d.inputs[0]), Effects(removed=d))
+
+    assert [a.id for a in store.audits("r1", 7)] == ids(ds[::-1][:7])
+    assert store.audits("r1", 0) == [] and len(store.audits("r1", 99)) == 30
+    with pytest.raises(UnknownRun):
+        store.audits("r9", 7)
 
 
 def test_dispatch_ids_are_those_that_begin_with_a_prefix_in_any_case(store: Store) -> None:

@@ -137,6 +137,26 @@ def test_the_pages_data_comes_from_any_store(proj: Project, ui: str) -> None:
     assert '<span class="run-id">t</span>' in get(base + "runs/t", opener)[1]
 
 
+def test_a_long_runs_page_lists_its_first_dispatches_and_counts_them_all(
+        proj: Project, ui: str) -> None:
+    items = json.dumps(list(range(2100)))  # more dispatches than the page lists (2,000)
+    proj.run("run", "--run-id", "long", "--", "load", "--yaml", items, "--:i", "dump")
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    assert get(ui, opener)[0] == 200
+    base = ui.split("?")[0]
+
+    state = json.loads(get(base + "api/runs/long", opener)[1])
+    again = json.loads(get(base + "api/runs/long", opener)[1])
+
+    assert (state["total"], len(state["dispatches"]), state["counts"]) == \
+        (2101, 2000, {"done": 2101})
+    assert [d["task"] for d in state["dispatches"][:2]] == ["load", "dump"]
+    assert state["drawn"] == 300 and again["version"] == state["version"]
+    last = state["dispatches"][-1]["id"]
+    shown = json.loads(get(f"{base}api/runs/long/dispatches/{last}", opener)[1])
+    assert (shown["id"], shown["status"], shown["inputs"]) == (last, "done", [1998])
+
+
 @pytest.fixture
 def page(ui: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright

@@ -9,6 +9,7 @@ from typing import Any
 from retap.history import attempt_history, event_line
 from retap.render import attempt_json, attempt_lines, iso, jsonable
 from retap.store.base import Store
+from retap.store.boundary import STATUSES
 
 __all__ = ["show_report"]
 
@@ -24,7 +25,7 @@ def _show_report(store: Store, run: str) -> dict[str, Any]:
     configs = {n["id"]: n.get("config", {}) for n in info.spec.get("nodes", [])}
     failed_records = store.dispatches(run, ["failed"])
     retried = store.earlier_attempts(run)
-    shown = store.audits(run, retried) if retried else []
+    shown = store.dispatches(run, STATUSES, retried) if retried else []
     history = attempt_history(store, run, [*failed_records, *shown])
     failed = [{"dispatch": a.id, "node": a.node, "task": a.task,
                "configs": jsonable(configs.get(a.node, {})),

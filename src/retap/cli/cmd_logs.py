@@ -11,6 +11,7 @@ import click
 from retap.cli.main import main, one_dispatch, open_cli_store, store_option
 from retap.errors import UsageError
 from retap.runid import resolve_run
+from retap.store.boundary import STATUSES
 
 if TYPE_CHECKING:
     from retap.dispatch import NodeId
@@ -93,7 +94,8 @@ class _Nodes:
         """``entries``, once the nodes of their dispatches are known."""
         new = [d for d in dict.fromkeys(e.dispatch for e in entries) if d not in self.of]
         if new:
-            self.of.update((a.id, a.node) for a in self.store.audits(self.run, new))
+            self.of.update((a.id, a.node) for a in self.store.dispatches(self.run, STATUSES,
+                                                                          new))
         return entries
 
     def node_id(self, dispatch: str) -> NodeId:

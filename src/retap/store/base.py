@@ -212,9 +212,9 @@ class Store(ABC):
         """Every run, newest first (an empty list when there are none)."""
 
     @abstractmethod
-    def audits(self, run: str, ids: Iterable[str] | None = None) -> list[AuditRecord]:
+    def audits(self, run: str, limit: int | None = None) -> list[AuditRecord]:
         """Every dispatch recorded for ``run`` (latest attempt), in recording order; with
-        ``ids``, only those of them (without reading the rest of the history)."""
+        ``limit``, only the first so many (the rest are not read)."""
 
     @abstractmethod
     def dispatch_ids(self, run: str, prefix: str) -> list[str]:
@@ -248,8 +248,10 @@ class Store(ABC):
         coordinator of its session."""
 
     @abstractmethod
-    def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
-        """The run's dispatches with these statuses, in recording order, inputs included."""
+    def dispatches(self, run: str, statuses: Iterable[str], ids: Iterable[str] | None = None
+                   ) -> list[AuditRecord]:
+        """The run's dispatches with these statuses, in recording order, inputs included;
+        with ``ids``, only those of them (without reading the rest of the history)."""
 
     @abstractmethod
     def versions(self, run: str) -> list[tuple[NodeId, str, str]]:

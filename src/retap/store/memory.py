@@ -101,10 +101,9 @@ class MemoryStore(Store):
     def runs(self) -> list[RunInfo]:
         return sorted((self.run_info(r) for r in self._runs), key=lambda i: -i.created)
 
-    def audits(self, run: str, ids: Iterable[str] | None = None) -> list[AuditRecord]:
+    def audits(self, run: str, limit: int | None = None) -> list[AuditRecord]:
         state = self._get(run)
-        chosen = state.records if ids is None else set(ids) & state.records.keys()
-        order = sorted(chosen, key=state.seqs.__getitem__)
+        order = sorted(state.records, key=state.seqs.__getitem__)[:limit]
         return [_audit(state.records[i], state.seqs[i]) for i in order]
 
     def dispatch_ids(self, run: str, prefix: str) -> list[str]:
@@ -131,11 +130,13 @@ class MemoryStore(Store):
     def workers(self, run: str) -> dict[tuple[str, int], tuple[str, int]]:
         return dict(self._get(run).workers)
 
-    def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
+    def dispatches(self, run: str, statuses: Iterable[str], ids: Iterable[str] | None = None
+                   ) -> list[AuditRecord]:
         wanted = set(statuses)
         state = self._get(run)
+        chosen = state.records if ids is None else set(ids) & state.records.keys()
         return [_audit(state.records[i], state.seqs[i]) for i in sorted(
-            state.records, key=state.seqs.__getitem__) if state.records[i].status in wanted]
+            chosen, key=state.seqs.__getitem__) if state.records[i].status in wanted]
 
     def versions(self, run: str) -> list[tuple[NodeId, str, str]]:
         found = {(r.node, r.task, r.code_version) for r in self._get(run).records.values()

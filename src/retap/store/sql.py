@@ -426,17 +426,15 @@ class SQLStore(Store):
         if self.x("SELECT 1 AS hit FROM runs WHERE run=?", (run,)).fetchone() is None:
             raise UnknownRun(run, self.location)
 
-    def audits(self, run: str, ids: Iterable[str] | None = None) -> list[AuditRecord]:
+    def audits(self, run: str, limit: int | None = None) -> list[AuditRecord]:
         with self.errors():
             self._known(run)
-            if ids is None:
+            if limit is None:
                 found = self.x(_AUDIT + "WHERE d.run=? ORDER BY d.seq", (run,)).fetchall()
-                return [self._audit(None, r) for r in found]
-            chosen = [self._audit(None, r)
-                      for chunk, marks in _in_chunks(list(dict.fromkeys(ids)))
-                      for r in self.x(_AUDIT + f"WHERE d.run=? AND d.id IN ({marks})",
-                                      (run, *chunk)).fetchall()]
-            return sorted(chosen, key=lambda a: a.seq)  # each seq checked as an int
+            else:
+                found = self.x(_AUDIT + "WHERE d.run=? ORDER BY d.seq LIMIT ?",
+                               (run, max(limit, 0))).fetchall()
+            return [self._audit(None, r) for r in found]
 
     def dispatch_ids(self, run: str, prefix: str) -> list[str]:
         with self.errors():
@@ -499,23 +497,31 @@ class SQLStore(Store):
                 found[(w.dispatch, w.attempt)] = (w.host, w.pid)
         return found
 
-    def dispatches(self, run: str, statuses: Iterable[str]) -> list[AuditRecord]:
+    def dispatches(self, run: str, statuses: Iterable[str], ids: Iterable[str] | None = None
+                   ) -> list[AuditRecord]:
         wanted = list(statuses) or [""]
         marks = ",".join("?" * len(wanted))
         # without done ones, the index of what is not done serves: a resume asks for those,
         # and reads its pending dispatches, not its history
-        if "done" in wanted:
+        if "done" in wanted or ids is not None:
             query = _AUDIT + f"WHERE d.run=? AND d.status IN ({marks}) "
         else:
             query = _AUDIT_FROM.format(hint=self.dialect.not_done) + \
                 f"WHERE d.run=? AND d.status IN ({marks}) AND d.status != 'done' "
         with self.errors():
             self._known(run)
-            found = self.x(query + "ORDER BY d.seq", (run, *wanted)).fetchall()
+            if ids is None:
+                found = self.x(query + "ORDER BY d.seq", (run, *wanted)).fetchall()
+            else:
+                found = [r for chunk, chosen in _in_chunks(list(dict.fromkeys(ids)))
+                         for r in self.x(query + f"AND d.id IN ({chosen})",
+                                         (run, *wanted, *chunk)).fetchall()]
             checked = [self._dispatch_row(r) for r in found]
             values = self.values(ref for c in checked for ref in c.inputs or [])
-            return [self._audit(c, r, tuple(values[ref] for ref in c.inputs or []))
-                    for c, r in zip(checked, found, strict=True)]
+            audits = [self._audit(c, r, tuple(values[ref] for ref in c.inputs or []))
+                      for c, r in zip(checked, found, strict=True)]
+        # rows read in slices by id come in no order; each seq is checked as an int by now
+        return audits if ids is None else sorted(audits, key=lambda a: a.seq)
 
     def _dispatch_row(self, r: Row) -> boundary.DispatchRow:
         self.verify(r, rows.DISPATCH, f"dispatch {clip(r['id'])}")

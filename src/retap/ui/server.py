@@ -203,18 +203,18 @@ def _run_state(reading: Callable[[], Store], run: str) -> dict[str, Any]:
         report = show_report(store, run)
         with store.snapshot():
             info = store.run_info(run)
-            audits = store.audits(run)
+            audits = store.audits(run, TABLE_LIMIT)  # polled: never the whole history
             events = store.events(run)
         took, command = run_summary(events, info.effective_status == "running", time.time())
         dispatches = [{"id": a.id, "node": a.node, "task": a.task, "status": a.status,
-                       "attempts": a.attempts} for a in audits[:TABLE_LIMIT]]
-        shape = [report["status"], [(a.id, a.status, a.attempts) for a in audits],
-                 len(events)]
+                       "attempts": a.attempts} for a in audits]
+        # what the page shows but its running time, which changes while nothing else does
+        shape = [report, dispatches, info.dispatches]
         return {"run": run, "status": report["status"], "created": report["created"],
                 "counts": report["counts"], "duration": took, "command": command,
                 "report": report, "workflow": spec_mermaid(info.spec),
                 "graph": audit_mermaid(audits[:GRAPH_LIMIT], styled=True),
-                "drawn": min(len(audits), GRAPH_LIMIT), "total": len(audits),
+                "drawn": min(len(audits), GRAPH_LIMIT), "total": info.dispatches,
                 "dispatches": dispatches,
                 "version": hashlib.blake2b(json.dumps(shape, default=str).encode(),
                                            digest_size=8).hexdigest()}
@@ -228,7 +228,7 @@ def _dispatch(reading: Callable[[], Store], run: str, dispatch: str) -> dict[str
     store = reading()
     try:
         with store.snapshot():
-            found = [a for a in store.dispatches(run, STATUSES) if a.id == dispatch]
+            found = store.dispatches(run, STATUSES, [dispatch])
             if not found:
                 return None
             configs = {n["id"]: n.get("config", {}) for n in
