@@ -16,8 +16,8 @@ import pytest
 
 from conftest import Project, assert_one_line_error
 from pgserver import on_store
-from retap.store import rows
-from retap.store.portable import CHECKED, TABLES
+from retap.store import open_store, rows
+from retap.store.portable import CHECKED, TABLES, ImportRefused, import_run
 
 TASKS = '''
 import os
@@ -239,6 +239,33 @@ def test_bad_uses_of_export_and_import_are_one_line_errors(here: Project, export
                                                                            "imported")
     assert_one_line_error(here.run("import", str(exported)), "run 't' is in")
     assert_one_line_error(here.run("export", "t", "-o", "x.retap", "--store", ":memory:"))
+
+
+def test_a_file_with_any_byte_flipped_is_refused_or_imported_whole_never_traced_back(
+        exported: Path, tmp_path: Path) -> None:
+    data = exported.read_bytes()
+    store = open_store(tmp_path / "flipped.db")
+    flipped = tmp_path / "flipped.retap"
+    refused = 0
+    for at in range(len(data)):  # every byte: in gzip's header, its deflate data, its trailer
+        changed = bytearray(data)
+        changed[at] ^= 0xFF
+        flipped.write_bytes(changed)
+        try:
+            done = import_run(store, flipped, {})
+        except ImportRefused:
+            refused += 1
+            assert store.runs() == []
+        else:  # a byte gzip does not check (its header's time, say): the run as exported
+            assert done.run == "t" and [r.run for r in store.runs()] == ["t"]
+            store.delete_runs(["t"])
+    assert refused >= len(data) - 16, (refused, len(data))
+
+
+def test_export_into_a_folder_that_does_not_exist_is_a_one_line_error(
+        here: Project, exported: Path) -> None:
+    assert_one_line_error(here.run("export", "t", "-o", "nodir/t.retap"), "nodir/t.retap")
+    assert not (here.path / "nodir").exists()
 
 
 def test_a_source_store_with_an_undecodable_row_is_named_not_traced_back(

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,10 @@ def export_run(store: SQLStore, run: str, path: Path) -> int:
     if info.effective_status == "running" and info.owner is not None:
         raise RunBusy(run, str(info.owner))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:  # no such folder, not allowed to write there
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         # store.errors(): a row that cannot be decoded is a damaged store, not a traceback
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as out, \
@@ -190,7 +194,7 @@ def _lines(path: Path, where: str, raw: bool = False) -> Iterator[Iterator[Any]]
             yield _read(fh, where, raw)
     except FileNotFoundError:
         raise ImportRefused(where, "no such file") from None
-    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as exc:
         raise ImportRefused(where, f"not an exported run ({type(exc).__name__}: "
                                    f"{exc})") from None
 
