@@ -183,6 +183,20 @@ def test_case_12_a_bad_run_id_is_refused_before_anything_is_written(
     assert not (project.path / ".retap").exists()
 
 
+@pytest.mark.parametrize("run_id,why", [("last", "names the newest run"),
+                                        ("--", "read it as an option"),
+                                        ("-x", "read it as an option")])
+def test_a_new_run_may_not_be_called_last_nor_begin_with_a_dash(
+        project: Project, tmp_path: Path, run_id: str, why: str) -> None:
+    line = assert_one_line_error(project.run("run", "--run-id", run_id, "--", "load", "a"))
+    assert f"bad run id {run_id!r}" in line and why in line
+    assert not (project.path / ".retap").exists()
+    wf = retap.Workflow()
+    wf.add(retap.task(lambda: 1, name="one"))
+    with pytest.raises(retap.BadRunId, match=why):
+        retap.App(wf, retap.open_store(tmp_path / "s.db"), run_id=run_id).run()
+
+
 def test_case_12_the_python_api_refuses_a_bad_run_id(tmp_path: Path) -> None:
     with pytest.raises(retap.BadRunId):
         retap.App(retap.Workflow(), run_id="../escape")

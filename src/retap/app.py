@@ -35,7 +35,7 @@ from retap.middleware import Middleware, call_hooks
 from retap.owner import Owner
 from retap.recorder import Recorder
 from retap.result import RunResult
-from retap.runid import check_run_id, new_run_id
+from retap.runid import check_new_run_id, check_run_id, new_run_id
 from retap.scheduler import Scheduler
 from retap.signals import StopOnSignals
 from retap.store.base import Effects, MemoEntry, Recorded, RunLog, Store
@@ -296,6 +296,7 @@ class App:
                 self.log.close()
 
     def _start(self) -> None:
+        check_new_run_id(self.run_id)
         spec = self.workflow.spec(strict=self.store.durable)
         leads = self._leads()
         self.log = self.store.create_run(self.run_id, spec, self._owner, self.workflow,

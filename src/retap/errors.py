@@ -240,11 +240,13 @@ class RunExists(UsageError):
 
 
 class BadRunId(UsageError):
-    """A run id that is not 1-128 letters, digits, dots, underscores and dashes."""
+    """A run id that is not 1-128 letters, digits, dots, underscores and dashes, or (``why``)
+    one a new run may not take."""
 
-    def __init__(self, run: str) -> None:
-        super().__init__(f"bad run id {run!r}: use 1-128 ASCII letters, digits, '.', '_' or '-' "
-                         "(not '.' or '..')", run=run)
+    def __init__(self, run: str, why: str | None = None) -> None:
+        super().__init__(f"bad run id {run!r}: " + (
+            why or "use 1-128 ASCII letters, digits, '.', '_' or '-' (not '.' or '..')"),
+            run=run)
         self.run = run
 
 

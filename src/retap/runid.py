@@ -12,7 +12,8 @@ from retap.errors import AmbiguousRun, BadRunId, UnknownRun
 if TYPE_CHECKING:
     from retap.store.base import Store
 
-__all__ = ["LAST", "check_run_id", "new_run_id", "resolve_run", "valid_run_id"]
+__all__ = ["LAST", "check_new_run_id", "check_run_id", "new_run_id", "resolve_run",
+           "valid_run_id"]
 
 LAST = "last"  # names the newest run of a store
 
@@ -30,6 +31,18 @@ def check_run_id(run: Any) -> str:
     if not valid_run_id(run):
         raise BadRunId(run if isinstance(run, str) else repr(run))
     return str(run)
+
+
+def check_new_run_id(run: Any) -> str:
+    """``run`` when a new run may be called that: a valid run id, but not ``last`` and not
+    beginning with '-' (runs recorded under such ids before are still read)."""
+    run = check_run_id(run)
+    if run == LAST:
+        raise BadRunId(run, "it names the newest run wherever a run is asked for")
+    if run.startswith("-"):
+        raise BadRunId(run, "a command line would read it as an option (was --run-id given "
+                            "no value?)")
+    return run
 
 
 def new_run_id() -> str:

@@ -80,11 +80,11 @@ def run_cmd(ctx: click.Context, store: str | None, run_id: str | None, on_error:
     from retap.help import task_help
     from retap.progress import progress_for
     from retap.recovery import parse_set, set_config
-    from retap.runid import check_run_id
+    from retap.runid import check_new_run_id
     from retap.syntax import HelpRequested
 
     if run_id is not None:
-        check_run_id(run_id)
+        check_new_run_id(run_id)
     try:
         workflow = build_workflow(list(words), quiet)
     except HelpRequested as request:
