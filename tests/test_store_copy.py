@@ -63,3 +63,19 @@ def test_copying_from_a_store_that_is_not_there_is_one_line(project: Project) ->
     assert_one_line_error(project.run("store", "copy", "missing.db", "other.db"),
                           "missing.db", "no such store")
     assert not (project.path / "other.db").exists()
+
+
+def test_a_refused_copy_or_import_into_a_new_store_leaves_no_store_behind(
+        project: Project) -> None:
+    project.run("run", "--run-id", "a", "--", "load", "x", check=0)
+    line = assert_one_line_error(
+        project.run("store", "copy", "--run", "nosuch", ".retap/retap.db", "new.db"), "nosuch")
+    assert not list(project.path.glob("new.db*")), line
+    project.run("store", "copy", ".retap/retap.db", "kept.db", check=0)
+    line = assert_one_line_error(project.run("store", "copy", ".retap/retap.db", "kept.db"),
+                                 "already exists", "nothing was copied")
+    assert "--run-id" not in line and (project.path / "kept.db").exists()
+    (project.path / "junk.retap").write_bytes(b"not an export")
+    assert_one_line_error(project.run("import", "junk.retap", "--store", "imported.db"),
+                          "not an exported run")
+    assert not list(project.path.glob("imported.db*"))

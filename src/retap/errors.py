@@ -232,10 +232,10 @@ class AmbiguousRun(UsageError):
 class RunExists(UsageError):
     """A new run would take an id that a run in the store already has."""
 
-    def __init__(self, run: str, store: str = "") -> None:
+    def __init__(self, run: str, store: str = "", hint: str | None = None) -> None:
         where = f" in {store}" if store else ""
-        super().__init__(f"run {run!r} already exists{where}; pick another --run-id, or "
-                         f"continue it with `retap resume {run}`", run=run, store=store)
+        hint = hint or f"pick another --run-id, or continue it with `retap resume {run}`"
+        super().__init__(f"run {run!r} already exists{where}; {hint}", run=run, store=store)
         self.run, self.store = run, store
 
 

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from retap.cli.main import echo_err, main, open_cli_store, store_option
+from retap.cli.main import (
+    echo_err,
+    main,
+    open_cli_store,
+    removed_unless_done,
+    store_location,
+    store_option,
+)
 
 if TYPE_CHECKING:
     from retap.store.base import Store
@@ -40,17 +47,18 @@ def copy_cmd(source: str, destination: str, runs: tuple[str, ...]) -> None:
     if "://" not in source and not os.path.exists(source):
         raise StoreError(source, "no such store")
     src = open_store(source, readonly=True)
-    dst = open_store(destination)
-    try:
-        for store in (src, dst):
-            if not isinstance(store, SQLStore):
-                raise StoreError(store.location, "copy works between SQLite files and "
-                                                 "PostgreSQL databases")
-        assert isinstance(src, SQLStore) and isinstance(dst, SQLStore)
-        copied = copy_runs(src, dst, runs or None)
-    finally:
-        src.close()
-        dst.close()
+    with removed_unless_done(destination):
+        dst = open_store(destination)
+        try:
+            for store in (src, dst):
+                if not isinstance(store, SQLStore):
+                    raise StoreError(store.location, "copy works between SQLite files and "
+                                                     "PostgreSQL databases")
+            assert isinstance(src, SQLStore) and isinstance(dst, SQLStore)
+            copied = copy_runs(src, dst, runs or None)
+        finally:
+            src.close()
+            dst.close()
     for item in copied:
         click.echo(f"{item.run}: {item.dispatches} dispatch(es)")
     echo_err(f"copied {len(copied)} run(s) from {src.location} to {dst.location}")
@@ -131,8 +139,12 @@ def import_cmd(ctx: click.Context, file: Path, store: str | None) -> None:
     from retap.history import actor
     from retap.store.portable import import_run
 
-    the_store = _sql_store(open_cli_store(ctx, store))
-    done = import_run(the_store, file, {"file": str(file.resolve()), **actor()})
+    with removed_unless_done(store_location(ctx, store)):
+        the_store = _sql_store(open_cli_store(ctx, store))
+        try:
+            done = import_run(the_store, file, {"file": str(file.resolve()), **actor()})
+        finally:
+            the_store.close()
     click.echo(done.run)
     echo_err(f"imported run {done.run} ({done.dispatches} dispatch(es)) into "
              f"{the_store.location}")

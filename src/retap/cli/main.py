@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -161,6 +162,21 @@ def open_cli_store(ctx: click.Context, store: str | None, *, create: bool = True
             raise StoreError(location, f"no such directory: {folder}")
         return open_existing(location, readonly)
     return open_store(location, **options)
+
+
+@contextlib.contextmanager
+def removed_unless_done(location: str) -> Iterator[None]:
+    """A store file the command creates at ``location`` is removed again if the command
+    fails: a refused copy or import leaves nothing behind."""
+    fresh = "://" not in location and location != ":memory:" and not os.path.exists(location)
+    try:
+        yield
+    except BaseException:
+        if fresh:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(location + suffix)
+        raise
 
 
 def echo_err(message: str) -> None:

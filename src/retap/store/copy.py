@@ -48,7 +48,8 @@ def copy_runs(src: SQLStore, dst: SQLStore, runs: Iterable[str] | None = None) -
     with dst.errors():
         for run in wanted:
             if dst.x("SELECT 1 AS hit FROM runs WHERE run=?", (run,)).fetchone() is not None:
-                raise RunExists(run, dst.location)
+                raise RunExists(run, dst.location, "nothing was copied (name the other runs "
+                                                   "with --run, or copy into another store)")
     done = []
     with src.snapshot(), dst.transaction():
         for run in wanted:
