@@ -349,3 +349,14 @@ def test_a_file_name_that_is_not_utf8_fails_glob_in_one_line(project: Project) -
     assert "Traceback" not in result.err
     assert "not valid Unicode" in result.err
     assert project.run("show", "g").code == 0
+
+
+@pytest.mark.parametrize("args", [(), ("store",)], ids=["retap", "retap-store"])
+def test_a_group_given_no_command_prints_its_help_as_it_is_and_exits_2(
+        project: Project, args: tuple[str, ...]) -> None:
+    shown = project.run(*args, check=2)
+    usage = shown.err.splitlines()[0]
+    assert usage.startswith("Usage: ") and f"retap {' '.join(args)}".rstrip() + " [OPTIONS]" \
+        in usage, usage
+    assert "Commands:" in shown.err and len(shown.err.splitlines()) > 5
+    assert "error" not in shown.err and shown.out == ""

@@ -60,7 +60,7 @@ class _Group(click.Group):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:  # before any command: `retap --nope`
-            echo_err(f"error: {usage_line(exc)}")
+            _refuse(exc)
             sys.exit(exc.exit_code)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -74,7 +74,7 @@ class _Group(click.Group):
             if exc.ctx is None and sub:  # click names no command for a missing option value
                 exc.ctx = click.Context(self.get_command(ctx, sub) or self, info_name=sub,
                                         parent=ctx)
-            echo_err(f"error: {usage_line(exc)}")
+            _refuse(exc)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -84,6 +84,20 @@ class _Group(click.Group):
             echo_err(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (a bug in "
                      "retap; RETAP_DEBUG=1 shows the traceback)")
             ctx.exit(INTERNAL_ERROR)
+
+
+# click >= 8.2 raises this for a group given no command (`retap`, `retap store`); 8.1 printed
+# the help itself
+_NO_ARGS: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _refuse(exc: click.UsageError) -> None:
+    """A usage error on stderr: the help as click writes it when a group was given no
+    command, else one line."""
+    if isinstance(exc, _NO_ARGS):
+        exc.show()
+    else:
+        echo_err(f"error: {usage_line(exc)}")
 
 
 def usage_line(exc: click.UsageError) -> str:
