@@ -219,6 +219,8 @@ def test_warnings_go_to_stderr(project: Project) -> None:
 MALFORMED: dict[str, tuple[list[str], list[str]]] = {
     # case: (words after `--`, what the one error line must show)
     "unknown task": (["load", "a", "--:", "nosuch"], ["'nosuch'", "unknown task", "word 4"]),
+    "task in a module that is not there": (
+        ["nomod:Twice", "3"], ["unknown task 'nomod:Twice'", "cannot import nomod"]),
     "join index out of range": (["load", "a", "--", "dump", "--[0][5]"],
                                 ["'--[0][5]'", "5"]),
     "empty node in the middle": (["load", "a", "--", "--", "dump"], ["empty node", "'--'"]),

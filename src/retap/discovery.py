@@ -84,7 +84,8 @@ class Registry:
         module_name, _, qualname = path.partition(":")
         if not _IMPORT_PATH.fullmatch(path) or "__" in path:
             raise UnknownTask(path, why="not an import path (module:Name)")
-        module = self.retapfile() if module_name == RETAPFILE else _import(module_name, self.cwd)
+        module = self.retapfile() if module_name == RETAPFILE else \
+            _import(module_name, self.cwd, path)
         if module is None:
             raise UnknownTask(path, why=f"there is no {RETAPFILE}.py in {self.cwd}")
         obj: Any = module
@@ -135,13 +136,14 @@ class Registry:
         return module
 
 
-def _import(module_name: str, cwd: Path) -> ModuleType:
+def _import(module_name: str, cwd: Path, path: str) -> ModuleType:
+    """The module of the task ``path`` names."""
     if str(cwd) not in sys.path:
         sys.path.insert(0, str(cwd))
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
-        raise UnknownTask(f"{module_name}:", why=f"cannot import {module_name}: {exc}") from None
+        raise UnknownTask(path, why=f"cannot import {module_name}: {exc}") from None
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
