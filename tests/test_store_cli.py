@@ -562,3 +562,14 @@ def test_a_store_named_in_a_missing_folder_or_with_an_unknown_scheme_is_refused(
     assert_one_line_error(proj.run("show", "r", "--store", "sqlite:///x.db"),
                           "not a store this retap knows")
     assert proj.run("runs", "--json", check=0).json() == []  # the default store: a new project
+
+
+@pytest.mark.parametrize("formats", [("--json", "--dot"), ("--dot", "--mermaid"),
+                                     ("--mermaid", "--json", "--dot")])
+def test_audit_takes_one_format_at_a_time(proj: Project, formats: tuple[str, ...]) -> None:
+    proj.run("run", "--run-id", "r", "--", "a", "1", check=0)
+    line = refused(proj.run("audit", "r", *formats))
+    assert "one format at a time" in line
+    for fmt in formats:
+        assert fmt in line
+    assert proj.run("audit", "r", formats[0], check=0).out

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from retap.cli.main import main, one_dispatch, open_cli_store, store_option
-from retap.errors import RetapError
+from retap.errors import RetapError, UsageError
 from retap.history import attempt_history, run_summary
 from retap.render import (
     audit_dot,
@@ -148,15 +148,20 @@ def show_text(report: dict[str, Any]) -> str:
 @main.command("audit")
 @click.argument("run")
 @store_option
-@click.option("--json", "fmt", flag_value="json", help="as JSON, in recording order")
-@click.option("--dot", "fmt", flag_value="dot", help="as a Graphviz digraph")
-@click.option("--mermaid", "fmt", flag_value="mermaid", help="as a Mermaid graph")
+@click.option("--json", "as_json", is_flag=True, help="as JSON, in recording order")
+@click.option("--dot", is_flag=True, help="as a Graphviz digraph")
+@click.option("--mermaid", is_flag=True, help="as a Mermaid graph")
 @click.option("--trail", "dispatch", default=None, metavar="DISPATCH",
               help="only where this dispatch's value came from (an id or a unique prefix)")
 @click.pass_context
-def audit_cmd(ctx: click.Context, run: str, store: str | None, fmt: str | None,
-              dispatch: str | None) -> None:
+def audit_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool, dot: bool,
+              mermaid: bool, dispatch: str | None) -> None:
     """The provenance of every value of RUN: which dispatch fed which."""
+    formats = [f for f, given in (("json", as_json), ("dot", dot), ("mermaid", mermaid))
+               if given]
+    if len(formats) > 1:
+        raise UsageError(f"--{', --'.join(formats)}: one format at a time")
+    fmt = formats[0] if formats else None
     the_store = open_cli_store(ctx, store, readonly=True)
     the_store.check_structure()
     run = resolve_run(the_store, run)
