@@ -360,3 +360,26 @@ def test_a_group_given_no_command_prints_its_help_as_it_is_and_exits_2(
         in usage, usage
     assert "Commands:" in shown.err and len(shown.err.splitlines()) > 5
     assert "error" not in shown.err and shown.out == ""
+
+
+@pytest.mark.parametrize("args", [("show", "{run}"), ("audit", "{run}", "--json"),
+                                  ("resume", "{run}"), ("logs", "{run}"),
+                                  ("store", "copy", "--run", "{run}", ".retap/retap.db", "c.db")],
+                         ids=["show", "audit", "resume", "logs", "store-copy"])
+@pytest.mark.parametrize("run", [NOT_UTF8, "a b"], ids=["not-utf8", "space"])
+def test_a_run_no_run_id_can_be_is_unknown_not_a_damaged_store(
+        project: Project, args: tuple[str, ...], run: str) -> None:
+    failed_run(project)
+
+    result = project.run(*(a.format(run=run) for a in args))
+
+    assert_one_line_error(result, "no run")
+    assert not (project.path / "c.db").exists()
+
+
+def test_exporting_from_a_store_that_is_not_there_says_the_run_is_not_there(
+        project: Project) -> None:
+    result = project.run("export", "x", "-o", "x.retap", "--store", "none.db")
+
+    assert_one_line_error(result, "no run 'x' in none.db")
+    assert not (project.path / "none.db").exists()

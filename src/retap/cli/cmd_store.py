@@ -96,10 +96,15 @@ def prune_cmd(ctx: click.Context, older_than: str, statuses: tuple[str, ...], dr
     echo_err(f"deleted {len(deleted)} run(s) from {the_store.location}")
 
 
-def _sql_store(store: Store) -> SQLStore:
-    from retap.errors import StoreError
+def _sql_store(store: Store, run: str | None = None) -> SQLStore:
+    """``store`` as a SQL store; ``run`` (to be exported) is refused first as unknown when
+    the store file does not exist."""
+    from retap.errors import StoreError, UnknownRun
+    from retap.store.memory import EmptyStore
     from retap.store.sql import SQLStore
 
+    if isinstance(store, EmptyStore) and run is not None:
+        raise UnknownRun(run, store.location)
     if not isinstance(store, SQLStore):
         raise StoreError(store.location, "runs are exported from and imported into SQLite "
                                          "files and PostgreSQL databases")
@@ -120,7 +125,7 @@ def export_cmd(ctx: click.Context, run: str, output: Path, store: str | None) ->
     from retap.runid import resolve_run
     from retap.store.portable import export_run
 
-    the_store = _sql_store(open_cli_store(ctx, store, readonly=True))
+    the_store = _sql_store(open_cli_store(ctx, store, readonly=True), run)
     the_store.check_structure()
     run = resolve_run(the_store, run)
     count = export_run(the_store, run, output)

@@ -29,6 +29,7 @@ from retap.errors import (
     StoreCorrupt,
     UnknownRun,
 )
+from retap.runid import valid_run_id
 from retap.spec import check_spec, spec_dict
 from retap.store import boundary, rows
 from retap.store.base import (
@@ -386,8 +387,9 @@ class SQLStore(Store):
         return info
 
     def _info(self, run: str, lock: bool = False) -> RunInfo:
+        # an id no run can have (a lone surrogate from a command line, say) is not looked up
         row = self.x(_RUN + "WHERE r.run=?" + (self.dialect.for_update if lock else ""),
-                     (run,)).fetchone()
+                     (run,)).fetchone() if valid_run_id(run) else None
         if row is None:
             raise UnknownRun(run, self.location)
         self.verify(row, rows.RUN, f"the record of run {run}")
@@ -423,7 +425,8 @@ class SQLStore(Store):
     def _known(self, run: str) -> None:
         """Raise ``UnknownRun`` unless ``run`` is recorded (reads of a run refuse a typo
         rather than answer it with nothing)."""
-        if self.x("SELECT 1 AS hit FROM runs WHERE run=?", (run,)).fetchone() is None:
+        if not valid_run_id(run) or \
+                self.x("SELECT 1 AS hit FROM runs WHERE run=?", (run,)).fetchone() is None:
             raise UnknownRun(run, self.location)
 
     def audits(self, run: str, limit: int | None = None) -> list[AuditRecord]:
