@@ -299,9 +299,12 @@ def test_a_selector_picking_a_missing_target_fails_the_run() -> None:
     assert "switch" in audit.error["message"]
 
 
-def test_a_switch_result_that_is_not_a_pair_fails_with_a_message_saying_so() -> None:
+@pytest.mark.parametrize("result", ["not a pair", [True, "v"], ["1", "v"], [1.0, "v"]],
+                         ids=["not-a-pair", "true", "text", "float"])
+def test_a_switch_result_that_is_not_a_pair_fails_with_a_message_saying_so(
+        result: object) -> None:
     wf = Workflow()
-    a = wf.add(rec("a"), "not a pair")
+    a = wf.add(rec("a"), result)
     b = wf.add(rec("b"))
     wf.join(a, b, "switch")
 

@@ -229,7 +229,8 @@ class Gate(Join):
 @selector
 def pair_selector(result: Any) -> tuple[int, Any]:
     """The command line's switch rule: a result ``[index, value]`` sends value to target index."""
-    if isinstance(result, (list, tuple)) and len(result) == 2 and isinstance(result[0], int):
+    if isinstance(result, (list, tuple)) and len(result) == 2 and \
+            isinstance(result[0], int) and not isinstance(result[0], bool):  # true is no index
         return result[0], result[1]
     raise ValueError(f"a switch expects a result [index, value], got {_short(result)}")
 
