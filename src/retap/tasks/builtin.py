@@ -98,7 +98,9 @@ class Sleep(Task):
     """Waits, then returns its input.
 
     Waits --seconds, or SECONDS given as the input. A stop request (Ctrl-C, SIGTERM)
-    ends the wait early and leaves the dispatch to run again on resume.
+    ends the wait early and leaves the dispatch to run again on resume; in a worker
+    process (--executor processes) the wait runs out, as any task there finishes on a
+    first stop request.
     """
 
     seconds: float | None = config(None, help="how long to wait (default: the input, or 1)")
