@@ -390,6 +390,8 @@ class Case:
             problems += [p for info in store.runs() for p in history_problems(store, info.run)]
             problems += [p for info in store.runs() for p in checks.output_problems(store,
                                                                                    info.run)]
+            problems += [p for info in store.runs() for p in checks.read_problems(store,
+                                                                                 info.run)]
         if code in checks.ENDED:
             problems += checks.journal_problems(store, self.project)
             problems += checks.status_problems(store, self.runs[-1], code)

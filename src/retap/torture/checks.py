@@ -9,12 +9,14 @@ have been answered from the memo).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from retap.files import digest_file
 from retap.history import attempt_history
+from retap.store.boundary import STATUSES
 from retap.store.sql import SQLStore
 from retap.torture import project as disk
 from retap.torture.execlog import ExecLog, Execution
@@ -22,7 +24,7 @@ from retap.torture.reference import Expected, done_audit
 from retap.torture.tasks import ran_line
 
 __all__ = ["ENDED", "Ledger", "final_problems", "journal_problems", "leftover_problems",
-           "stamp_problems", "status_problems"]
+           "read_problems", "stamp_problems", "status_problems"]
 
 # exit codes of an attempt that ended on its own (not SIGKILL nor os._exit)
 ENDED = {0: "done", 1: "failed", 130: "interrupted", 143: "interrupted"}
@@ -139,6 +141,31 @@ def output_problems(store: SQLStore, run: str) -> list[str]:
     return [f"{run}/{d[:12]} output of done attempt {t.n} was not kept"
             for d, attempts in history.items() for t in attempts
             if t.status == "done" and ran_line(d) not in kept.get((d, t.n), "")]
+
+
+def read_problems(store: SQLStore, run: str) -> list[str]:
+    """What ``show``, ``logs`` and the web view read of a part of ``run`` (its counts, its
+    first dispatches, chosen ones, ids by prefix) agrees with a read of all of it."""
+    everything = store.dispatches(run, STATUSES)
+    audits = store.audits(run)
+    problems = []
+    counts = dict(sorted(Counter(a.status for a in audits).items()))
+    if store.counts(run) != counts:
+        problems.append(f"run {run} counts {store.counts(run)}; its dispatches say {counts}")
+    half = len(audits) // 2
+    if store.audits(run, half) != audits[:half]:
+        problems.append(f"run {run}: its first {half} audits differ from those of all")
+    chosen = {a.id for a in everything[::3]}
+    picked = store.dispatches(run, STATUSES, [*sorted(chosen), "not-a-dispatch"])
+    if picked != [a for a in everything if a.id in chosen]:
+        problems.append(f"run {run}: {len(chosen)} chosen dispatches read differently "
+                        "from a read of all")
+    for a in everything[:3]:
+        found = sorted(store.dispatch_ids(run, a.id[:2]))
+        if found != sorted(b.id for b in everything if b.id.startswith(a.id[:2])):
+            problems.append(f"run {run}: the dispatches whose ids begin {a.id[:2]!r} are "
+                            f"{len(found)} by prefix, not those of a read of all")
+    return problems
 
 
 def final_problems(store: SQLStore, project: Path, run: str, expected: Expected,
