@@ -383,3 +383,11 @@ def test_exporting_from_a_store_that_is_not_there_says_the_run_is_not_there(
 
     assert_one_line_error(result, "no run 'x' in none.db")
     assert not (project.path / "none.db").exists()
+
+
+def test_logs_of_a_dispatch_no_id_can_begin_with_is_a_usage_error(project: Project) -> None:
+    run = failed_run(project)
+
+    result = project.run("logs", run, NOT_UTF8)
+
+    assert_one_line_error(result, "neither a node nor a dispatch")

@@ -443,6 +443,8 @@ class SQLStore(Store):
         with self.errors():
             self._known(run)
             prefix = prefix.lower()
+            if not prefix.isascii():  # no id is (and a lone surrogate cannot be sent)
+                return []
             return [str(r["id"]) for r in self.x(
                 "SELECT id FROM dispatches WHERE run=? AND substr(id, 1, ?) = ?",
                 (run, len(prefix), prefix)).fetchall()]
