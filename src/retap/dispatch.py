@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from msgspec.structs import force_setattr
 
-from retap.hashing import blake2b
+from retap import hashing
 
 __all__ = ["Attempt", "Dispatch", "Log", "Outcome", "join_dispatch_id", "lead_dispatch_id"]
 
@@ -42,7 +42,7 @@ def _digest(parts: tuple[Any, ...]) -> str:
 
 
 def _hash(text: str) -> str:
-    return blake2b()(text.encode(), digest_size=16).hexdigest()
+    return hashing.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def lead_dispatch_id(node: NodeId, k: int) -> str:

@@ -17,8 +17,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path, PurePath
 from typing import Any
 
+from retap import hashing
 from retap.errors import CodecError, UsageError
-from retap.hashing import blake2b
 
 __all__ = ["MAX_DEPTH", "Codec", "JsonCodec", "Opaque", "PickleCodec", "codec_named", "digest"]
 
@@ -32,7 +32,7 @@ _DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError, ArithmeticError, 
 
 def digest(codec: str, data: bytes) -> str:
     """The content address of an encoded value."""
-    return blake2b()(data, digest_size=16, person=codec.encode()[:16]).hexdigest()
+    return hashing.blake2b(data, digest_size=16, person=codec.encode()[:16]).hexdigest()
 
 
 class Opaque:
