@@ -418,3 +418,47 @@ def test_seed_2026_case_1165_a_half_written_owner_file_of_a_killed_run_goes_with
     files.run("run", "--", "stamp", check=0)
     assert not folder.exists()
     assert backups(files) == []
+
+
+@pytest.mark.parametrize("left", [[], ["journal.json.4242-139755530410880.tmp"],
+                                  ["journal.json.4242-1.tmp", "journal.json.4242-2.tmp"]])
+def test_seed_9393_case_71_a_journal_killed_in_its_first_save_goes_with_its_folder(
+        files: Project, left: list[str]) -> None:
+    # A kill inside Journal.begin, before journal.json was first renamed into place, left
+    # a dispatch folder holding nothing or only that write's temporary file: no journal
+    # loaded from it, so its run's folder stayed under .retap/backup for good.
+    folder = plant_journal(files, "x6", [])
+    (folder / "d" / "journal.json").unlink()
+    for name in left:
+        (folder / "d" / name).write_text('{"run": "x6", "dispa')
+    files.run("run", "--", "stamp", check=0)
+    assert not folder.exists()
+    assert backups(files) == []
+
+
+def test_a_dispatch_folder_holding_more_than_a_half_saved_journal_is_left_alone(
+        files: Project) -> None:
+    # A backup with no journal naming it is no leftover retap makes (a change is written
+    # down before it is made): it is kept, as any journal that does not hold up is.
+    folder = plant_journal(files, "x7", [])
+    (folder / "d" / "journal.json").unlink()
+    (folder / "d" / "journal.json.4242-1.tmp").write_text("{")
+    (folder / "d" / "backup-0").write_text("someone's data")
+    files.run("run", "--", "stamp", check=0)
+    assert (folder / "d" / "backup-0").read_text() == "someone's data"
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3, 4])
+def test_a_kill_inside_any_journal_write_leaves_nothing_behind_once_settled(
+        files: Project, nth: int) -> None:
+    # The writes of one dispatch in place: the run folder's owner.json, the journal as
+    # begun, with the backup entry, and again (upper's record of its temporary file).
+    assert killed(files.run("run", "--run-id", "k", "--", "append", "a", "--", "upper",
+                            env={"RETAP_FAULT": f"in_journal_write:{nth}"}))
+    assert backups(files)
+    files.run("run", "--", "stamp", check=0)  # another run settles what the kill left
+    assert backups(files) == []
+    files.run("resume", "k", check=0)
+    assert (files.path / "log.txt").read_text() == "a "
+    assert (files.path / "out.txt").read_bytes() == b"HELLO\n"
+    assert backups(files) == []

@@ -8,7 +8,9 @@ or ``sigint``/``sigterm`` (send that signal to itself)). Code marks a point with
 Points: ``before_dispatch``, ``after_execute`` (the task returned, nothing committed),
 ``in_commit`` (between statements of a dispatch's transaction), ``in_join_write``
 (while join-state changes are written), ``after_commit`` (committed, results not yet
-passed on), ``in_save_state`` (while a replay saves the rebuilt queue and joins).
+passed on), ``in_save_state`` (while a replay saves the rebuilt queue and joins),
+``in_journal_write`` (a file-task journal or its run folder's owner file written, not yet
+renamed into place).
 
 ``disk_full:N`` instead lets a SQLite store grow by only N more pages, so a commit
 fails as on a full disk (SQLITE_FULL).
@@ -19,10 +21,11 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["POINTS", "arm", "armed", "hit"]
+__all__ = ["JOURNAL_WRITE", "POINTS", "arm", "armed", "hit"]
 
 POINTS = ("before_dispatch", "after_execute", "in_commit", "in_join_write", "after_commit",
           "in_save_state")
+JOURNAL_WRITE = "in_journal_write"  # drawn apart from POINTS, only for cases with file tasks
 DISK_FULL = "disk_full"
 ACTIONS = ("kill", "exit", "sigint", "sigterm")
 
@@ -40,10 +43,11 @@ def arm(spec: str | None) -> None:
         return
     point, _, rest = spec.partition(":")
     count, _, action = rest.partition(":")
-    if point not in (*POINTS, DISK_FULL) or not count.isdigit() or \
+    if point not in (*POINTS, JOURNAL_WRITE, DISK_FULL) or not count.isdigit() or \
             (action or "kill") not in ACTIONS:
         raise ValueError(f"RETAP_FAULT={spec!r}: expected POINT:N[:ACTION], POINT one of "
-                         f"{', '.join(POINTS)}, ACTION one of {', '.join(ACTIONS)}")
+                         f"{', '.join((*POINTS, JOURNAL_WRITE))}, "
+                         f"ACTION one of {', '.join(ACTIONS)}")
     _point, _countdown, _action, armed = point, int(count), action or "kill", True
 
 

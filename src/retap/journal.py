@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 from msgspec.structs import asdict
 
+from retap import faults
 from retap.owner import Owner
 
 __all__ = ["BACKUP_ROOT", "Journal", "JournalRefused", "RunFolder", "abandoned", "drop", "undo"]
@@ -65,6 +66,8 @@ def _write_private(path: Path, text: str) -> None:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
+    if faults.armed:
+        faults.hit("in_journal_write")
     os.replace(tmp, path)
 
 
@@ -155,20 +158,38 @@ class RunFolder:
         return found
 
     def remove_if_empty(self) -> None:
-        """Remove the folder when it holds no journal: only its ``owner.json``, and the
-        temporary files of ``owner.json`` writes a killed process left half done."""
+        """Remove the folder when it holds no journal: only its ``owner.json``, the
+        temporary files of ``owner.json`` writes a killed process left half done, and
+        dispatch folders a process was killed in before their first journal was saved."""
         with _folders_locked():
-            if self.dir.is_dir() and all(
-                    p.name == OWNER_FILE or (p.name.startswith(f"{OWNER_FILE}.") and
-                                             p.name.endswith(".tmp") and p.is_file())
-                    for p in self.dir.iterdir()):
+            if self.dir.is_dir() and all(p.name == OWNER_FILE or _half_written(p, OWNER_FILE)
+                                         or _never_begun(p) for p in self.dir.iterdir()):
                 _remove_tree(self.dir)
+
+
+def _half_written(path: Path, name: str) -> bool:
+    """True for the temporary file of a write of ``name`` (``_write_private``) that a
+    killed process left before renaming it into place."""
+    return path.name.startswith(f"{name}.") and path.name.endswith(".tmp") \
+        and path.is_file() and not path.is_symlink()
+
+
+def _never_begun(path: Path) -> bool:
+    """True for a dispatch folder whose journal was never saved (the process was killed
+    within ``Journal.begin``): nothing was changed, since a change is written down before
+    it is made. Read under the folders lock, so no live ``begin`` is taken for one."""
+    try:
+        return path.is_dir() and not path.is_symlink() and all(
+            _half_written(p, JOURNAL_FILE) for p in path.iterdir())
+    except FileNotFoundError:  # a journal dropped just now (``discard`` takes no lock)
+        return False
 
 
 def abandoned(current: str | None = None) -> Iterator[tuple[RunFolder, FolderOwner]]:
     """Run folders whose owning process is gone (``current``, the run this process has
     just claimed, counts as abandoned by its earlier owner). Folders without a readable
-    owner, or whose owner names another run, are left alone."""
+    owner, or whose owner names another run, are left alone; one whose owner file was
+    never saved goes if it holds nothing else (see ``RunFolder.remove_if_empty``)."""
     if not BACKUP_ROOT.is_dir():
         return
     for path in sorted(BACKUP_ROOT.iterdir()):
@@ -176,6 +197,8 @@ def abandoned(current: str | None = None) -> Iterator[tuple[RunFolder, FolderOwn
             continue
         folder = RunFolder(path.name)
         owner = folder.owner()
+        if owner is None and not (path / OWNER_FILE).exists():
+            folder.remove_if_empty()  # a kill came before its owner file was first saved
         if owner is None or owner.run != path.name:
             continue
         if path.name != current and owner.process.alive():

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retap.faults import POINTS
+from retap.faults import JOURNAL_WRITE, POINTS
 from retap.history import history_problems
 from retap.store import open_store
 from retap.store.check import check_store
@@ -65,6 +65,7 @@ class CaseResult:
     fresh_runs: int = 0
     reused: int = 0
     killed_journals: int = 0  # journals a killed attempt left for the next one to settle
+    journal_writes: int = 0  # faults that struck inside a journal write
     parallel_attempts: int = 0  # attempts run with -j above 1
     from_replays: int = 0  # done runs replayed --from a node
     prunes: int = 0  # stores pruned of all runs but the newest
@@ -176,6 +177,7 @@ class Case:
         self.seen: set[str] = set()  # problems reported so far
         self.last_error = ""  # the last line the last attempt wrote on stderr
         self.orng = random.Random(f"older-{result.seed}")  # a stream of its own, as from_rng
+        self.jrng = random.Random(f"journal-{result.seed}")  # so is a kill inside a journal
 
     def play(self, steps: list[Phase]) -> None:
         """Bring each phase's run to done, comparing it with the reference's."""
@@ -279,6 +281,8 @@ class Case:
         rng = again[0] if again else self.rng
         for local in range(MAX_ATTEMPTS + wanted.resumes):
             fault = _fault(rng, len(wanted.audit), local)
+            if fault and self.features.files and self.jrng.random() < 0.25:
+                fault = f"{JOURNAL_WRITE}:{fault.partition(':')[2]}"
             if again and local == 0:
                 args, self.exempt = again[1], again[2]
             else:
@@ -370,6 +374,7 @@ class Case:
         """Count the attempt's fault or task failure; False for an exit nothing explains."""
         if fault and code in FAULT_CODES:
             self.result.faults[fault.rsplit(":", 1)[-1]] += 1
+            self.result.journal_writes += fault.startswith(JOURNAL_WRITE)
         elif code == 1:
             self.result.failures += 1
         elif code != 0:
