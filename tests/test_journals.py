@@ -462,3 +462,18 @@ def test_a_kill_inside_any_journal_write_leaves_nothing_behind_once_settled(
     assert (files.path / "log.txt").read_text() == "a "
     assert (files.path / "out.txt").read_bytes() == b"HELLO\n"
     assert backups(files) == []
+
+
+@pytest.mark.parametrize("nth", [1, 2])
+def test_a_worker_killed_inside_its_first_journal_write_leaves_no_journal(
+        files: Project, nth: int) -> None:
+    # Torture seed 9494 case 3: the worker died (its dispatch failed: WorkerLost) before
+    # its journal was first saved; the coordinator, undoing the failed dispatch, found no
+    # journal to load and left the folder for good.
+    failed = files.run("run", "--run-id", "w", "-j", "2", "--executor", "processes", "--",
+                       "append", "a", env={"RETAP_FAULT": f"in_journal_write:{nth}"})
+    assert failed.code == 1 and "its worker process died" in failed.err, failed.err
+    assert backups(files) == []
+    files.run("resume", "w", check=0)
+    assert (files.path / "log.txt").read_text() == "a "
+    assert backups(files) == []

@@ -355,6 +355,7 @@ def undo(run: str, dispatch: str, keep: Callable[[str], bool]) -> None:
     journal = Journal(BACKUP_ROOT / run, run, dispatch)
     try:
         journal.load()
-    except JournalRefused:
+    except JournalRefused:  # kept, unless its worker died before saving it (nothing done)
+        RunFolder(run).remove_if_empty()
         return
     journal.rollback(keep)
