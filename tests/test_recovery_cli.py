@@ -574,6 +574,28 @@ def test_batch_durability_commits_an_aging_group_while_a_long_task_runs(
     proc.kill()
 
 
+def test_seed_9494_case_2_a_replay_releases_a_gate_batch_before_a_later_retry_reaches_it(
+        proj: Project) -> None:
+    # The gate released [a(1), a(2)] while the lead b sat failed (--on-error continue); a
+    # resume ran b again, whose result made a batch of its own. A replay --from c answered
+    # b before releasing the gate (b is recorded done, so something was still answerable):
+    # b joined the first batch, which made other ids than the ones recorded.
+    flow = ("--", "b", "9", "--", "load", "--yaml", "[1, 2]", "--", "a", "--", "c",
+            "--[1][2]i", "--[0,2][3]i.gate")
+    proj.run("run", "--on-error", "continue", "--run-id", "g", *flow, check=1,
+             env={"FAIL_ONCE": "b"})
+    proj.run("resume", "g", check=0)
+    recorded = {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()}
+    assert len(recorded) == 7
+    ran = len(proj.log())
+
+    proj.run("replay", "g", "--from", "3", check=0)
+
+    assert sorted(proj.log()[ran:]) == ["c ('a(1)',)", "c ('a(2)',)", "c ('b(9)',)"]
+    assert {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()} == recorded
+    assert show(proj, "g")["counts"] == {"done": 7}
+
+
 def test_seed_2026_case_32_a_replay_releases_a_gate_batch_where_a_failed_record_says(
         proj: Project) -> None:
     # A gate released [a(1), a(2)] when the queue drained, and c failed on one of them

@@ -104,6 +104,8 @@ class App:
                                  self.output_limit, self._is_stopping, self._signal_name)
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
+        self._gates_tried: dict[NodeId, tuple[int, int]] = {}  # what a gate held when its
+        # drain made no recorded batch (see _replayed_drain)
         self.executor = self._open_executor(executor)
         self._runs_here = isinstance(self.executor, InlineExecutor)  # -j 1: no queue between
 
@@ -326,8 +328,13 @@ class App:
     # -- one turn of the loop -----------------------------------------------------------
 
     def _answer(self) -> bool:
-        """Answer the pending dispatch the store recorded first, if it has one."""
-        d = self.sched.next_answer() if self.sched.answerable else None
+        """Answer the pending dispatch the store recorded first, if it has one (first
+        releasing a gate the recorded run released before it: see ``_replayed_drain``)."""
+        if not self.sched.answerable:
+            return False
+        if self._gates and self._replayed_drain():
+            return True
+        d = self.sched.next_answer()
         if d is None:
             return False
         assert self.cache is not None
@@ -636,22 +643,26 @@ class App:
         return False
 
     def _replayed_drain(self) -> bool:
-        """Replaying: the store answers nothing pending, but the run it replays released a
-        gate at this point (the batch a drain would release now is recorded). Release it;
-        anything else is taken back untouched."""
-        if self.cache is None or not self._gates or self.sched.answerable:
+        """Answering from the store: release a gate whose held results form a batch the
+        recorded run released (every dispatch it makes is recorded). The recorded run
+        released it before any further result reached the gate, so before answering on:
+        a gate drained while a dispatch sat failed under ``--on-error continue`` released
+        ahead of that dispatch's later retry. A gate is tried again only once what it
+        holds has changed; a batch not recorded is taken back untouched."""
+        if self.cache is None:
             return False
         for gate in self._gates:
             state = self.states[gate.id]
-            released = gate.drain(state)
-            if not released:
+            holds = (len(state.slots[0]), state.count)
+            if not state.slots[0] or self._gates_tried.get(gate.id) == holds:
                 continue
+            released = gate.drain(state)
             if all(self._recorded(d) for d in released):
                 self._commit_drain(gate.id, gate.enq, state, self.sched.fresh(released, set()))
                 return True
             state.undo(state.changes)
             state.changes.clear()
-            return False
+            self._gates_tried[gate.id] = holds
         return False
 
     def _recorded(self, d: Dispatch) -> bool:
