@@ -368,3 +368,22 @@ def test_the_runs_table_is_plain_in_a_pipe_and_coloured_on_a_terminal(proj: Proj
     assert head.index("STATUS") == bad.index("failed") == ok.index("done")  # aligned
     code, shown = on_terminal(proj, "runs", escapes=True)
     assert code == 0 and "\x1b[31mfailed" in shown and "\x1b[32mdone" in shown
+
+
+def test_a_done_dispatch_a_replay_runs_again_may_fail_and_keeps_its_done_attempt(
+        proj: Project) -> None:
+    # Torture seed 9494 cases 54 and 56: a worker lost while a replay ran a done dispatch
+    # again left done then failed, which the history check took for a lost done result.
+    from retap import open_store
+    from retap.history import history_problems
+
+    proj.run("run", "--run-id", "f", "--", "load", "--yaml", "1", "--:", "recip", check=0)
+    proj.run("replay", "f", "--from", "1", "--set", "1.offset=-1", check=1)
+    [entry] = [a for a in proj.run("audit", "f", "--json", check=0).json() if a["node"] == 1]
+    assert [(a["n"], a["session"], a["status"]) for a in entry["history"]] == [
+        (1, 1, "done"), (2, 3, "failed")]
+    store = open_store(str(proj.path / ".retap" / "retap.db"), readonly=True)
+    try:
+        assert history_problems(store, "f") == []
+    finally:
+        store.close()

@@ -131,11 +131,14 @@ def attempt_history(store: Store, run: str, audits: list[AuditRecord]
 def history_problems(store: Store, run: str) -> list[str]:
     """What is wrong with ``run``'s history, one line each: a dispatch whose attempts are
     not all kept (numbered 1 to its count, the latest last), one with a done attempt
-    before its latest, attempts out of session order, a timeline out of order, output
-    kept for an attempt that was never made (lost, reused or unknown)."""
+    before its latest that no replay made (only a replay runs a done dispatch again, as
+    ``--from`` or ``--rerun-changed`` ask), attempts out of session order, a timeline out
+    of order, output kept for an attempt that was never made (lost, reused or unknown)."""
     audits = store.audits(run)
     problems = []
     history = attempt_history(store, run, audits)
+    events = store.events(run)
+    replays = {e.seq for e in events if e.kind == "replayed"}  # their sessions, by number
     for a in audits:
         h = history[a.id]
         numbers = [t.n for t in h if t.status != "reused"]
@@ -144,13 +147,15 @@ def history_problems(store: Store, run: str) -> list[str]:
                 (a.status == "running") or any(t.status == "reused" for t in h[:-1]):
             problems.append(f"{where} history of attempts {numbers} for {a.attempts} "
                             f"counted ({a.status})")
-        if any(t.status == "done" for t in h[:-1]) and a.status != "done":
+        done = next((i for i, t in enumerate(h[:-1]) if t.status == "done"), None)
+        if done is not None and a.status != "done" and \
+                any(t.session not in replays for t in h[done + 1:]):
             problems.append(f"{where} history of attempts has a done attempt before its "
                             f"latest ({a.status})")
         sessions = [t.session for t in h]
         if sessions != sorted(sessions):
             problems.append(f"{where} history of attempts in sessions {sessions}")
-    seqs = [e.seq for e in store.events(run)]
+    seqs = [e.seq for e in events]
     if seqs != list(range(1, len(seqs) + 1)):
         problems.append(f"{run} history of events numbered {seqs}")
     made = {(d, t.n) for d, h in history.items() for t in h
