@@ -120,6 +120,24 @@ def test_a_kill_at_any_fault_point_loses_nothing_and_repeats_nothing_done(
     assert not set(executions(proj)[ran_before:]) & before, "a done dispatch ran again"
 
 
+def test_a_worker_lost_at_its_second_job_fails_that_dispatch_and_a_resume_loses_nothing(
+        proj: Project) -> None:
+    # (run at once, the gates group by finishing order: no sequential reference to match)
+    lost = proj.run("run", "--run-id", "w", "-j", "2", "--executor", "processes", *FLOW,
+                    env={"RETAP_FAULT": "in_worker:2"})
+    assert lost.code == 1 and "its worker process died" in lost.err, lost.err
+    before = done_ids(proj, "w")
+    ran_before = len(executions(proj))
+
+    proj.run("resume", "w", check=0)
+
+    assert not set(executions(proj)[ran_before:]) & before, "a done dispatch ran again"
+    audit = proj.run("audit", "w", "--json", check=0).json()
+    assert all(a["status"] == "done" for a in audit)
+    assert sorted(a["value"].strip() for a in audit if a["task"] == "work") == [
+        "10", "20", "30", "40", "50", "60"]
+
+
 def test_a_kill_while_replay_saves_the_rebuilt_state_loses_nothing(proj: Project) -> None:
     out, expected = reference(proj)
     failed = proj.run("run", "--run-id", "s", *FLOW, "--:", "dump", env={"FAIL_ONCE": "4"})

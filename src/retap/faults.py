@@ -10,7 +10,9 @@ Points: ``before_dispatch``, ``after_execute`` (the task returned, nothing commi
 (while join-state changes are written), ``after_commit`` (committed, results not yet
 passed on), ``in_save_state`` (while a replay saves the rebuilt queue and joins),
 ``in_journal_write`` (a file-task journal or its run folder's owner file written, not yet
-renamed into place).
+renamed into place), ``in_worker`` (a worker process of ``--executor processes`` about to
+run a job: its task is lost, a failure the run records). A worker starts with the fault
+its coordinator had armed and counts its own hits.
 
 ``disk_full:N`` instead lets a SQLite store grow by only N more pages, so a commit
 fails as on a full disk (SQLITE_FULL).
@@ -21,11 +23,12 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["JOURNAL_WRITE", "POINTS", "arm", "armed", "hit"]
+__all__ = ["IN_WORKER", "JOURNAL_WRITE", "POINTS", "arm", "armed", "hit"]
 
 POINTS = ("before_dispatch", "after_execute", "in_commit", "in_join_write", "after_commit",
           "in_save_state")
 JOURNAL_WRITE = "in_journal_write"  # drawn apart from POINTS, only for cases with file tasks
+IN_WORKER = "in_worker"  # drawn apart from POINTS, only for attempts on worker processes
 DISK_FULL = "disk_full"
 ACTIONS = ("kill", "exit", "sigint", "sigterm")
 
@@ -43,10 +46,10 @@ def arm(spec: str | None) -> None:
         return
     point, _, rest = spec.partition(":")
     count, _, action = rest.partition(":")
-    if point not in (*POINTS, JOURNAL_WRITE, DISK_FULL) or not count.isdigit() or \
+    if point not in (*POINTS, JOURNAL_WRITE, IN_WORKER, DISK_FULL) or not count.isdigit() or \
             (action or "kill") not in ACTIONS:
         raise ValueError(f"RETAP_FAULT={spec!r}: expected POINT:N[:ACTION], POINT one of "
-                         f"{', '.join((*POINTS, JOURNAL_WRITE))}, "
+                         f"{', '.join((*POINTS, JOURNAL_WRITE, IN_WORKER))}, "
                          f"ACTION one of {', '.join(ACTIONS)}")
     _point, _countdown, _action, armed = point, int(count), action or "kill", True
 

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from retap import faults
 from retap.capture import capturing
 from retap.context import TaskContext
 from retap.errors import DispatchTimeout, WorkerLost
@@ -73,6 +74,8 @@ def _serve(conn: Connection) -> None:
         facts = new_facts or facts
         assert facts is not None
         run, store, owner, limit = facts
+        if faults.armed:
+            faults.hit("in_worker")
         done = run_job_elsewhere(Job(dispatch, node, tasks[key], inputs,
                            TaskContext(run, dispatch, store, owner, limit)))
         try:

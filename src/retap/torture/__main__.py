@@ -114,6 +114,8 @@ def features(results: list[CaseResult]) -> str:
             f"{sum(r.fresh_runs for r in results)} (in {having['fresh']} cases allowed), "
             f"journals left by kills {sum(r.killed_journals for r in results)} "
             f"(faults inside a journal write {sum(r.journal_writes for r in results)}), "
+            f"failed attempts with a worker's loss armed "
+            f"{sum(r.worker_faults for r in results)}, "
             f"replays --from a node {sum(r.from_replays for r in results)}, "
             f"prunes {sum(r.prunes for r in results)}, "
             f"recoveries of a store as an older retap left it "

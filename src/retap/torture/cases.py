@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retap.faults import JOURNAL_WRITE, POINTS
+from retap.faults import IN_WORKER, JOURNAL_WRITE, POINTS
 from retap.history import history_problems
 from retap.store import open_store
 from retap.store.check import check_store
@@ -66,6 +66,7 @@ class CaseResult:
     reused: int = 0
     killed_journals: int = 0  # journals a killed attempt left for the next one to settle
     journal_writes: int = 0  # faults that struck inside a journal write
+    worker_faults: int = 0  # attempts that ended failed with a worker's loss armed
     parallel_attempts: int = 0  # attempts run with -j above 1
     from_replays: int = 0  # done runs replayed --from a node
     prunes: int = 0  # stores pruned of all runs but the newest
@@ -178,6 +179,7 @@ class Case:
         self.last_error = ""  # the last line the last attempt wrote on stderr
         self.orng = random.Random(f"older-{result.seed}")  # a stream of its own, as from_rng
         self.jrng = random.Random(f"journal-{result.seed}")  # so is a kill inside a journal
+        self.wrng = random.Random(f"worker-{result.seed}")  # and the loss of a worker
 
     def play(self, steps: list[Phase]) -> None:
         """Bring each phase's run to done, comparing it with the reference's."""
@@ -289,6 +291,8 @@ class Case:
                 args, self.exempt = self._next(phase, local + bool(again), rng), set()
             if again:
                 self.ordered = True  # held to the audit it had, whatever runs at once
+            if fault and "processes" in args and self.wrng.random() < 0.2:
+                fault = f"{IN_WORKER}:{fault.partition(':')[2]}"  # a task's worker is lost
             if args[0] != "run" and self.orng.random() < 0.15:
                 self._as_older_retap()
             code = self._attempt(args, fault)
@@ -377,6 +381,7 @@ class Case:
             self.result.journal_writes += fault.startswith(JOURNAL_WRITE)
         elif code == 1:
             self.result.failures += 1
+            self.result.worker_faults += bool(fault and fault.startswith(IN_WORKER))
         elif code != 0:
             return False
         if code not in checks.ENDED:
