@@ -365,6 +365,17 @@ def test_recorded_order_is_commit_order(store: Store) -> None:
     assert cached.seq(lead(9, 9).id) is None and log.lookup().seq(lead(9, 9).id) is None
 
 
+def test_the_recorded_answers_say_which_done_dispatch_was_retried(store: Store) -> None:
+    once, twice = lead(0, 0, 1), lead(0, 1, 2)
+    log = new_run(store, "r1", once, twice)
+    log.commit_dispatch(record(once, value=1), Effects(removed=once))
+    log.commit_dispatch(record(twice, "failed", attempts=1), Effects())
+    log.commit_dispatch(record(twice, value=2, attempts=2), Effects(removed=twice))
+    for recorded in (log.cached(), log.lookup()):
+        assert not recorded.retried(once.id) and recorded.retried(twice.id)
+        assert not recorded.retried(lead(9, 9).id)
+
+
 def test_chosen_dispatches_come_in_recorded_order_past_one_statements_parameters(
         store: Store) -> None:
     ds = [lead(0, k, k) for k in range(620)]  # more ids than one SQL statement is given

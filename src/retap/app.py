@@ -328,13 +328,14 @@ class App:
     # -- one turn of the loop -----------------------------------------------------------
 
     def _answer(self) -> bool:
-        """Answer the pending dispatch the store recorded first, if it has one (first
-        releasing a gate the recorded run released before it: see ``_replayed_drain``)."""
-        if not self.sched.answerable:
-            return False
-        if self._gates and self._replayed_drain():
-            return True
-        d = self.sched.next_answer()
+        """Answer the pending dispatch the store recorded first, if it has one. One that
+        took more than one attempt may have sat failed while the recorded run drained a
+        gate: a gate that would release a recorded batch is released first."""
+        if self._gates and self.cache is not None:
+            d = self.sched.peek_answer()
+            if d is not None and self.cache.retried(d.id) and self._replayed_drain():
+                return True
+        d = self.sched.next_answer() if self.sched.answerable else None
         if d is None:
             return False
         assert self.cache is not None
@@ -644,11 +645,12 @@ class App:
 
     def _replayed_drain(self) -> bool:
         """Answering from the store: release a gate whose held results form a batch the
-        recorded run released (every dispatch it makes is recorded). The recorded run
-        released it before any further result reached the gate, so before answering on:
-        a gate drained while a dispatch sat failed under ``--on-error continue`` released
-        ahead of that dispatch's later retry. A gate is tried again only once what it
-        holds has changed; a batch not recorded is taken back untouched."""
+        recorded run released (every dispatch it makes is recorded), as it did when its
+        queue ran dry. Tried when nothing pending is answered from the store, and before
+        answering a dispatch that was retried: a gate drained while that dispatch sat
+        failed (``--on-error continue``) released ahead of its retry. A gate is tried
+        again only once what it holds has changed; a batch not recorded is taken back
+        untouched."""
         if self.cache is None:
             return False
         for gate in self._gates:

@@ -116,6 +116,16 @@ class Scheduler:
                 return d
         return None
 
+    def peek_answer(self) -> Dispatch | None:
+        """The dispatch ``next_answer`` would give, left where it is."""
+        while self._answers:
+            d = self._answers[0][2]
+            if d.id in self.queued and d.id not in self.running:
+                return d
+            heapq.heappop(self._answers)
+            self._answerable.discard(d.id)
+        return None
+
     @property
     def answerable(self) -> bool:
         return bool(self._answers)

@@ -162,6 +162,11 @@ class Recorded(ABC):
     def value(self, dispatch: str) -> Any:
         """The recorded result of a done ``dispatch`` (StoreCorrupt when it is unreadable)."""
 
+    @abstractmethod
+    def retried(self, dispatch: str) -> bool:
+        """True when the done ``dispatch`` took more than one attempt: the recorded run may
+        have gone on while it sat failed (a gate may have drained without it)."""
+
 
 LEASE_ENV = "RETAP_LEASE_SECONDS"
 

@@ -331,6 +331,10 @@ class _MemoryRecorded(Recorded):
     def value(self, dispatch: str) -> Any:
         return self.state.records[dispatch].value
 
+    def retried(self, dispatch: str) -> bool:
+        record = self.state.records.get(dispatch)
+        return record is not None and record.attempts > 1
+
 
 def _audit(record: DispatchRecord, seq: int) -> AuditRecord:
     return AuditRecord(record.id, record.node, record.task, record.sources, record.status,

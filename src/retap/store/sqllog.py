@@ -530,20 +530,23 @@ def _running_again(fields: list[Any], before: Any) -> list[Any]:
 _DONE = (f"SELECT {_D}, d.crc, v.codec AS vcodec, v.data AS vdata FROM dispatches d "
          'LEFT JOIN "values" v ON v.digest = d.result ')
 _WIDTH = len(rows.DISPATCH)
-_ID, _RESULT = map(rows.DISPATCH.index, ("id", "result"))
+_ID, _RESULT, _ATTEMPTS = map(rows.DISPATCH.index, ("id", "result", "attempts"))
 
-Done = tuple[int, str, Any, Any]  # a done dispatch's seq, result ref, value codec and data
+# a done dispatch's seq, result ref, value codec and data, and how many attempts it took
+Done = tuple[int, str, Any, Any, int]
 
 
 def _done(store: SQLStore, row: Any) -> tuple[str, Done]:
-    """A done dispatch's id, and its commit number, result ref and value, its row checked."""
+    """A done dispatch's id, and its commit number, result ref, value and attempts, its row
+    checked."""
     fields = store.leading(row, _WIDTH + 3)
-    ident, seq, ref = fields[_ID], fields[_SEQ], fields[_RESULT]
+    ident, seq, ref, attempts = fields[_ID], fields[_SEQ], fields[_RESULT], fields[_ATTEMPTS]
     if not rows.holds(fields[_WIDTH], fields[:_WIDTH]):
         raise store.corrupt(f"dispatch {ident} fails its checksum")
-    if not isinstance(ident, str) or type(seq) is not int or not isinstance(ref, str) or not ref:
+    if not isinstance(ident, str) or type(seq) is not int or not isinstance(ref, str) or \
+            not ref or type(attempts) is not int:
         raise store.corrupt(f"done dispatch {ident!r} has no readable result")
-    return ident, (seq, ref, fields[_WIDTH + 1], fields[_WIDTH + 2])
+    return ident, (seq, ref, fields[_WIDTH + 1], fields[_WIDTH + 2], attempts)
 
 
 class _Lookup(Recorded):
@@ -568,6 +571,10 @@ class _Lookup(Recorded):
         if hit is None:
             raise self.log.store.corrupt(f"done dispatch {dispatch} is no longer recorded")
         return self.log.store.value_of(hit[1], hit[2], hit[3])
+
+    def retried(self, dispatch: str) -> bool:
+        hit = self.find(dispatch)
+        return hit is not None and hit[4] > 1
 
 
 class _Streamed(Recorded):
@@ -624,6 +631,10 @@ class _Streamed(Recorded):
         del self.ahead[dispatch]  # answered: it is not asked for again
         self.answered = max(self.answered, hit[0])
         return self.store.value_of(hit[1], hit[2], hit[3])
+
+    def retried(self, dispatch: str) -> bool:
+        hit = self.ahead.get(dispatch) or self._find(dispatch)
+        return hit is not None and hit[4] > 1
 
     def close(self) -> None:
         if self.reader is not None:
