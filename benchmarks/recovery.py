@@ -14,7 +14,10 @@ one at the head of its queue.
 * replay (DESIGN §2.2) answers every done dispatch from the store and pushes the result
   through the joins again: measured as cached dispatches per second of the whole
   ``retap.replay`` call (setup, loading the done results, the loop, the final failing
-  dispatch), and split once into setup (until the first cached answer) and loop.
+  dispatch), and split once into setup (until the first cached answer) and loop. Beside
+  it, the store's half alone: the same done dispatches asked for in recording order, as
+  the replay asks (``seq`` then ``value`` of each), with no App, joins or queue: the
+  most a replay could answer per second with a loop that cost nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from benchmarks.common import (
     temp_dir,
 )
 from retap import open_store
+from retap.owner import Owner
 
 RESUME_TARGET = 0.050  # seconds to the first new dispatch, on the long history
 RESUME_SCALING = 1.5  # at most this many times the time on a history 100x shorter
@@ -136,10 +140,12 @@ def run_resume(quick: bool = False) -> list[Row]:
 
 def run_replay(quick: bool = False) -> list[Row]:
     done = done_count(quick)
-    rates, setup, loop = [], 0.0, 0.0
+    rates, setup, loop, reads = [], 0.0, 0.0, []
     with temp_dir() as tmp:
         path = tmp / "replay.db"
         run, built = build(path, done)
+        for _ in range(REPEAT):
+            reads.append(done / read_alone(path, run))
         FAIL["at"] = done  # stays set: each replay fails again at the same place
         for rep in range(REPEAT + 1):
             instrumented = rep == REPEAT  # one extra run with a probe, for the split
@@ -159,10 +165,33 @@ def run_replay(quick: bool = False) -> list[Row]:
                 setup, loop = probe.at - start, end - probe.at
             else:
                 rates.append(result.cached / (end - start))
-    stat = Stat(rates)
+    stat, alone = Stat(rates), Stat(reads)
     return [Row(
         "replay", f"{done:,} done + 1 failing", rate(stat.best), spread_of(stat, rate),
         f"{stat.best / (done / built):.1f}x the recorded run's speed", f">= {REPLAY_TARGET:,.0f}/s",
         stat.best >= REPLAY_TARGET,
         f"one probed replay: setup until the first cached answer {seconds(setup)}, "
-        f"then {seconds(loop)} for the rest ({done / loop:,.0f}/s)")]
+        f"then {seconds(loop)} for the rest ({done / loop:,.0f}/s)"), Row(
+        "replay", f"{done:,} done: the store's reads alone", rate(alone.best),
+        spread_of(alone, rate), f"replay {stat.best / alone.best:.2f}x of it", "", None,
+        "each done dispatch's seq and value, asked in recording order as a replay asks, "
+        "without the App: what a replay could reach if its loop cost nothing")]
+
+
+def read_alone(path: Path, run: str) -> float:
+    """Seconds to ask the store for every done dispatch of ``run`` as a replay does."""
+    store = open_store(path)
+    try:
+        ids = [a.id for a in store.audits(run) if a.status == "done"]
+        log = store.claim_run(run, Owner.current())
+        gc.collect()
+        start = time.perf_counter()
+        cached = log.cached()
+        for dispatch in ids:
+            cached.seq(dispatch)
+            cached.value(dispatch)
+        took = time.perf_counter() - start
+        log.close()
+    finally:
+        store.close()
+    return took
