@@ -451,8 +451,8 @@ def test_a_dispatch_folder_holding_more_than_a_half_saved_journal_is_left_alone(
 @pytest.mark.parametrize("nth", [1, 2, 3, 4])
 def test_a_kill_inside_any_journal_write_leaves_nothing_behind_once_settled(
         files: Project, nth: int) -> None:
-    # The writes of one dispatch in place: the run folder's owner.json, the journal as
-    # begun, with the backup entry, and again (upper's record of its temporary file).
+    # append's writes: the run folder's owner.json (1), its journal as begun (2), with the
+    # backup entry (3); once append commits its folder goes, and upper claims it anew (4).
     assert killed(files.run("run", "--run-id", "k", "--", "append", "a", "--", "upper",
                             env={"RETAP_FAULT": f"in_journal_write:{nth}"}))
     assert backups(files)
