@@ -109,15 +109,15 @@ class Scheduler:
 
     def next_answer(self) -> Dispatch | None:
         """The pending dispatch the store answers that was recorded first, if any."""
-        while self._answers:
-            _, _, d = heapq.heappop(self._answers)
+        d = self.peek_answer()
+        if d is not None:
+            heapq.heappop(self._answers)
             self._answerable.discard(d.id)
-            if d.id in self.queued and d.id not in self.running:
-                return d
-        return None
+        return d
 
     def peek_answer(self) -> Dispatch | None:
-        """The dispatch ``next_answer`` would give, left where it is."""
+        """The dispatch ``next_answer`` would give, left where it is (answers no longer
+        pending are dropped on the way)."""
         while self._answers:
             d = self._answers[0][2]
             if d.id in self.queued and d.id not in self.running:

@@ -333,7 +333,7 @@ class _MemoryRecorded(Recorded):
 
     def retried(self, dispatch: str) -> bool:
         record = self.state.records.get(dispatch)
-        return record is not None and record.attempts > 1
+        return record is not None and record.status == "done" and record.attempts > 1
 
 
 def _audit(record: DispatchRecord, seq: int) -> AuditRecord:

@@ -284,7 +284,7 @@ class Case:
         for local in range(MAX_ATTEMPTS + wanted.resumes):
             fault = _fault(rng, len(wanted.audit), local)
             if fault and self.features.files and self.jrng.random() < 0.25:
-                fault = f"{JOURNAL_WRITE}:{fault.partition(':')[2]}"
+                fault = _moved(fault, JOURNAL_WRITE)
             if again and local == 0:
                 args, self.exempt = again[1], again[2]
             else:
@@ -292,7 +292,7 @@ class Case:
             if again:
                 self.ordered = True  # held to the audit it had, whatever runs at once
             if fault and "processes" in args and self.wrng.random() < 0.2:
-                fault = f"{IN_WORKER}:{fault.partition(':')[2]}"  # a task's worker is lost
+                fault = _moved(fault, IN_WORKER)  # a task's worker is lost
             if args[0] != "run" and self.orng.random() < 0.15:
                 self._as_older_retap()
             code = self._attempt(args, fault)
@@ -412,6 +412,11 @@ def groups_by_arrival(workplan: dict[str, Any]) -> bool:
     """True when a join of the plan groups results by when they arrive (sync, gate): run
     in parallel, such a workflow may end with other values than a sequential reference."""
     return any(j["kind"] in ("sync", "gate") for j in workplan["joins"])
+
+
+def _moved(fault: str, point: str) -> str:
+    """``fault`` (``POINT:N:ACTION``) acting at ``point`` instead."""
+    return f"{point}:{fault.partition(':')[2]}"
 
 
 def _fault(rng: random.Random, size: int, attempt: int) -> str | None:
