@@ -66,6 +66,14 @@ class Charge(retap.Task):
         return "charged"
 
 
+@retap.task(name="twin", cache="inputs")
+def twin(x):
+    """Memoized: a second dispatch with the same input takes the first one's result."""
+    _log("twin", x)
+    _maybe_fail("twin")
+    return f"twin({x})"
+
+
 class First(retap.Task):
     """A task with an explicit code version."""
 
@@ -613,3 +621,27 @@ def test_seed_2026_case_32_a_replay_releases_a_gate_batch_where_a_failed_record_
     assert show(proj, "g")["counts"] == {"done": 7}
     assert [line for line in proj.log() if line.startswith("c ")] == [
         "c ('a(1)',)", "c ('a(2)',)", "c ('a(1)',)", "c ('b(9)',)"]
+
+
+def test_seed_9999_case_123_a_result_reused_after_a_failure_counts_as_retried(
+        proj: Project) -> None:
+    # twin's first dispatch failed (--on-error continue); the gate then gave twin a second
+    # dispatch with the same input, whose result the sync join took. A resume took that
+    # memoized result for the first dispatch, which counted no attempt for it: a replay
+    # did not see a retried dispatch, answered it before the gate released, and the sync
+    # join took it instead, which made another c than the one recorded.
+    flow = ("--", "b", "9", "--", "twin", "--", "c", "--", "d", "5", "--[0][1]",
+            "--[0][1]s.gate", "--[1,3][2].sync")
+    proj.run("run", "--on-error", "continue", "--run-id", "g", *flow, check=1,
+             env={"FAIL_ONCE": "twin"})
+    proj.run("resume", "g", check=0)
+    recorded = {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()}
+    assert len(recorded) == 5
+    ran = len(proj.log())
+    assert proj.log()[-1] == "c (['twin(b(9))', 'd(5)'],)"  # resume reused twin, ran nothing
+
+    proj.run("replay", "g", "--from", "2", check=0)
+
+    assert proj.log()[ran:] == ["c (['twin(b(9))', 'd(5)'],)"]
+    assert {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()} == recorded
+    assert show(proj, "g")["counts"] == {"done": 5}

@@ -36,6 +36,7 @@ from retap.store.base import (
     now,
     session_of,
     session_starts,
+    was_retried,
     workers_of,
 )
 
@@ -333,7 +334,8 @@ class _MemoryRecorded(Recorded):
 
     def retried(self, dispatch: str) -> bool:
         record = self.state.records.get(dispatch)
-        return record is not None and record.status == "done" and record.attempts > 1
+        return record is not None and record.status == "done" and \
+            was_retried(record.attempts, record.reused)
 
 
 def _audit(record: DispatchRecord, seq: int) -> AuditRecord:
