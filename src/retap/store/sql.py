@@ -230,9 +230,12 @@ class SQLStore(Store):
         return tuple(itertools.islice(row.values(), n))
 
     def verify(self, row: Row, columns: tuple[str, ...], what: str) -> None:
-        """Refuse a row whose checksum does not match its columns."""
+        """Refuse a row whose checksum does not match its columns. ``what`` names the row:
+        a template of its columns (``"dispatch {id}"``), filled in only for the message,
+        since read commands check every row they show."""
         if not rows.matches(row, columns):
-            raise self.corrupt(f"{what} fails its checksum")
+            named = what.format_map({c: clip(row[c]) for c in columns})
+            raise self.corrupt(f"{named} fails its checksum")
 
     def row(self, model: type[boundary.M], columns: tuple[str, ...], row: Row,
             what: str) -> boundary.M:
@@ -371,7 +374,7 @@ class SQLStore(Store):
         row = self.x(_RUN + "WHERE r.run=?", (run,)).fetchone()
         if row is None:
             raise UnknownRun(run, self.location)
-        self.verify(row, rows.RUN, f"the record of run {run}")
+        self.verify(row, rows.RUN, "the record of run {run}")
         final = {c: changes.get(c, row[c]) for c in rows.RUN}
         fields = tuple(final[c] for c in rows.RUN)
         sets = ", ".join(f"{c}=?" for c in changes)
@@ -392,7 +395,7 @@ class SQLStore(Store):
                      (run,)).fetchone() if valid_run_id(run) else None
         if row is None:
             raise UnknownRun(run, self.location)
-        self.verify(row, rows.RUN, f"the record of run {run}")
+        self.verify(row, rows.RUN, "the record of run {run}")
         info = self._run_row(row)
         spec = row["spec"]
         spec = self.decode("json", rows.as_bytes(spec)) if isinstance(
@@ -417,7 +420,7 @@ class SQLStore(Store):
                 "(SELECT count(*) FROM dispatches d WHERE d.run = r.run) AS n FROM runs r "
                 "ORDER BY r.created DESC, r.run DESC").fetchall()
             for r in found:
-                self.verify(r, rows.RUN, f"the record of run {clip(r['run'])}")
+                self.verify(r, rows.RUN, "the record of run {run}")
             return [self._run_row(r, r["n"]) for r in found]
 
     # -- reading a run ------------------------------------------------------------------------
@@ -455,8 +458,7 @@ class SQLStore(Store):
             self._known(run)
             for r in self.x(f"SELECT {', '.join(rows.ATTEMPT)}, crc FROM attempts WHERE run=? "
                             "ORDER BY dispatch, n", (run,)).fetchall():
-                self.verify(r, rows.ATTEMPT, f"attempt {r['n']!r} of dispatch "
-                                             f"{clip(r['dispatch'])}")
+                self.verify(r, rows.ATTEMPT, "attempt {n} of dispatch {dispatch}")
                 a = self.row(boundary.AttemptRow, rows.ATTEMPT[1:], r, "attempt of dispatch")
                 found.setdefault(a.dispatch, []).append(
                     Attempt(a.n, a.session, a.status, a.started, a.finished, a.error))
@@ -473,7 +475,7 @@ class SQLStore(Store):
             found = []
             for r in self.x(f"SELECT {', '.join(rows.EVENT)}, crc FROM events WHERE run=? "
                             "ORDER BY seq", (run,)).fetchall():
-                self.verify(r, rows.EVENT, f"event {r['seq']!r} of run {run}")
+                self.verify(r, rows.EVENT, "event {seq} of run {run}")
                 e = self.row(boundary.EventRow, rows.EVENT[1:], r, "event")
                 found.append(RunEvent(e.seq, e.at, e.kind, e.data))
         return found
@@ -484,8 +486,8 @@ class SQLStore(Store):
             found = []
             for r in self.x(f"SELECT {', '.join(rows.LOG)}, crc FROM logs WHERE run=? AND "
                             "seq>? ORDER BY seq, dispatch, attempt", (run, after)).fetchall():
-                self.verify(r, rows.LOG, f"the log of attempt {r['attempt']!r} of dispatch "
-                                         f"{clip(r['dispatch'])}")
+                self.verify(r, rows.LOG, "the log of attempt {attempt} of dispatch "
+                                         "{dispatch}")
                 e = self.row(boundary.LogRow, rows.LOG[1:], r, "log")
                 found.append(LogRecord(e.dispatch, e.attempt, e.seq, e.text, e.dropped))
         return found
@@ -496,8 +498,8 @@ class SQLStore(Store):
             self._known(run)
             for r in self.x(f"SELECT {', '.join(rows.WORKER)}, crc FROM workers WHERE run=?",
                             (run,)).fetchall():
-                self.verify(r, rows.WORKER, f"the worker of attempt {r['attempt']!r} of "
-                                            f"dispatch {clip(r['dispatch'])}")
+                self.verify(r, rows.WORKER, "the worker of attempt {attempt} of "
+                                            "dispatch {dispatch}")
                 w = self.row(boundary.WorkerRow, rows.WORKER[1:], r, "worker")
                 found[(w.dispatch, w.attempt)] = (w.host, w.pid)
         return found
@@ -529,7 +531,7 @@ class SQLStore(Store):
         return audits if ids is None else sorted(audits, key=lambda a: a.seq)
 
     def _dispatch_row(self, r: Row) -> boundary.DispatchRow:
-        self.verify(r, rows.DISPATCH, f"dispatch {clip(r['id'])}")
+        self.verify(r, rows.DISPATCH, "dispatch {id}")
         return self.row(boundary.DispatchRow, _AUDIT_COLUMNS, r, "dispatch")
 
     def _audit(self, c: boundary.DispatchRow | None, r: Row, inputs: tuple[Any, ...] = ()
@@ -640,7 +642,7 @@ class SQLStore(Store):
         return entry, record.value
 
     def _counter(self, c: Row) -> boundary.JoinCountRow:
-        self.verify(c, rows.JOIN_COUNT, f"the counter of join {clip(c['join_id'])}")
+        self.verify(c, rows.JOIN_COUNT, "the counter of join {join_id}")
         return self.row(boundary.JoinCountRow, ("join_id", "count"), c, "join counter")
 
     def _fill(self, join: Join, state: JoinState,
@@ -674,8 +676,7 @@ class SQLStore(Store):
             return self._memo(row) if row else None
 
     def _memo(self, r: Row) -> MemoEntry:
-        self.verify(r, rows.MEMO, f"the remembered result {clip(r['key'])} of "
-                                  f"{clip(r['task'])}")
+        self.verify(r, rows.MEMO, "the remembered result {key} of {task}")
         m = self.row(boundary.MemoRow, _MEMO_COLUMNS, r, "remembered result")
         return MemoEntry(m.task, m.key, self.value_of(m.result, r["vcodec"], r["vdata"]),
                          m.outputs, m.facts, m.run, m.dispatch, m.created)
@@ -686,7 +687,7 @@ class SQLStore(Store):
                          (run, dispatch)).fetchone()
         if row is None:
             return None
-        self.verify(row, rows.DISPATCH, f"dispatch {dispatch}")
+        self.verify(row, rows.DISPATCH, "dispatch {id}")
         return str(row["status"]) if row["status"] in boundary.STATUSES else None
 
     def recorded_output(self, path: str, digest: str) -> bool:
@@ -705,7 +706,7 @@ class SQLStore(Store):
                          (path,)).fetchone()
         if row is None or (row["size"], row["mtime_ns"], row["inode"]) != stat:
             return None
-        self.verify(row, rows.FILE, f"the remembered digest of {path}")
+        self.verify(row, rows.FILE, "the remembered digest of {path}")
         return str(row["digest"])
 
     def remember_file(self, path: str, stat: tuple[int, int, int], digest: str) -> None:

@@ -100,7 +100,7 @@ class SQLRunLog(RunLog):
             counter = self.x("SELECT run, seq, crc FROM counters WHERE run=?",
                              (run,)).fetchone()
             if counter is not None:  # no seq above it was used: the history is not read
-                store.verify(counter, rows.COUNTER, f"the counter of run {run}")
+                store.verify(counter, rows.COUNTER, "the counter of run {run}")
                 self.seq = counter["seq"]
             else:  # a run recorded before counters were kept
                 self.seq = self.x("SELECT coalesce(max(seq), 0) AS n FROM dispatches "
@@ -121,7 +121,7 @@ class SQLRunLog(RunLog):
             self._before = {}
             for row in self.x(f"SELECT {_D}, d.crc FROM dispatches d{store.dialect.not_done} "
                               "WHERE d.run=? AND d.status != 'done'", (run,)).fetchall():
-                self.store.verify(row, rows.DISPATCH, f"dispatch {row['id']}")
+                self.store.verify(row, rows.DISPATCH, "dispatch {id}")
                 if type(row["attempts"]) is not int:
                     raise store.corrupt(f"dispatch {row['id']} has no count of attempts")
                 self._before[row["id"]] = {c: row[c] for c in rows.DISPATCH}
@@ -200,7 +200,7 @@ class SQLRunLog(RunLog):
             row = self.x(f"SELECT {_D}, d.crc FROM dispatches d WHERE d.run=? AND d.id=?",
                          (self.run, dispatch)).fetchone()
             if row is not None:
-                self.store.verify(row, rows.DISPATCH, f"dispatch {dispatch}")
+                self.store.verify(row, rows.DISPATCH, "dispatch {id}")
                 self._before[dispatch] = {c: row[c] for c in rows.DISPATCH}
 
     def save_state(self, queue: Iterable[Dispatch], states: Mapping[NodeId, JoinState]) -> None:
