@@ -330,10 +330,11 @@ class App:
     def _answer(self) -> bool:
         """Answer the pending dispatch the store recorded first, if it has one. One that
         took more than one attempt may have sat failed while the recorded run drained a
-        gate: a gate that would release a recorded batch is released first."""
+        gate: a gate that would release a batch recorded before it is released first."""
         if self._gates and self.cache is not None:
             d = self.sched.peek_answer()
-            if d is not None and self.cache.retried(d.id) and self._replayed_drain():
+            if d is not None and self.cache.retried(d.id) and \
+                    self._replayed_drain(before=self.cache.seq(d.id)):
                 return True
         d = self.sched.next_answer() if self.sched.answerable else None
         if d is None:
@@ -643,14 +644,15 @@ class App:
                 return True
         return False
 
-    def _replayed_drain(self) -> bool:
+    def _replayed_drain(self, before: int | None = None) -> bool:
         """Answering from the store: release a gate whose held results form a batch the
         recorded run released (every dispatch it makes is recorded), as it did when its
         queue ran dry. Tried when nothing pending is answered from the store, and before
-        answering a dispatch that was retried: a gate drained while that dispatch sat
-        failed (``--on-error continue``) released ahead of its retry. A gate is tried
-        again only once what it holds has changed; a batch not recorded is taken back
-        untouched."""
+        answering a dispatch that was retried (recorded at commit ``before``): a gate
+        drained while that dispatch sat failed (``--on-error continue``) released ahead
+        of its retry, so its batch was done first; a batch done after it waits. A gate is
+        tried again only once what it holds has changed; a batch not recorded is taken
+        back untouched."""
         if self.cache is None:
             return False
         for gate in self._gates:
@@ -659,13 +661,22 @@ class App:
             if not state.slots[0] or self._gates_tried.get(gate.id) == holds:
                 continue
             released = gate.drain(state)
-            if all(self._recorded(d) for d in released):
+            recorded = all(self._recorded(d) for d in released)
+            if recorded and (before is None or self._done_before(released, before)):
                 self._commit_drain(gate.id, gate.enq, state, self.sched.fresh(released, set()))
                 return True
             state.undo(state.changes)
             state.changes.clear()
-            self._gates_tried[gate.id] = holds
+            if not recorded:
+                self._gates_tried[gate.id] = holds
         return False
+
+    def _done_before(self, batch: list[Dispatch], seq: int | None) -> bool:
+        """Some dispatch of ``batch`` was recorded done before commit ``seq``, or none of
+        it was recorded done (a batch whose dispatches all failed)."""
+        assert self.cache is not None
+        seqs = [s for s in map(self.cache.seq, (d.id for d in batch)) if s is not None]
+        return not seqs or seq is None or min(seqs) < seq
 
     def _recorded(self, d: Dispatch) -> bool:
         """The run being replayed has a record of ``d``: done, or failed, interrupted or
