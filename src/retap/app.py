@@ -104,8 +104,9 @@ class App:
                                  self.output_limit, self._is_stopping, self._signal_name)
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
-        self._gates_tried: dict[NodeId, tuple[int, int]] = {}  # what a gate held when its
-        # drain made no recorded batch (see _replayed_drain)
+        # what a gate held when it was last tried and not released, and when its batch was
+        # first recorded done (see _replayed_drain)
+        self._gates_tried: dict[NodeId, tuple[tuple[int, int], int | None]] = {}
         self.executor = self._open_executor(executor)
         self._runs_here = isinstance(self.executor, InlineExecutor)  # -j 1: no queue between
 
@@ -650,33 +651,40 @@ class App:
         queue ran dry. Tried when nothing pending is answered from the store, and before
         answering a dispatch that was retried (recorded at commit ``before``): a gate
         drained while that dispatch sat failed (``--on-error continue``) released ahead
-        of its retry, so its batch was done first; a batch done after it waits. A gate is
-        tried again only once what it holds has changed; a batch not recorded is taken
-        back untouched."""
+        of its retry. A batch recorded done after that dispatch, or after one pending
+        that must run again, waits for it. A gate is tried again only once what it holds
+        has changed or those bounds have; a batch not recorded is taken back untouched."""
         if self.cache is None:
             return False
+        rerun = self.sched.first_rerun()
+        bound = rerun if before is None else before if rerun is None else min(before, rerun)
         for gate in self._gates:
             state = self.states[gate.id]
+            if not state.slots[0]:
+                continue
             holds = (len(state.slots[0]), state.count)
-            if not state.slots[0] or self._gates_tried.get(gate.id) == holds:
+            tried = self._gates_tried.get(gate.id)
+            if tried is not None and tried[0] == holds and not _in_order(tried[1], bound):
                 continue
             released = gate.drain(state)
-            recorded = all(self._recorded(d) for d in released)
-            if recorded and (before is None or self._done_before(released, before)):
+            first = self._first_recorded(released)
+            if _in_order(first, bound):
                 self._commit_drain(gate.id, gate.enq, state, self.sched.fresh(released, set()))
                 return True
             state.undo(state.changes)
             state.changes.clear()
-            if not recorded:
-                self._gates_tried[gate.id] = holds
+            self._gates_tried[gate.id] = (holds, first)
         return False
 
-    def _done_before(self, batch: list[Dispatch], seq: int | None) -> bool:
-        """Some dispatch of ``batch`` was recorded done before commit ``seq``, or none of
-        it was recorded done (a batch whose dispatches all failed)."""
+    def _first_recorded(self, batch: list[Dispatch]) -> int | None:
+        """The first commit at which a dispatch of ``batch`` was recorded done; None when
+        all of them are recorded but none done (they failed); _UNRECORDED when one is not
+        recorded at all."""
         assert self.cache is not None
+        if not all(self._recorded(d) for d in batch):
+            return _UNRECORDED
         seqs = [s for s in map(self.cache.seq, (d.id for d in batch)) if s is not None]
-        return not seqs or seq is None or min(seqs) < seq
+        return min(seqs) if seqs else None
 
     def _recorded(self, d: Dispatch) -> bool:
         """The run being replayed has a record of ``d``: done, or failed, interrupted or
@@ -702,6 +710,16 @@ class App:
         assert self.recorder is not None
         self.recorder.save(self.sched.pending(), self.states)
         self._dirty = False
+
+
+_UNRECORDED = -1  # a gate's batch the recorded run never released (seqs start at 1)
+
+
+def _in_order(first: int | None, bound: int | None) -> bool:
+    """A recorded batch first done at ``first`` may be released while what is pending was
+    recorded from ``bound`` on (None: nothing pending was recorded done, or the batch's
+    dispatches all failed)."""
+    return first != _UNRECORDED and (first is None or bound is None or first < bound)
 
 
 def _short(value: Any, limit: int = 40) -> str:

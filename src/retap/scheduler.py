@@ -7,7 +7,9 @@ dispatches run at once, taken from the head, never more of one task than its
 ``max_parallel``. A dispatch the store has as done (a replay, or a resume whose saved
 queue names one) is never run: it is answered from the store, in the order the store
 recorded those dispatches (their ``seq``), before anything is run, so joins see recorded
-results in the order they first arrived, whatever order workers finished in.
+results in the order they first arrived, whatever order workers finished in. One it has
+as done but must run again (``replay --from``) is remembered with its ``seq`` too: a gate
+the recorded run drained after it waits until it has run.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class Scheduler:
         self._per_task: Counter[object] = Counter()
         self._answers: list[tuple[int, int, Dispatch]] = []  # a heap by recorded seq
         self._answerable: set[str] = set()
+        self._reruns: list[tuple[int, str]] = []  # a heap of recorded done to run again
+        self._parked_ids: set[str] = set()
         self._held: dict[str, str] = {}  # dispatch -> memo key another dispatch is computing
         self.cache: Recorded | None = None
         self.must_run: Callable[[Dispatch], bool] = lambda d: False
@@ -81,6 +85,7 @@ class Scheduler:
         """``d`` failed: out of the way, still pending (it is saved first for a resume)."""
         self._out_of_queue(d)
         self.parked.append(d)
+        self._parked_ids.add(d.id)
 
     def pending(self) -> list[Dispatch]:
         """What a resume must still do, failed dispatches first."""
@@ -100,12 +105,26 @@ class Scheduler:
     # -- answers from the store -------------------------------------------------------------
 
     def _note(self, d: Dispatch) -> None:
-        if self.cache is None or self.must_run(d):
+        if self.cache is None:
             return
         seq = self.cache.seq(d.id)
-        if seq is not None:
+        if seq is None:
+            return
+        if self.must_run(d):
+            heapq.heappush(self._reruns, (seq, d.id))
+        else:
             heapq.heappush(self._answers, (seq, len(self._answerable), d))
             self._answerable.add(d.id)
+
+    def first_rerun(self) -> int | None:
+        """The lowest recorded ``seq`` of a dispatch queued or running that the store has
+        as done but must run again, if any."""
+        while self._reruns:
+            seq, ident = self._reruns[0]
+            if ident in self.queued and ident not in self._parked_ids:
+                return seq
+            heapq.heappop(self._reruns)
+        return None
 
     def next_answer(self) -> Dispatch | None:
         """The pending dispatch the store answers that was recorded first, if any."""
