@@ -666,3 +666,26 @@ def test_seed_10101_case_107_a_gate_batch_recorded_after_a_dispatch_waits_for_it
 
     assert proj.log()[ran:] == ["c (['flaky ok'],)", "c ([\"d(['b(9)'])\"],)"]
     assert {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()} == recorded
+
+
+def test_seed_10202_case_41_a_gate_drained_while_a_sat_failed_releases_before_a(
+        proj: Project) -> None:
+    # The gate released [b] while a sat failed (--on-error continue); c of that batch
+    # failed as well, and was done only after a resume had done a. The replay must still
+    # release [b] before answering a: the recorded run first had that batch in the
+    # session a failed in, whatever order the two were done in later.
+    flow = ("--", "b", "9", "--", "a", "--", "c", "--[0][1]", "--[0,1][2].gate")
+    proj.run("run", "--on-error", "continue", "--run-id", "g", *flow, check=1,
+             env={"FAIL_ONCE": "a", "FAIL_ALWAYS": "c"})
+    proj.run("resume", "g", "--on-error", "continue", check=1, env={"FAIL_ALWAYS": "c"})
+    proj.run("resume", "g", check=0)
+    recorded = {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()}
+    assert len(recorded) == 4
+    ran = len(proj.log())
+    assert proj.log()[ran - 2:] == ["c (['a(b(9))'],)", "c (['b(9)'],)"]
+
+    proj.run("replay", "g", "--from", "2", check=0)
+
+    assert proj.log()[ran:] == ["c (['a(b(9))'],)", "c (['b(9)'],)"]
+    assert {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()} == recorded
+    assert show(proj, "g")["counts"] == {"done": 4}

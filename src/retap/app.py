@@ -34,6 +34,7 @@ from retap.memo import Decision, Memoizer, memoized
 from retap.middleware import Middleware, call_hooks
 from retap.owner import Owner
 from retap.recorder import Recorder
+from retap.replayorder import Point, RecordedOrder
 from retap.result import RunResult
 from retap.runid import check_new_run_id, check_run_id, new_run_id
 from retap.scheduler import Scheduler
@@ -104,9 +105,10 @@ class App:
                                  self.output_limit, self._is_stopping, self._signal_name)
         self._joins_from = workflow.joins_from()
         self._gates = [j for j in workflow.joins if j.kind == "gate"]
-        # what a gate held when it was last tried and not released, and when its batch was
-        # first recorded done (see _replayed_drain)
-        self._gates_tried: dict[NodeId, tuple[tuple[int, int], int | None]] = {}
+        # what a gate held when it was last tried and not released, whether its batch was
+        # recorded, and when the recorded run first had it (see _replayed_drain)
+        self._gates_tried: dict[NodeId, tuple[tuple[int, int], bool, Point | None]] = {}
+        self._order: RecordedOrder | None = None
         self.executor = self._open_executor(executor)
         self._runs_here = isinstance(self.executor, InlineExecutor)  # -j 1: no queue between
 
@@ -167,6 +169,7 @@ class App:
         self.recorder = Recorder(self.store, log)
         self.run_id = self._here.run = log.run
         self.cache = cache
+        self._order = None if cache is None else RecordedOrder(self.store, log.run, cache)
         self.sched.load(queue, cache)
         if states is not None:
             self.states.update(states)
@@ -649,42 +652,39 @@ class App:
         """Answering from the store: release a gate whose held results form a batch the
         recorded run released (every dispatch it makes is recorded), as it did when its
         queue ran dry. Tried when nothing pending is answered from the store, and before
-        answering a dispatch that was retried (recorded at commit ``before``): a gate
-        drained while that dispatch sat failed (``--on-error continue``) released ahead
-        of its retry. A batch recorded done after that dispatch, or after one pending
-        that must run again, waits for it. A gate is tried again only once what it holds
-        has changed or those bounds have; a batch not recorded is taken back untouched."""
+        answering a dispatch that was retried (recorded done at commit ``before``): a
+        gate drained while that dispatch sat failed (``--on-error continue``) released
+        ahead of its retry. A batch the recorded run first had after that dispatch was
+        done, or after one pending that must run again was (``replay --from``), waits
+        for it (see RecordedOrder). A gate is tried again only once what it holds or
+        those bounds have changed; a batch not released is taken back untouched."""
         if self.cache is None:
             return False
-        rerun = self.sched.first_rerun()
-        bound = rerun if before is None else before if rerun is None else min(before, rerun)
+        if self.cache is None or self._order is None:
+            return False
+        seqs = [s for s in (before, self.sched.first_rerun()) if s is not None]
+        bound = self._order.done(min(seqs)) if seqs else None
         for gate in self._gates:
             state = self.states[gate.id]
             if not state.slots[0]:
                 continue
             holds = (len(state.slots[0]), state.count)
             tried = self._gates_tried.get(gate.id)
-            if tried is not None and tried[0] == holds and not _in_order(tried[1], bound):
+            if tried is not None and tried[0] == holds and \
+                    not (tried[1] and _in_order(tried[2], bound)):
                 continue
             released = gate.drain(state)
-            first = self._first_recorded(released)
-            if _in_order(first, bound):
+            recorded = all(self._recorded(d) for d in released)
+            first = None if bound is None or not recorded else \
+                min(filter(None, map(self._order.first, (d.id for d in released))),
+                    default=None)
+            if recorded and _in_order(first, bound):
                 self._commit_drain(gate.id, gate.enq, state, self.sched.fresh(released, set()))
                 return True
             state.undo(state.changes)
             state.changes.clear()
-            self._gates_tried[gate.id] = (holds, first)
+            self._gates_tried[gate.id] = (holds, recorded, first)
         return False
-
-    def _first_recorded(self, batch: list[Dispatch]) -> int | None:
-        """The first commit at which a dispatch of ``batch`` was recorded done; None when
-        all of them are recorded but none done (they failed); _UNRECORDED when one is not
-        recorded at all."""
-        assert self.cache is not None
-        if not all(self._recorded(d) for d in batch):
-            return _UNRECORDED
-        seqs = [s for s in map(self.cache.seq, (d.id for d in batch)) if s is not None]
-        return min(seqs) if seqs else None
 
     def _recorded(self, d: Dispatch) -> bool:
         """The run being replayed has a record of ``d``: done, or failed, interrupted or
@@ -712,14 +712,11 @@ class App:
         self._dirty = False
 
 
-_UNRECORDED = -1  # a gate's batch the recorded run never released (seqs start at 1)
-
-
-def _in_order(first: int | None, bound: int | None) -> bool:
-    """A recorded batch first done at ``first`` may be released while what is pending was
-    recorded from ``bound`` on (None: nothing pending was recorded done, or the batch's
-    dispatches all failed)."""
-    return first != _UNRECORDED and (first is None or bound is None or first < bound)
+def _in_order(first: Point | None, bound: Point | None) -> bool:
+    """A recorded batch the recorded run first had at ``first`` may be released while what
+    is pending was done at ``bound`` (None: nothing pending was recorded done, or no point
+    of the batch is known)."""
+    return first is None or bound is None or first < bound
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -8,8 +8,9 @@ dispatches run at once, taken from the head, never more of one task than its
 queue names one) is never run: it is answered from the store, in the order the store
 recorded those dispatches (their ``seq``), before anything is run, so joins see recorded
 results in the order they first arrived, whatever order workers finished in. One it has
-as done but must run again (``replay --from``) is remembered with its ``seq`` too: a gate
-the recorded run drained after it waits until it has run.
+as done but must run again (``replay --from``) is remembered with its ``seq`` too: what
+was recorded after it is answered, and a gate the recorded run drained after it is
+released, only once it has run.
 """
 
 from __future__ import annotations
@@ -136,10 +137,15 @@ class Scheduler:
 
     def peek_answer(self) -> Dispatch | None:
         """The dispatch ``next_answer`` would give, left where it is (answers no longer
-        pending are dropped on the way)."""
+        pending are dropped on the way). None while a dispatch to run again that was
+        recorded before it is pending: it runs first, as it came first."""
         while self._answers:
-            d = self._answers[0][2]
+            seq, _, d = self._answers[0]
             if d.id in self.queued and d.id not in self.running:
+                if self._reruns:
+                    rerun = self.first_rerun()
+                    if rerun is not None and rerun < seq:
+                        return None
                 return d
             heapq.heappop(self._answers)
             self._answerable.discard(d.id)
