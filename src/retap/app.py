@@ -334,7 +334,8 @@ class App:
     def _answer(self) -> bool:
         """Answer the pending dispatch the store recorded first, if it has one. One that
         took more than one attempt may have sat failed while the recorded run drained a
-        gate: a gate that would release a batch recorded before it is released first."""
+        gate: a gate whose batch the recorded run had before it was done is released
+        first."""
         if self._gates and self.cache is not None:
             d = self.sched.peek_answer()
             if d is not None and self.cache.retried(d.id) and \
@@ -658,9 +659,7 @@ class App:
         done, or after one pending that must run again was (``replay --from``), waits
         for it (see RecordedOrder). A gate is tried again only once what it holds or
         those bounds have changed; a batch not released is taken back untouched."""
-        if self.cache is None:
-            return False
-        if self.cache is None or self._order is None:
+        if self._order is None:
             return False
         seqs = [s for s in (before, self.sched.first_rerun()) if s is not None]
         bound = self._order.done(min(seqs)) if seqs else None
