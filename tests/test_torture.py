@@ -18,7 +18,8 @@ from retap.torture.features import CLASSIC
 from retap.torture.project import duplicate_stamps, set_up
 
 FEATURES = ("file tasks", "memoized tasks", "memo reuse", "on-error continue",
-            "rerun scenarios", "fresh runs", "parallel attempts", "code changes")
+            "rerun scenarios", "fresh runs", "parallel attempts", "code changes",
+            "flaky nodes retried in their session")
 
 
 @pytest.mark.slow

@@ -1,14 +1,15 @@
 """The torture runner: try hard to break retap's promises, and say so when it does.
 
 ``python -m retap.torture --cases N --seed S`` generates N random cases. Each is a workflow
-(every join kind and modifier, iterate over lists, slow and flaky tasks; per case also file
-tasks that write outputs or change files in place, and memoized tasks), a durability mode,
-an on-error mode and a scenario: ``single`` (one run brought to done) or ``rerun`` (r1
-brought to done, then an input file or a lead input changes and a new run on the same
-project and store is brought to done). The scenario runs once without faults for
-reference, in a folder of its own; then in subprocesses killed at random named fault
-points (SIGKILL, ``_exit``, SIGINT, SIGTERM: see ``retap.faults``) and continued by
-resume, replay or a fresh run until done.
+(every join kind and modifier, iterate over lists, slow and flaky tasks, some of which retry
+within their session as a task's ``retries`` say; per case also file tasks that write
+outputs or change files in place, and memoized tasks), a durability mode, an on-error mode
+and a scenario: ``single`` (one run brought to done) or ``rerun`` (r1 brought to done,
+then an input file or a lead input changes and a new run on the same project and store is
+brought to done). The scenario runs once without faults for reference, in a folder of its
+own; then in subprocesses killed at random named fault points (SIGKILL, ``_exit``,
+SIGINT, SIGTERM: see ``retap.faults``) and continued by resume, replay or a fresh run
+until done.
 
 After every attempt it checks the store's integrity, that no dispatch the store had as
 done in a run executed again in that run, that no memoized result with intact files was

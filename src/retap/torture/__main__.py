@@ -121,6 +121,7 @@ def features(results: list[CaseResult]) -> str:
             f"recoveries of a store as an older retap left it "
             f"{sum(r.older_stores for r in results)}, "
             f"code changes {sum(r.code_changes for r in results)}, "
+            f"flaky nodes retried in their session {sum(r.retried_nodes for r in results)}, "
             f"parallel attempts {sum(r.parallel_attempts for r in results)} (cases compared "
             f"by replay only {sum(r.unordered for r in results)}); "
             f"faults per durability: "

@@ -30,6 +30,7 @@ from retap.torture.features import Features, draw, feature_rng
 from retap.torture.plans import (
     decorate,
     downstream,
+    draw_retries,
     from_nodes,
     memoized_labels,
     node_features,
@@ -72,6 +73,7 @@ class CaseResult:
     prunes: int = 0  # stores pruned of all runs but the newest
     older_stores: int = 0  # recoveries of a store as a retap before counters left it
     code_changes: int = 0  # runs started after the project code memoized tasks read changed
+    retried_nodes: int = 0  # flaky nodes whose task retries within its session
     unordered: bool = False  # parallel, with joins that group by arrival: no reference check
     problems: list[str] = field(default_factory=list)
 
@@ -120,10 +122,12 @@ def run_case(seed: int, index: int, keep: Path | None = None,
     if features is None and from_rng.random() < 0.3:
         chosen = replace(chosen, replay_from=True)
     decorate(workplan, frng, chosen)
+    draw_retries(workplan, random.Random(f"retries-{case_seed(seed, index)}"))
     steps = phases(workplan, chosen, frng)
     present = set(node_features(workplan))  # a drawn node kind may have drawn no node
     result = CaseResult(index, case_seed(seed, index), durability, chosen.scenario,
                         [n for n in chosen.names if n not in ("files", "memo") or n in present])
+    result.retried_nodes = sum(workplan["retried"])
     prng = random.Random(f"parallel-{case_seed(seed, index)}")
     if keep is not None:
         folder = keep.resolve() / f"case-{index}"

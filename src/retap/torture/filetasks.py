@@ -19,9 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import retap
-from retap.torture.tasks import digest_text, fail_once, log_execution, pause, shaped, tuning
+from retap.torture.tasks import (
+    RETRIED,
+    digest_text,
+    fail_once,
+    log_execution,
+    pause,
+    shaped,
+    tuning,
+)
 
-__all__ = ["OUTPUT_DIRS", "StampFile", "WriteFile"]
+__all__ = ["OUTPUT_DIRS", "StampFile", "StampFileRetried", "WriteFile", "WriteFileRetried"]
 
 OUTPUT_DIRS = ("in", "out", "mod")  # what the final comparison holds to the reference
 
@@ -88,3 +96,11 @@ class StampFile(_Torturing):
         if self.flaky:
             fail_once(self, self.label)  # after the change: the file must come back
         return self.value(key, f"{self.label}:{key}")
+
+
+class WriteFileRetried(WriteFile, **RETRIED):
+    """WriteFile whose failure is rolled back and retried within its session."""
+
+
+class StampFileRetried(StampFile, **RETRIED):
+    """StampFile whose failure is rolled back and retried within its session."""

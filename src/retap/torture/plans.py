@@ -12,9 +12,8 @@ from retap.taskdef import Task
 from retap.torture.features import Features
 from retap.workflow import Workflow
 
-__all__ = ["INPUT_FILES", "build", "decorate", "downstream", "from_nodes", "memoized_labels",
-           "node_features", "plan",
-           "read_inputs", "with_new_lead"]
+__all__ = ["INPUT_FILES", "build", "decorate", "downstream", "draw_retries", "from_nodes",
+           "memoized_labels", "node_features", "plan", "read_inputs", "with_new_lead"]
 
 MODES = ("value", "list", "pair")
 KINDS = ("join", "sync", "switch", "gate")
@@ -148,29 +147,36 @@ def _join(rng: random.Random, nodes: list[list[Any]]) -> dict[str, Any] | None:
     return {"kind": kind, "sources": sources, "targets": targets, "options": options}
 
 
+def draw_retries(workplan: dict[str, Any], rng: random.Random) -> None:
+    """Draw which flaky nodes retry within their session (``retries``) instead of failing
+    their dispatch (from a stream of its own: cases drawn before it keep their plans)."""
+    workplan["retried"] = [node[3] and rng.random() < 0.4 for node in workplan["nodes"]]
+
+
 def build(workplan: dict[str, Any]) -> Workflow:
     """The workflow of a plan; node 0 is a lead with one dispatch per lead input."""
     workflow = Workflow()
-    srcs = workplan.get("srcs") or [""] * len(workplan["nodes"])
-    tunes = workplan.get("tunes") or [{}] * len(workplan["nodes"])
-    for i, (kind, node, src, tune) in enumerate(zip(_kinds(workplan), workplan["nodes"], srcs,
-                                                    tunes, strict=True)):
-        workflow.add(_task(kind, f"n{i}", node, src, tune))
+    count = len(workplan["nodes"])
+    srcs = workplan.get("srcs") or [""] * count
+    tunes = workplan.get("tunes") or [{}] * count
+    retried = workplan.get("retried") or [False] * count
+    for i, (kind, node, src, tune, again) in enumerate(zip(
+            _kinds(workplan), workplan["nodes"], srcs, tunes, retried, strict=True)):
+        workflow.add(_task(kind, f"n{i}", node, src, tune, again))
     workflow.nodes[0].leads = [[value] for value in workplan["leads"]]
     for join in workplan["joins"]:
         workflow.join(join["sources"], join["targets"], join["kind"], **join["options"])
     return workflow
 
 
-def _task(kind: str, label: str, node: list[Any], src: str, tune: dict[str, Any]) -> Task:
-    from retap.torture.filetasks import StampFile, WriteFile
-    from retap.torture.tasks import Gen, Memo
+def _task(kind: str, label: str, node: list[Any], src: str, tune: dict[str, Any],
+          retried: bool) -> Task:
+    from retap.torture import filetasks, tasks
 
     mode, width, slow_ms, flaky = node
     common = {"label": label, "mode": mode, "width": width, "slow_ms": slow_ms, "flaky": flaky,
               **tune}
-    if kind == "write":
-        return WriteFile(**common, src=src)
-    if kind == "stamp":
-        return StampFile(**common, src=src)
-    return (Memo if kind == "memo" else Gen)(**common)
+    name = {"write": "WriteFile", "stamp": "StampFile", "memo": "Memo"}.get(kind, "Gen")
+    made: type[Task] = getattr(filetasks if kind in ("write", "stamp") else tasks,
+                               name + "Retried" * retried)
+    return made(**common, src=src) if kind in ("write", "stamp") else made(**common)

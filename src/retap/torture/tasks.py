@@ -22,8 +22,12 @@ try:
 except ImportError:  # outside a torture case's commands
     torture_code = None
 
-__all__ = ["Gen", "Memo", "digest_text", "log_execution", "ran_line", "shaped", "tuning",
-           "variant"]
+__all__ = ["RETRIED", "Gen", "GenRetried", "Memo", "MemoRetried", "digest_text",
+           "log_execution", "ran_line", "shaped", "tuning", "variant"]
+
+# a flaky node may be drawn to retry within its session (the task's ``retries``): its one
+# failure is then made good at once, while other dispatches may run (-j above 1)
+RETRIED = {"retries": 1, "retry_delay": 0.005}
 
 
 def variant() -> str:
@@ -135,3 +139,11 @@ class Memo(retap.Task, cache="inputs"):
             fail_once(self, self.label)
         h = _number(self.label, inputs, *made_by)
         return shaped(self.label, self.mode, self.width, h, f"{self.label}.{h % 9973}")
+
+
+class GenRetried(Gen, **RETRIED):
+    """Gen whose failure is retried within its session."""
+
+
+class MemoRetried(Memo, **RETRIED):
+    """Memo whose failure is retried within its session."""
