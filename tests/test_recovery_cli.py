@@ -124,6 +124,22 @@ def one_line_error(result: Result) -> str:
     return lines[0]
 
 
+def audit_ids(project: Project, run: str) -> set[str]:
+    """The ids of every dispatch recorded for ``run``: a replay must make the same ones."""
+    return {a["id"] for a in project.run("audit", run, "--json", check=0).json()}
+
+
+def replayed_from(project: Project, node: str, recorded: int) -> list[str]:
+    """Replay run g ``--from node`` after checking it recorded ``recorded`` dispatches;
+    the replay must record the same ids. What it ran (execution log lines)."""
+    ids = audit_ids(project, "g")
+    assert len(ids) == recorded
+    ran = len(project.log())
+    project.run("replay", "g", "--from", node, check=0)
+    assert audit_ids(project, "g") == ids
+    return project.log()[ran:]
+
+
 def audit_by_node(project: Project, run: str) -> dict:
     return {a["node"]: a for a in project.run("audit", run, "--json", check=0).json()}
 
@@ -593,14 +609,8 @@ def test_seed_9494_case_2_a_replay_releases_a_gate_batch_before_a_later_retry_re
     proj.run("run", "--on-error", "continue", "--run-id", "g", *flow, check=1,
              env={"FAIL_ONCE": "b"})
     proj.run("resume", "g", check=0)
-    recorded = {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()}
-    assert len(recorded) == 7
-    ran = len(proj.log())
 
-    proj.run("replay", "g", "--from", "3", check=0)
-
-    assert sorted(proj.log()[ran:]) == ["c ('a(1)',)", "c ('a(2)',)", "c ('b(9)',)"]
-    assert {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()} == recorded
+    assert sorted(replayed_from(proj, "3", 7)) == ["c ('a(1)',)", "c ('a(2)',)", "c ('b(9)',)"]
     assert show(proj, "g")["counts"] == {"done": 7}
 
 
@@ -635,15 +645,9 @@ def test_seed_9999_case_123_a_result_reused_after_a_failure_counts_as_retried(
     proj.run("run", "--on-error", "continue", "--run-id", "g", *flow, check=1,
              env={"FAIL_ONCE": "twin"})
     proj.run("resume", "g", check=0)
-    recorded = {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()}
-    assert len(recorded) == 5
-    ran = len(proj.log())
     assert proj.log()[-1] == "c (['twin(b(9))', 'd(5)'],)"  # resume reused twin, ran nothing
 
-    proj.run("replay", "g", "--from", "2", check=0)
-
-    assert proj.log()[ran:] == ["c (['twin(b(9))', 'd(5)'],)"]
-    assert {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()} == recorded
+    assert replayed_from(proj, "2", 5) == ["c (['twin(b(9))', 'd(5)'],)"]
     assert show(proj, "g")["counts"] == {"done": 5}
 
 
@@ -658,14 +662,8 @@ def test_seed_10101_case_107_a_gate_batch_recorded_after_a_dispatch_waits_for_it
     flow = ("--", "b", "9", "--", "flaky", "--", "c", "--", "d", "--[0][1]",
             "--[1,3][2].gate", "--[0][3].gate")
     proj.run("run", "--run-id", "g", *flow, check=0)
-    recorded = {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()}
-    assert len(recorded) == 5
-    ran = len(proj.log())
 
-    proj.run("replay", "g", "--from", "2", check=0)
-
-    assert proj.log()[ran:] == ["c (['flaky ok'],)", "c ([\"d(['b(9)'])\"],)"]
-    assert {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()} == recorded
+    assert replayed_from(proj, "2", 5) == ["c (['flaky ok'],)", "c ([\"d(['b(9)'])\"],)"]
 
 
 def test_seed_10202_case_41_a_gate_drained_while_a_sat_failed_releases_before_a(
@@ -679,13 +677,7 @@ def test_seed_10202_case_41_a_gate_drained_while_a_sat_failed_releases_before_a(
              env={"FAIL_ONCE": "a", "FAIL_ALWAYS": "c"})
     proj.run("resume", "g", "--on-error", "continue", check=1, env={"FAIL_ALWAYS": "c"})
     proj.run("resume", "g", check=0)
-    recorded = {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()}
-    assert len(recorded) == 4
-    ran = len(proj.log())
-    assert proj.log()[ran - 2:] == ["c (['a(b(9))'],)", "c (['b(9)'],)"]
+    assert proj.log()[-2:] == ["c (['a(b(9))'],)", "c (['b(9)'],)"]
 
-    proj.run("replay", "g", "--from", "2", check=0)
-
-    assert proj.log()[ran:] == ["c (['a(b(9))'],)", "c (['b(9)'],)"]
-    assert {a["id"] for a in proj.run("audit", "g", "--json", check=0).json()} == recorded
+    assert replayed_from(proj, "2", 4) == ["c (['a(b(9))'],)", "c (['b(9)'],)"]
     assert show(proj, "g")["counts"] == {"done": 4}
