@@ -16,6 +16,8 @@ from retap.torture.checks import Ledger
 from retap.torture.execlog import Execution
 from retap.torture.features import CLASSIC
 from retap.torture.project import duplicate_stamps, set_up
+from retap.torture.reference import reference
+from retap.torture.scenario import Phase
 
 FEATURES = ("file tasks", "memoized tasks", "memo reuse", "on-error continue",
             "rerun scenarios", "fresh runs", "parallel attempts", "code changes",
@@ -80,6 +82,22 @@ def test_regression_seed_2026_case_145_a_signal_while_the_last_state_is_saved() 
     result = run_case(2026, 145)
     assert result.held, result.problems
     assert result.faults["sigint"]
+
+
+@pytest.mark.parametrize("retried", [False, True], ids=["memo", "memo retried"])
+def test_regression_seed_10505_case_233_the_reference_forgets_every_memo_task_old_code_made(
+        tmp_path: Path, retried: bool) -> None:
+    """A code change between the phases: the reference's second run makes the memoized
+    node's value again with the new code, for the task that retries in its session too (it
+    reused the old value, so a faulted run that rightly made it again looked divergent)."""
+    plan = {"nodes": [["value", 1, 0, False], ["value", 1, 0, False]], "kinds": ["gen", "memo"],
+            "leads": ["x"], "retried": [False, retried],
+            "joins": [{"sources": [0], "targets": [1], "kind": "join", "options": {}}]}
+    first, second = reference(tmp_path, [Phase(plan, "flow.json"),
+                                         Phase(plan, "flow.json", variant="v2")], "stop")
+    memo = [[row[3] for row in expected.audit if row[1] == "1"] for expected in (first, second)]
+    assert len(memo[0]) == 1 and len(memo[1]) == 1
+    assert memo[0] != memo[1]
 
 
 def test_a_memoized_execution_whose_result_was_committed_intact_is_a_problem(

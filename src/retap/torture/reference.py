@@ -25,10 +25,12 @@ from retap.torture import tasks
 from retap.torture.plans import build
 from retap.torture.project import files, set_up
 from retap.torture.scenario import Phase
-from retap.torture.tasks import Memo
+from retap.torture.tasks import Memo, MemoRetried
 
 __all__ = ["Expected", "done_audit", "reference"]
 
+# the torture tasks whose values depend on the project's variant
+VARIANT_READERS = (Memo, MemoRetried)
 MAX_RESUMES = 1000  # a flaky node with many dispatches fails once per dispatch
 
 
@@ -76,9 +78,11 @@ def _to_done(store: SQLiteStore, workplan: dict[str, Any], run: str, on_error: s
 def _run_code(store: SQLiteStore, variant: str) -> None:
     """Make this process's memoized tasks read ``variant``, as a case's commands do from
     the project's module. The module is not imported here (every case has one of its own),
-    so the task's code version cannot tell: a changed variant forgets Memo's results."""
+    so the task's code version cannot tell: a changed variant forgets the results of every
+    task that reads it."""
     if tasks.variant() != variant:
-        store.forget(Memo.__retap__.import_path)
+        for task in VARIANT_READERS:
+            store.forget(task.__retap__.import_path)
     tasks.torture_code = SimpleNamespace(VARIANT=variant) if variant else None
 
 
