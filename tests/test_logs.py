@@ -154,6 +154,28 @@ def test_logging_configured_by_the_tasks_is_kept_once(proj: Project) -> None:
     assert entry["text"] == "out a\nerr a\nINFO tasks: informed of a\n"
 
 
+def test_logging_first_imported_by_a_running_task_is_kept(project: Project) -> None:
+    """No module of the run imports logging until a task does, inside its process: retap
+    starts without it (a faster recovery), and still keeps every record, the first attempt's
+    as Python's last-resort handler prints it, the later ones in retap's format."""
+    project.retapfile('''
+import retap
+
+
+class Late(retap.Task, name="late"):
+    def process(self, x):
+        import logging
+
+        logging.getLogger("late").warning("late %s", x)
+        return x
+''')
+    ran = project.run("run", "--run-id", "lt", "--", "load", "--yaml", "[a, b]", "--:i", "late",
+                      check=0)
+    assert "late a" in ran.err and "late b" in ran.err
+    texts = sorted(e["text"] for e in logs_json(project, "lt"))
+    assert texts == ["WARNING late: late b\n", "late a\n"]
+
+
 def test_no_output_is_kept_with_a_limit_of_zero(proj: Project) -> None:
     ran = proj.run("run", "--run-id", "z", "--", "chatty", "a",
                    env={"RETAP_OUTPUT_LIMIT": "0"}, check=0)

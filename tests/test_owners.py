@@ -1,6 +1,7 @@
 """Who owns a run: a run from another host is taken over only when asked (case 10);
 readers work where the store's directory cannot be written (case 11); liveness comes from
-psutil, so a live owner is never taken for dead where /proc is missing (case 14)."""
+/proc on Linux and psutil elsewhere, and agrees with psutil, so a start time recorded one
+way is recognized the other (case 14)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 import pytest
 
 from conftest import Project, assert_one_line_error
+from retap import procstat
 from retap.owner import HOST_ENV, Owner, process_start
 
 # Case 10 -----------------------------------------------------------------------------------------
@@ -114,3 +116,40 @@ def test_case_14_a_recycled_pid_is_not_the_owner() -> None:
 
 def test_case_14_an_owner_on_another_host_counts_as_alive() -> None:
     assert Owner("elsewhere", 1, 1.0).alive()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_case_14_the_start_time_from_proc_is_the_one_psutil_reads(tmp_path) -> None:
+    """Even for a process whose name holds a space and parentheses (the command name in
+    /proc/PID/stat is in parentheses), and with the host name gethostname gives."""
+    import socket
+
+    import psutil
+
+    odd = tmp_path / "a) (b c"
+    odd.symlink_to(sys.executable)
+    child = subprocess.Popen([str(odd), "-c", "import time; time.sleep(30)"])
+    try:
+        for pid in (os.getpid(), child.pid):
+            assert abs(process_start(pid) - psutil.Process(pid).create_time()) < 1e-6
+            assert procstat.state(pid)[0] == "running"
+        assert Owner(Owner.current().host, child.pid, process_start(child.pid)).alive()
+    finally:
+        child.kill()
+        child.wait()
+    assert Owner.current().host == os.environ.get(HOST_ENV, socket.gethostname())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_case_14_a_zombie_is_dead() -> None:
+    """A process that exited but was not yet reaped never writes again."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner = Owner(Owner.current().host, child.pid, process_start(child.pid))
+    deadline = time.monotonic() + 10
+    while procstat.state(child.pid)[0] == "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert procstat.state(child.pid)[0] == procstat.ENDED
+        assert not owner.alive()
+    finally:
+        child.wait()

@@ -3,7 +3,10 @@ with the attempt in the store (``retap logs``) and still shown live as it is wri
 
 While a run captures, ``sys.stdout`` and ``sys.stderr`` are wrapped by streams that write
 through and also keep what the running task's thread writes; a handler on the root logger
-keeps the records that reach it. What a task's own threads or child processes write to the
+keeps the records that reach it. That handler is added once something has imported
+``logging`` (checked as each attempt starts), so a run whose code never logs starts
+without it; an attempt that first imports it keeps its records as Python's last-resort
+handler prints them to the wrapped stderr. What a task's own threads or child processes write to the
 file descriptors directly is shown but not kept. Past the limit (``RETAP_OUTPUT_LIMIT``
 characters, 1 MiB by default) the middle of the text is left out, and the record says how
 much: the start and the end of a long output are what people read.
@@ -11,16 +14,18 @@ much: the start and the end of a long output are what people read.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from retap.dispatch import Log
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = ["DEFAULT_LIMIT", "LIMIT_ENV", "Capture", "capturing", "output_limit"]
 
@@ -114,37 +119,45 @@ class _Tee:
         return getattr(self.wrapped, name)
 
 
-class _Handler(logging.Handler):
-    """Keeps the log records a captured attempt's thread emits, each once, formatted alike.
-    It stands in for Python's last-resort handler too, which no longer fires once any
-    handler is set: with no other handler, a record is shown as that one would."""
+def _new_handler() -> logging.Handler:
+    import logging
 
-    def __init__(self) -> None:
-        super().__init__(logging.NOTSET)
-        self.setFormatter(logging.Formatter(FORMAT))
+    class _Handler(logging.Handler):
+        """Keeps the log records a captured attempt's thread emits, each once, formatted
+        alike. It stands in for Python's last-resort handler too, which no longer fires
+        once any handler is set: with no other handler, a record is shown as that one
+        would."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        kept = _kept()
-        others = _other_handlers(record.name, self)
-        if not others:
-            last = logging.lastResort
-            if last is not None and record.levelno >= last.level:
-                _local.kept = None  # shown as without retap, kept below as any record is
+        def __init__(self) -> None:
+            super().__init__(logging.NOTSET)
+            self.setFormatter(logging.Formatter(FORMAT))
+
+        def emit(self, record: logging.LogRecord) -> None:
+            kept = _kept()
+            others = _other_handlers(record.name, self)
+            if not others:
+                last = logging.lastResort
+                if last is not None and record.levelno >= last.level:
+                    _local.kept = None  # shown as without retap, kept below as any record is
+                    try:
+                        last.handle(record)
+                    finally:
+                        _local.kept = kept
+            elif any(isinstance(getattr(h, "stream", None), _Tee) for h in others):
+                return  # a handler writing to a wrapped stream is kept there already
+            if kept is not None:
                 try:
-                    last.handle(record)
-                finally:
-                    _local.kept = kept
-        elif any(isinstance(getattr(h, "stream", None), _Tee) for h in others):
-            return  # a handler writing to a wrapped stream is kept there already
-        if kept is not None:
-            try:
-                kept.write(self.format(record) + "\n")
-            except Exception:
-                self.handleError(record)
+                    kept.write(self.format(record) + "\n")
+                except Exception:
+                    self.handleError(record)
+
+    return _Handler()
 
 
 def _other_handlers(name: str, mine: logging.Handler) -> list[logging.Handler]:
     """The handlers besides ``mine`` a record of logger ``name`` reaches."""
+    import logging
+
     found: list[logging.Handler] = []
     logger: logging.Logger | None = logging.getLogger(name)
     while logger is not None:
@@ -156,8 +169,22 @@ def _other_handlers(name: str, mine: logging.Handler) -> list[logging.Handler]:
 _lock = threading.Lock()
 _users = 0
 _held = 0  # long-lived holders (a run, a worker process): attempts inside need not wrap
-_handler = _Handler()
+_handler: logging.Handler | None = None  # made once logging is loaded
+_handling = False  # whether _handler is on the root logger
 _saved: tuple[TextIO, TextIO] | None = None
+
+
+def _attach() -> None:
+    """Add the handler to the root logger if something has loaded ``logging`` by now (a
+    run that never logs saves its import: about 5 ms of every recovery's start)."""
+    global _handler, _handling
+    if not _handling and "logging" in sys.modules:
+        import logging
+
+        if _handler is None:
+            _handler = _new_handler()
+        logging.getLogger().addHandler(_handler)
+        _handling = True
 
 
 def _wrap() -> None:
@@ -167,15 +194,19 @@ def _wrap() -> None:
         if _users == 1:
             _saved = (sys.stdout, sys.stderr)
             sys.stdout, sys.stderr = _Tee(sys.stdout), _Tee(sys.stderr)  # type: ignore[assignment]
-            logging.getLogger().addHandler(_handler)
+            _attach()
 
 
 def _unwrap() -> None:
-    global _users, _saved
+    global _users, _saved, _handling
     with _lock:
         _users -= 1
         if _users == 0:
-            logging.getLogger().removeHandler(_handler)
+            if _handling:
+                import logging
+
+                logging.getLogger().removeHandler(_handler)  # type: ignore[arg-type]
+                _handling = False
             assert _saved is not None
             out, err = _saved
             # put back what was there, unless someone has replaced the streams since
@@ -228,6 +259,10 @@ class Capture:
             if not _held:  # no run or worker holds the wrapping: this attempt does
                 _wrap()
                 self.wrapped = True
+            elif not _handling and "logging" in sys.modules:  # loaded since the run began
+                with _lock:
+                    if _users:
+                        _attach()
             self.outer = getattr(_local, "kept", None)
             _local.kept = self
         return self

@@ -3,7 +3,6 @@ that raises is logged, never fatal to the run."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -11,9 +10,6 @@ if TYPE_CHECKING:
     from retap.dispatch import Dispatch, Outcome
 
 __all__ = ["Middleware", "call_hooks"]
-
-log = logging.getLogger("retap")
-
 
 class Middleware:
     """Subclass and override the hooks you need."""
@@ -40,4 +36,7 @@ def call_hooks(middleware: list[Middleware], hook: str, *args: Any) -> None:
         try:
             getattr(mw, hook)(*args)
         except Exception:
-            log.exception("middleware %s.%s failed", type(mw).__name__, hook)
+            import logging  # only now: a run that logs nothing starts without it
+
+            logging.getLogger("retap").exception("middleware %s.%s failed",
+                                                 type(mw).__name__, hook)

@@ -1,6 +1,6 @@
 """Who runs a run: the host, pid and start time of a process, and whether it still lives.
 
-Liveness is read through psutil, so it works where ``/proc`` does not (macOS, BSD). A
+Liveness is read from ``/proc`` on Linux and through psutil elsewhere (``procstat``). A
 process whose state cannot be read is taken to be alive: wrongly calling a live owner
 dead would let two processes write one run. ``$RETAP_HOST`` overrides the host name,
 for containers whose host name changes on every start.
@@ -12,6 +12,8 @@ import os
 
 import msgspec
 
+from retap import procstat
+
 __all__ = ["HOST_ENV", "Owner", "host_name", "process_start"]
 
 HOST_ENV = "RETAP_HOST"
@@ -19,20 +21,23 @@ _STARTED: dict[int, float] = {}  # this process's start time, by pid: a forked c
 
 
 def host_name() -> str:
-    """This machine's name as runs record it: ``$RETAP_HOST``, else the host name."""
-    import socket  # here: a listing of runs never asks
+    """This machine's name as runs record it: ``$RETAP_HOST``, else the host name (the
+    node name ``gethostname`` returns, read without importing ``socket``)."""
+    return os.environ.get(HOST_ENV) or _node_name()
 
-    return os.environ.get(HOST_ENV) or socket.gethostname()
+
+def _node_name() -> str:
+    try:
+        return os.uname().nodename
+    except AttributeError:  # Windows has no uname
+        import socket
+
+        return socket.gethostname()
 
 
 def process_start(pid: int) -> float:
     """When process ``pid`` started (seconds since the epoch); 0.0 when it cannot be read."""
-    import psutil  # here: reading a store (``retap runs``) seldom looks at a process
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.Error, OSError, ValueError, OverflowError):
-        return 0.0
+    return procstat.start_time(pid)
 
 
 class Owner(msgspec.Struct, frozen=True):
@@ -60,17 +65,12 @@ class Owner(msgspec.Struct, frozen=True):
         be looked at, so they count as alive (``resume --take-over`` overrides that)."""
         if not self.local:
             return True
-        import psutil
-
-        try:
-            process = psutil.Process(self.pid)
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return False
-            return not self.started or abs(process.create_time() - self.started) < 1.0
-        except psutil.NoSuchProcess:
-            return False
-        except (psutil.Error, OSError, ValueError, OverflowError):
+        state, started = procstat.state(self.pid)
+        if state == procstat.UNKNOWN:
             return True  # cannot tell: never call a live owner dead
+        if state == procstat.ENDED:
+            return False
+        return not self.started or abs(started - self.started) < 1.0
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}"
