@@ -280,3 +280,18 @@ def test_a_run_recorded_by_an_older_retap_says_why_every_version_differs(
     assert "recorded by an older retap" in err
     fresh = coded.run("run", "--", "tidy", "b c", "--:", "fail_once", check=0)
     assert "older retap" not in fresh.err
+
+
+def test_every_folder_sysconfig_calls_installed_is_not_project_code() -> None:
+    """The installed folders are found without sysconfig's build data (a faster start):
+    each of sysconfig's own is among them or is a site-packages folder."""
+    import os
+    import sysconfig
+
+    from retap.codeversion import _installed_roots
+
+    roots = _installed_roots()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = os.path.realpath(sysconfig.get_paths()[key])
+        assert path in roots or {"site-packages", "dist-packages"} & set(path.split(os.sep))
+    assert os.path.realpath(os.path.dirname(os.__file__)) in roots
