@@ -387,3 +387,23 @@ def test_a_done_dispatch_a_replay_runs_again_may_fail_and_keeps_its_done_attempt
         assert history_problems(store, "f") == []
     finally:
         store.close()
+
+
+def test_a_resume_goes_on_with_a_done_dispatch_a_replay_failed_again(proj: Project) -> None:
+    # Torture seed 10606 case 16: a replay --from ran a done dispatch again and lost its
+    # worker; the resume after it ran the dispatch once more, which the history check
+    # took for a done dispatch run again outside a replay.
+    from retap import open_store
+    from retap.history import history_problems
+
+    proj.run("run", "--run-id", "f", "--", "load", "--yaml", "1", "--:", "recip", check=0)
+    proj.run("replay", "f", "--from", "1", "--set", "1.offset=-1", check=1)
+    proj.run("resume", "f", check=1)
+    [entry] = [a for a in proj.run("audit", "f", "--json", check=0).json() if a["node"] == 1]
+    assert [(a["n"], a["status"]) for a in entry["history"]] == [
+        (1, "done"), (2, "failed"), (3, "failed")]
+    store = open_store(str(proj.path / ".retap" / "retap.db"), readonly=True)
+    try:
+        assert history_problems(store, "f") == []
+    finally:
+        store.close()

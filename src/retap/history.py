@@ -131,14 +131,15 @@ def attempt_history(store: Store, run: str, audits: list[AuditRecord]
 def history_problems(store: Store, run: str) -> list[str]:
     """What is wrong with ``run``'s history, one line each: a dispatch whose attempts are
     not all kept (numbered 1 to its count, the latest last), one with a done attempt
-    before its latest that no replay made (only a replay runs a done dispatch again, as
-    ``--from`` or ``--rerun-changed`` ask), attempts out of session order, a timeline out
+    before its latest whose next attempt no replay made (only a replay, or a resume with
+    ``--rerun-changed``, runs a done dispatch again; a later resume may go on with it),
+    attempts out of session order, a timeline out
     of order, output kept for an attempt that was never made (lost, reused or unknown)."""
     audits = store.audits(run)
     problems = []
     history = attempt_history(store, run, audits)
     events = store.events(run)
-    replays = {e.seq for e in events if e.kind == "replayed"}  # their sessions, by number
+    reruns = {e.seq for e in events if _reruns_done(e)}  # those sessions, by number
     for a in audits:
         h = history[a.id]
         numbers = [t.n for t in h if t.status != "reused"]
@@ -147,9 +148,10 @@ def history_problems(store: Store, run: str) -> list[str]:
                 (a.status == "running") or any(t.status == "reused" for t in h[:-1]):
             problems.append(f"{where} history of attempts {numbers} for {a.attempts} "
                             f"counted ({a.status})")
-        done = next((i for i, t in enumerate(h[:-1]) if t.status == "done"), None)
-        if done is not None and a.status != "done" and \
-                any(t.session not in replays for t in h[done + 1:]):
+        # each done attempt is followed by one a rerunning session made; what comes after
+        # that one may be a resume going on with it (it failed again, say)
+        if a.status != "done" and any(t.status == "done" and h[k + 1].session not in reruns
+                                      for k, t in enumerate(h[:-1])):
             problems.append(f"{where} history of attempts has a done attempt before its "
                             f"latest ({a.status})")
         sessions = [t.session for t in h]
@@ -164,6 +166,14 @@ def history_problems(store: Store, run: str) -> list[str]:
                  f"which was not made" for e in store.logs(run)
                  if (e.dispatch, e.attempt) not in made]
     return problems
+
+
+def _reruns_done(event: RunEvent) -> bool:
+    """The session ``event`` starts runs done dispatches again: a replay, or a resume with
+    ``--rerun-changed``."""
+    options = event.data.get("options")
+    return event.kind == "replayed" or (event.kind == "resumed" and isinstance(options, dict)
+                                        and bool(options.get("rerun_changed")))
 
 
 def event_line(event: RunEvent) -> str:
