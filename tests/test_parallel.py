@@ -341,3 +341,26 @@ def test_a_dask_local_cluster_runs_and_resumes(proj: Project) -> None:
     assert result.code == 0 or "already done" in result.err, result.err
     audit = proj.run("audit", "d", "--json", check=0).json()
     assert sorted(a["value"] for a in audit if a["task"] == "dump") == ["boom", "x", "y"]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("hit", [1, 2], ids=["result lost", "cluster left with no worker"])
+def test_a_dask_worker_that_dies_after_its_job_fails_it_and_a_resume_finishes(
+        proj: Project, hit: int) -> None:
+    # Torture (dask drawn, seed 21 case 12) hung here: a worker interrupted as it took its
+    # next job died holding the result of the one before, which Dask then held as "lost"
+    # (the result never came back: the run waited for good, and a SIGTERM only asked it
+    # to wait for that job); the second time, the nannies died with their workers and left
+    # every queued job waiting for a worker that never came.
+    started = time.monotonic()
+    first = proj.run("run", "--run-id", "w", "--on-error", "continue", "-j", "2",
+                     "--executor", "dask", "--", "load", "--yaml", "[a, b, c, d, e, f]",
+                     "--:i", "nap", "--secs", "0.3", "--:", "dump", timeout=120,
+                     env={"RETAP_FAULT": f"in_worker:{hit}:sigint"})
+    assert first.code == 1, first.err
+    assert "WorkerLost" in first.err
+    assert time.monotonic() - started < 60
+    result = proj.run("resume", "w", "-j", "2", "--executor", "dask", timeout=120, check=0)
+    assert set(result.out.split()) <= set("abcdef")  # the dumps the first run did not do
+    audit = proj.run("audit", "w", "--json", check=0).json()
+    assert sorted(a["value"] for a in audit if a["task"] == "dump") == list("abcdef")

@@ -10,9 +10,9 @@ Points: ``before_dispatch``, ``after_execute`` (the task returned, nothing commi
 (while join-state changes are written), ``after_commit`` (committed, results not yet
 passed on), ``in_save_state`` (while a replay saves the rebuilt queue and joins),
 ``in_journal_write`` (a file-task journal or its run folder's owner file written, not yet
-renamed into place), ``in_worker`` (a worker process of ``--executor processes`` about to
-run a job: its task is lost, a failure the run records). A worker starts with the fault
-its coordinator had armed and counts its own hits.
+renamed into place), ``in_worker`` (a worker process of ``--executor processes`` or of
+a local Dask cluster about to run a job: its task is lost, a failure the run records). A
+worker starts with the fault its coordinator had armed and counts its own hits.
 
 ``disk_full:N`` instead lets a SQLite store grow by only N more pages, so a commit
 fails as on a full disk (SQLITE_FULL).

@@ -17,6 +17,7 @@ import queue
 import time
 from typing import Any
 
+from retap import faults
 from retap.errors import DispatchTimeout, ExecutorError, WorkerLost
 from retap.executors.base import Completion, Executor, Job, failed_by_executor
 from retap.executors.work import run_job_elsewhere
@@ -24,11 +25,16 @@ from retap.taskdef import Task
 
 __all__ = ["DaskExecutor"]
 
+WORKERLESS = 5.0  # seconds a local cluster may go without a worker (a nanny restarts one)
+RESULT_WAIT = 1.0  # seconds before a first look at whether a result being fetched was lost
+
 
 def run_in_project(job: Job, project: str) -> Completion:
     """``run_job`` in the project directory (a worker of another process or host)."""
     if os.getcwd() != project:
         os.chdir(project)
+    if faults.armed:  # a local cluster's workers inherit the coordinator's fault
+        faults.hit("in_worker")
     return run_job_elsewhere(job)
 
 
@@ -61,6 +67,7 @@ class DaskExecutor(Executor):
         self.done: queue.Queue[tuple[str, Completion]] = queue.Queue()  # (future key, ...)
         self.futures: dict[str, Any] = {}  # dispatch -> the future whose completion counts
         self.deadlines: dict[str, tuple[float, Job]] = {}
+        self.workerless_since: float | None = None  # since when a local cluster has none
 
     def _check_project(self) -> None:
         seen = self.client.run(os.path.isdir, self.project)
@@ -87,6 +94,7 @@ class DaskExecutor(Executor):
             try:
                 key, completion = self.done.get(timeout=timeout)
             except queue.Empty:
+                self._fail_if_no_workers()
                 return None
             future = self.futures.get(completion.dispatch)
             if future is not None and future.key == key:  # else cancelled or superseded
@@ -105,6 +113,25 @@ class DaskExecutor(Executor):
             self._restart_worker_of(future.key)
             error = DispatchTimeout(dispatch, job.timeout or 0.0)
             self.done.put((future.key, failed_by_executor(dispatch, error)))
+            future.cancel()
+
+    def _fail_if_no_workers(self) -> None:
+        """A local cluster whose nannies could not bring a worker back (a worker killed
+        at the wrong moment can take its nanny with it) would leave every job waiting for
+        good: once it has had no worker for WORKERLESS seconds, each job fails as lost."""
+        if self.cluster is None or not self.futures or self.cluster.scheduler is None:
+            return
+        if self.cluster.scheduler.workers:
+            self.workerless_since = None
+            return
+        now = time.monotonic()
+        self.workerless_since = self.workerless_since or now
+        if now - self.workerless_since < WORKERLESS:
+            return
+        for dispatch, future in list(self.futures.items()):
+            self.deadlines.pop(dispatch, None)
+            self.done.put((future.key, failed_by_executor(dispatch, WorkerLost(
+                dispatch, "the local Dask cluster has no workers left"))))
             future.cancel()
 
     def _restart_worker_of(self, key: str) -> None:
@@ -150,11 +177,22 @@ def _completion(job: Job, future: Any, started: float) -> Completion:
     """How a job ended, whatever happened to its worker."""
     if future.cancelled():
         return Completion(job.dispatch, "interrupted", started=started, finished=time.time())
-    try:
-        result: Completion = future.result()
-        return result
-    except Exception as exc:  # KilledWorker and the like: the worker is gone
-        error = WorkerLost(job.dispatch, f"its Dask worker died or dropped it "
-                                         f"({type(exc).__name__}: {exc})")
+    wait = RESULT_WAIT
+    while future.status == "finished" or future.status == "error":
+        try:
+            result: Completion = future.result(timeout=wait)
+            return result
+        except TimeoutError:  # still fetching, or the worker holding it died meanwhile
+            wait *= 2  # a large result gets the time it needs to come back
+            continue
+        except Exception as exc:  # KilledWorker and the like: the worker is gone
+            error = WorkerLost(job.dispatch, f"its Dask worker died or dropped it "
+                                             f"({type(exc).__name__}: {exc})")
+            return failed_by_executor(job.dispatch, error, started)
+    # "lost": the job ran, but the worker holding its result died before it came back.
+    # Dask would run it again on another worker: an attempt retap never made; cancelled
+    # instead, it is a lost attempt the run records, and a resume runs it again.
+    future.cancel()
+    error = WorkerLost(job.dispatch, "its Dask worker died before its result came back")
     return failed_by_executor(job.dispatch, error, started)
 
