@@ -3,6 +3,7 @@ resume, replay or run them afresh, and hold retap to its promises (docs/guarante
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,45 @@ def test_a_torture_run_on_postgres_finds_nothing_lost_or_run_twice() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 cases failed" in done.stdout
     assert " 0 faults injected" not in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_torture_run_drawing_every_executor_finds_nothing_lost_or_run_twice() -> None:
+    # Parallel attempts draw worker processes, threads or a local Dask cluster, so worker
+    # losses (a fault armed in the workers) strike Dask's workers too.
+    done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "8", "--seed",
+                           "21", "--jobs", "2", "--executor", "processes,threads,dask"],
+                          capture_output=True, text=True, timeout=880)
+    summary = done.stdout.strip().splitlines()[-1]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 cases failed" in summary
+    drawn = re.search(r"parallel attempts \d+ \(([^)]*)\)", summary)
+    assert drawn, summary
+    for executor in ("processes", "threads", "dask"):  # each drawn at least once
+        assert re.search(rf"\b{executor} [1-9]", drawn.group(1)), summary
+
+
+def test_one_executor_draws_as_before_and_a_list_draws_each() -> None:
+    import random
+
+    from retap.torture.cases import Parallel
+
+    one, plain = random.Random(5), random.Random(5)
+    for _ in range(50):  # one executor: one number per draw, as before lists were taken
+        drawn = Parallel(3, "processes").draw(one)
+        assert drawn == ([] if plain.random() < 0.3 else ["-j", "3", "--executor",
+                                                           "processes"])
+    rng = random.Random(5)
+    chosen = {d[-1] for d in (Parallel(2, "threads,dask").draw(rng) for _ in range(50)) if d}
+    assert chosen == {"threads", "dask"}
+
+
+def test_an_unknown_executor_for_the_torture_runner_is_refused() -> None:
+    done = subprocess.run([sys.executable, "-m", "retap.torture", "--executor",
+                           "processes,nope"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "'nope' is not one of inline, threads, processes, dask" in done.stderr
 
 
 def test_shards_split_a_series_between_processes() -> None:

@@ -30,6 +30,17 @@ CATEGORIES = {
 }
 
 
+def known_executors(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--executor``: one executor or a comma list of them, each one retap knows."""
+    from retap.executors.choose import EXECUTORS
+
+    for name in value.split(","):
+        if name not in EXECUTORS and not name.startswith("dask://"):
+            raise click.BadParameter(f"{name!r} is not one of {', '.join(EXECUTORS)} or "
+                                     f"dask://HOST:PORT", ctx, param)
+    return value
+
+
 @click.command()
 @click.option("--cases", default=20, show_default=True, help="how many cases to run")
 @click.option("--seed", default=1, show_default=True, help="seed of the whole series")
@@ -43,7 +54,9 @@ CATEGORIES = {
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="attempts run -j 1 or -j JOBS, drawn per attempt")
 @click.option("--executor", default="processes", show_default=True,
-              help="the executor of attempts with -j above 1")
+              callback=known_executors,
+              help="the executor of attempts with -j above 1; a comma list draws one per "
+                   "attempt (processes,threads,dask)")
 @click.option("--store-server", "server", default=None, metavar="URL",
               help="record the cases' runs on this PostgreSQL server (a schema per case) "
                    "instead of in SQLite files")
@@ -122,8 +135,10 @@ def features(results: list[CaseResult]) -> str:
             f"{sum(r.older_stores for r in results)}, "
             f"code changes {sum(r.code_changes for r in results)}, "
             f"flaky nodes retried in their session {sum(r.retried_nodes for r in results)}, "
-            f"parallel attempts {sum(r.parallel_attempts for r in results)} (cases compared "
-            f"by replay only {sum(r.unordered for r in results)}); "
+            f"parallel attempts {sum(r.parallel_attempts for r in results)} ("
+            + "".join(f"{name} {n}, " for name, n in
+                      sum((r.executors for r in results), Counter()).most_common())
+            + f"cases compared by replay only {sum(r.unordered for r in results)}); "
             f"faults per durability: "
             + ", ".join(f"{d} {by_durability[d]}" for d in ("normal", "power", "batch")))
 

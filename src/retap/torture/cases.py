@@ -69,6 +69,7 @@ class CaseResult:
     journal_writes: int = 0  # faults that struck inside a journal write
     worker_faults: int = 0  # attempts that ended failed with a worker's loss armed
     parallel_attempts: int = 0  # attempts run with -j above 1
+    executors: Counter[str] = field(default_factory=Counter)  # those attempts by executor
     from_replays: int = 0  # done runs replayed --from a node
     prunes: int = 0  # stores pruned of all runs but the newest
     older_stores: int = 0  # recoveries of a store as a retap before counters left it
@@ -88,7 +89,8 @@ def case_seed(seed: int, index: int) -> int:
 
 @dataclass(frozen=True)
 class Parallel:
-    """How attempts may run dispatches: each draws ``-j 1`` or ``-j jobs`` on ``executor``."""
+    """How attempts may run dispatches: each draws ``-j 1`` or ``-j jobs`` on one of
+    ``executor``'s comma-separated executors."""
 
     jobs: int = 1
     executor: str = "processes"
@@ -104,7 +106,11 @@ class Parallel:
         """The running options of one attempt."""
         if self.jobs == 1 or rng.random() < 0.3:
             return []
-        return ["-j", str(self.jobs), "--executor", self.executor]
+        executors = self.executor.split(",")
+        # one executor draws nothing more: the cases of a series drawn before a list of
+        # them was possible stay as they were
+        chosen = executors[0] if len(executors) == 1 else rng.choice(executors)
+        return ["-j", str(self.jobs), "--executor", chosen]
 
 
 def run_case(seed: int, index: int, keep: Path | None = None,
@@ -295,7 +301,7 @@ class Case:
                 args, self.exempt = self._next(phase, local + bool(again), rng), set()
             if again:
                 self.ordered = True  # held to the audit it had, whatever runs at once
-            if fault and "processes" in args and self.wrng.random() < 0.2:
+            if fault and ("processes" in args or "dask" in args) and self.wrng.random() < 0.2:
                 fault = _moved(fault, IN_WORKER)  # a task's worker is lost
             if args[0] != "run" and self.orng.random() < 0.15:
                 self._as_older_retap()
@@ -317,6 +323,7 @@ class Case:
         if running:
             self.ordered = False
             self.result.parallel_attempts += 1
+            self.result.executors[running[-1]] += 1
         if fresh:
             self.fresh_in_phase += local > 0
             self.result.fresh_runs += local > 0

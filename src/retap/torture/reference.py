@@ -71,7 +71,7 @@ def _to_done(store: SQLiteStore, workplan: dict[str, Any], run: str, on_error: s
     for resumes in range(MAX_RESUMES):
         if outcome.status == "done":
             return resumes
-        outcome = resume(store, run, on_error=on_error)
+        outcome = resume(store, run, on_error=on_error, notify=quiet)
     raise RuntimeError(f"the reference run {run} is not done after {MAX_RESUMES} resumes")
 
 
