@@ -5,7 +5,9 @@ bodies, and every result comes back here to be recorded.
 
 Workers must see the project directory at the same path (file tasks write there): that is
 checked when the executor starts. A worker that dies fails its dispatch (``WorkerLost``;
-a local cluster is told not to run it again elsewhere); one past its timeout is restarted.
+a local cluster is told not to run it again elsewhere, and a claim file in
+``.retap/dask/`` refuses a second run of one job on any cluster); one past its timeout is
+restarted. A local cluster's workers ignore SIGINT (``retap.executors.daskworker``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import contextlib
 import logging
 import os
 import queue
+import shutil
 import time
+import uuid
 from typing import Any
 
 from retap import faults
@@ -29,10 +33,20 @@ WORKERLESS = 5.0  # seconds a local cluster may go without a worker (a nanny res
 RESULT_WAIT = 1.0  # seconds before a first look at whether a result being fetched was lost
 
 
-def run_in_project(job: Job, project: str) -> Completion:
-    """``run_job`` in the project directory (a worker of another process or host)."""
+def run_in_project(job: Job, project: str, claim: str) -> Completion:
+    """``run_job`` in the project directory (a worker of another process or host), once.
+    Dask runs a job again elsewhere when the worker running it leaves gracefully, while
+    that first run may have gone on or even finished: an attempt the run would never
+    know of. The job's ``claim`` file, made before it runs, refuses any run after the
+    first."""
     if os.getcwd() != project:
         os.chdir(project)
+    try:
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return failed_by_executor(job.dispatch, WorkerLost(
+            job.dispatch, "Dask ran its job again after the worker running it left; the "
+                          "second run was refused"))
     if faults.armed:  # a local cluster's workers inherit the coordinator's fault
         faults.hit("in_worker")
     return run_job_elsewhere(job)
@@ -58,12 +72,16 @@ class DaskExecutor(Executor):
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 self.cluster = distributed.LocalCluster(
                     n_workers=jobs, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR)
+                    dashboard_address=None, silence_logs=logging.ERROR,
+                    preload=["retap.executors.daskworker"])
             self.client = distributed.Client(self.cluster)
         else:
             self.client = _connect(distributed, address)
         self.project = os.getcwd()
         self._check_project()
+        # each job's claim file (see run_in_project), removed once its completion is in
+        self.claims = os.path.join(self.project, ".retap", "dask", uuid.uuid4().hex)
+        os.makedirs(self.claims, mode=0o700)
         self.done: queue.Queue[tuple[str, Completion]] = queue.Queue()  # (future key, ...)
         self.futures: dict[str, Any] = {}  # dispatch -> the future whose completion counts
         self.deadlines: dict[str, tuple[float, Job]] = {}
@@ -79,8 +97,9 @@ class DaskExecutor(Executor):
                                         "(a shared filesystem)")
 
     def submit(self, job: Job) -> None:
-        future = self.client.submit(run_in_project, job, self.project, pure=False,
-                                    key=f"retap-{job.dispatch}-{time.monotonic_ns()}")
+        key = f"retap-{job.dispatch}-{time.monotonic_ns()}"
+        future = self.client.submit(run_in_project, job, self.project,
+                                    os.path.join(self.claims, key), pure=False, key=key)
         self.futures[job.dispatch] = future
         if job.timeout is not None:
             self.deadlines[job.dispatch] = (time.monotonic() + job.timeout, job)
@@ -96,6 +115,8 @@ class DaskExecutor(Executor):
             except queue.Empty:
                 self._fail_if_no_workers()
                 return None
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.claims, key))
             future = self.futures.get(completion.dispatch)
             if future is not None and future.key == key:  # else cancelled or superseded
                 del self.futures[completion.dispatch]
@@ -155,6 +176,10 @@ class DaskExecutor(Executor):
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
+        if hasattr(self, "claims"):
+            shutil.rmtree(self.claims, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(self.claims))  # when no other run uses it
 
     def dumps(self, task: Task) -> bytes:
         import cloudpickle

@@ -1,0 +1,16 @@
+"""Set-up of each worker of the local Dask cluster retap starts (a Dask preload module).
+
+Ctrl-C on a terminal sends SIGINT to the whole foreground process group, the cluster's
+worker processes included. Dask's workers would shut down at once, their running jobs
+lost, while retap's first SIGINT asks for what runs to finish and be committed: the
+workers ignore SIGINT and leave it to the coordinator (a second signal cancels them)."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+
+def dask_setup(worker: Any) -> None:
+    """Called by Dask in the worker process's main thread as the worker starts."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,0 +1,76 @@
+"""The Dask executor on its own, on a real local cluster: jobs that must not wait for good
+once the cluster has no worker left, and a job Dask would run twice. (test_parallel.py
+covers the same executor under the App, through the `retap` command.)"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retap.context import TaskContext
+from retap.executors.base import Completion, Job
+from retap.executors.dask import DaskExecutor, run_in_project
+from retap.owner import Owner
+from retap.taskdef import Task
+from retap.tasks.builtin import Load, Sleep
+
+
+def job(dispatch: str, task: Task, *inputs: object) -> Job:
+    return Job(dispatch, 0, task, inputs, TaskContext("run", dispatch, ":memory:",
+                                                      Owner.current()))
+
+
+@pytest.fixture
+def executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DaskExecutor]:
+    monkeypatch.chdir(tmp_path)  # the project directory the workers must see
+    made = DaskExecutor(1)
+    try:
+        yield made
+    finally:
+        made.close()
+    assert not (tmp_path / ".retap" / "dask").exists()
+
+
+def completion_within(executor: DaskExecutor, seconds: float) -> Completion:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done = executor.next(0.1)
+        if done is not None:
+            return done
+    raise AssertionError(f"no completion within {seconds} s")
+
+
+@pytest.mark.timeout(120)
+def test_jobs_fail_as_lost_once_a_local_cluster_has_no_worker_left(
+        executor: DaskExecutor) -> None:
+    executor.cluster.scale(0)  # as when its nanny could not start a new worker
+    deadline = time.monotonic() + 30
+    while executor.cluster.scheduler.workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not executor.cluster.scheduler.workers
+    executor.submit(job("waits", Sleep(seconds=0), "s"))  # no worker will ever take it
+    done = completion_within(executor, 30)
+    assert done.dispatch == "waits" and done.status == "failed"
+    assert done.error is not None and done.error["type"] == "WorkerLost"
+    assert "no workers left" in done.error["message"]
+    assert executor.busy == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_job_runs_once_whatever_dask_asks(executor: DaskExecutor, tmp_path: Path) -> None:
+    claim = str(tmp_path / "claim")
+    first = run_in_project(job("j", Load(), "x"), str(tmp_path), claim)
+    assert first.status == "done" and first.value == "x"
+    again = run_in_project(job("j", Load(), "x"), str(tmp_path), claim)
+    assert again.status == "failed" and again.error is not None
+    assert again.error["type"] == "WorkerLost"
+    assert "the second run was refused" in again.error["message"]
+    os.unlink(claim)
+    executor.submit(job("k", Load(), "y"))  # through the cluster: its claim comes and goes
+    done = completion_within(executor, 60)
+    assert done.status == "done" and done.value == "y"
+    assert os.listdir(executor.claims) == []
