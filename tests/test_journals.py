@@ -477,3 +477,30 @@ def test_a_worker_killed_inside_its_first_journal_write_leaves_no_journal(
     files.run("resume", "w", check=0)
     assert (files.path / "log.txt").read_text() == "a "
     assert backups(files) == []
+
+
+def test_a_journal_file_goes_after_every_backup_it_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Torture seed 10808 case 266: a process killed while it dropped a committed dispatch's
+    # journal (another thread's fault) had removed journal.json but not yet backup-0; with
+    # no journal left to name it, no later run removed that backup. Removed last, the
+    # journal file stays until its backups are gone, and the next run drops it again.
+    from retap.journal import BACKUP_ROOT, Journal
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / BACKUP_ROOT / "r" / "d"
+    folder.mkdir(parents=True)
+    names = ["backup-0", "backup-1", "backup-2", "journal.json", "zz-backup-3"]
+    for name in names:
+        (folder / name).write_text("x")
+    removed: list[str] = []
+    unlink = os.unlink
+
+    def spying(path: object, *args: object, **kwargs: object) -> None:
+        removed.append(os.path.basename(str(path)))
+        unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "unlink", spying)
+    Journal(BACKUP_ROOT / "r", "r", "d").discard()
+    assert sorted(removed) == names and removed[-1] == "journal.json"
+    assert not folder.exists()

@@ -319,7 +319,16 @@ class Journal:
                 os.replace(backup, path)
 
     def discard(self) -> None:
-        """The dispatch's changes stand: drop the journal and its backups."""
+        """The dispatch's changes stand: drop the journal and its backups. The journal file
+        goes last: a process killed halfway through leaves a journal the next run drops
+        again, not backups that no journal names and nothing would ever remove."""
+        if self.dir.is_dir():
+            for entry in self.dir.iterdir():
+                if entry.name != JOURNAL_FILE:
+                    if entry.is_dir() and not entry.is_symlink():
+                        _remove_tree(entry)
+                    else:
+                        entry.unlink(missing_ok=True)
         _remove_tree(self.dir)
         self.entries = []
         RunFolder(self.run).remove_if_empty()
