@@ -25,19 +25,24 @@ FEATURES = ("file tasks", "memoized tasks", "memo reuse", "on-error continue",
             "flaky nodes retried in their session")
 
 
+def held(*args: str) -> str:
+    """Run ``python -m retap.torture ARGS``, require that every case held; its summary."""
+    done = subprocess.run([sys.executable, "-m", "retap.torture", *args],
+                          capture_output=True, text=True, timeout=880)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.strip().splitlines()[-1]
+    assert "0 cases failed" in summary, summary
+    return summary
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_ci_sized_torture_run_finds_nothing_lost_or_run_twice() -> None:
     # About 200 attempts (a hundred-odd faults) over 36 generated cases, every generator in,
     # most attempts running three dispatches at once in worker processes.
-    done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "36", "--seed",
-                           "7", "--jobs", "3", "--executor", "processes"],
-                          capture_output=True, text=True, timeout=880)
-    summary = done.stdout.strip().splitlines()[-1]
+    summary = held("--cases", "36", "--seed", "7", "--jobs", "3", "--executor", "processes")
     for feature in FEATURES:  # each generator made at least one case
         assert f"{feature} 0" not in summary and feature in summary, summary
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "0 cases failed" in done.stdout
 
 
 @pytest.mark.slow
@@ -45,13 +50,9 @@ def test_the_ci_sized_torture_run_finds_nothing_lost_or_run_twice() -> None:
 def test_a_torture_run_on_postgres_finds_nothing_lost_or_run_twice() -> None:
     # The same CI size with every case's runs recorded on the PostgreSQL server (a schema
     # per case), so kills, resumes and replays go through the other SQL backend.
-    server = server_url()
-    done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "36", "--seed",
-                           "11", "--jobs", "3", "--store-server", server],
-                          capture_output=True, text=True, timeout=880)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "0 cases failed" in done.stdout
-    assert " 0 faults injected" not in done.stdout
+    summary = held("--cases", "36", "--seed", "11", "--jobs", "3", "--store-server",
+                   server_url())
+    assert " 0 faults injected" not in summary
 
 
 @pytest.mark.slow
@@ -59,12 +60,8 @@ def test_a_torture_run_on_postgres_finds_nothing_lost_or_run_twice() -> None:
 def test_a_torture_run_drawing_every_executor_finds_nothing_lost_or_run_twice() -> None:
     # Parallel attempts draw worker processes, threads or a local Dask cluster, so worker
     # losses (a fault armed in the workers) strike Dask's workers too.
-    done = subprocess.run([sys.executable, "-m", "retap.torture", "--cases", "8", "--seed",
-                           "21", "--jobs", "2", "--executor", "processes,threads,dask"],
-                          capture_output=True, text=True, timeout=880)
-    summary = done.stdout.strip().splitlines()[-1]
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "0 cases failed" in summary
+    summary = held("--cases", "8", "--seed", "21", "--jobs", "2", "--executor",
+                   "processes,threads,dask")
     drawn = re.search(r"parallel attempts \d+ \(([^)]*)\)", summary)
     assert drawn, summary
     for executor in ("processes", "threads", "dask"):  # each drawn at least once
