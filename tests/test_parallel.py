@@ -318,6 +318,14 @@ def test_an_unknown_executor_is_refused_in_one_line(proj: Project) -> None:
     assert "unknown executor" in line
 
 
+@pytest.mark.timeout(120)
+def test_dask_without_room_for_its_claims_is_refused_in_one_line(proj: Project) -> None:
+    (proj.path / ".retap").write_text("not a folder")  # the store lives elsewhere
+    assert_one_line_error(proj.run("run", "--store", "elsewhere.db", "-j", "2", "--executor",
+                                   "dask", "--", "load", "a", timeout=90),
+                          "cannot make the jobs' claim folder", "Not a directory")
+
+
 def test_a_replay_of_a_parallel_run_answers_everything_in_recorded_order(
         proj: Project) -> None:
     # finishing order decides the gate's batches; the replay must rebuild those, not the

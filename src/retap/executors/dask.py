@@ -72,7 +72,10 @@ class DaskExecutor(Executor):
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 self.cluster = distributed.LocalCluster(
                     n_workers=jobs, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR,
+                    # the scheduler serves HTTP even without a dashboard: on loopback,
+                    # on a free port (8787 by default, and a warning when another run
+                    # has it)
+                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                     preload=["retap.executors.daskworker"])
             self.client = distributed.Client(self.cluster)
         else:
@@ -81,7 +84,12 @@ class DaskExecutor(Executor):
         self._check_project()
         # each job's claim file (see run_in_project), removed once its completion is in
         self.claims = os.path.join(self.project, ".retap", "dask", uuid.uuid4().hex)
-        os.makedirs(self.claims, mode=0o700)
+        try:
+            os.makedirs(self.claims, mode=0o700)
+        except OSError as exc:
+            self.close()
+            raise ExecutorError("dask", f"cannot make the jobs' claim folder {self.claims}: "
+                                        f"{exc.strerror}") from None
         self.done: queue.Queue[tuple[str, Completion]] = queue.Queue()  # (future key, ...)
         self.futures: dict[str, Any] = {}  # dispatch -> the future whose completion counts
         self.deadlines: dict[str, tuple[float, Job]] = {}
