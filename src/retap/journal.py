@@ -324,11 +324,12 @@ class Journal:
         again, not backups that no journal names and nothing would ever remove."""
         if self.dir.is_dir():
             for entry in self.dir.iterdir():
-                if entry.name != JOURNAL_FILE:
-                    if entry.is_dir() and not entry.is_symlink():
-                        _remove_tree(entry)
-                    else:
-                        entry.unlink(missing_ok=True)
+                if entry.name == JOURNAL_FILE:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    _remove_tree(entry)
+                else:
+                    entry.unlink(missing_ok=True)
         _remove_tree(self.dir)
         self.entries = []
         RunFolder(self.run).remove_if_empty()

@@ -81,9 +81,9 @@ class DaskExecutor(Executor):
         else:
             self.client = _connect(distributed, address)
         self.project = os.getcwd()
-        self._check_project()
         # each job's claim file (see run_in_project), removed once its completion is in
         self.claims = os.path.join(self.project, ".retap", "dask", uuid.uuid4().hex)
+        self._check_project()
         try:
             os.makedirs(self.claims, mode=0o700)
         except OSError as exc:
@@ -184,10 +184,9 @@ class DaskExecutor(Executor):
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
-        if hasattr(self, "claims"):
-            shutil.rmtree(self.claims, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.dirname(self.claims))  # when no other run uses it
+        shutil.rmtree(self.claims, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(self.claims))  # when no other run uses it
 
     def dumps(self, task: Task) -> bytes:
         import cloudpickle
@@ -211,7 +210,7 @@ def _completion(job: Job, future: Any, started: float) -> Completion:
     if future.cancelled():
         return Completion(job.dispatch, "interrupted", started=started, finished=time.time())
     wait = RESULT_WAIT
-    while future.status == "finished" or future.status == "error":
+    while future.status in ("finished", "error"):
         try:
             result: Completion = future.result(timeout=wait)
             return result
