@@ -16,7 +16,7 @@ from retap.store import boundary, rows
 from retap.store.codec import digest
 from retap.store.sql import SQLStore
 
-__all__ = ["check_store", "read_run", "run_problems"]
+__all__ = ["CHECKSUMMED", "check_store", "read_run", "run_problems"]
 
 
 def check_store(store: SQLStore, run: str | None = None) -> list[str]:
@@ -69,6 +69,8 @@ _TABLES = {"runs": ("run", rows.RUN), "dispatches": ("id", rows.DISPATCH),
            "file_digests": ("path", rows.FILE), "attempts": ("dispatch", rows.ATTEMPT),
            "events": ("seq", rows.EVENT), "logs": ("dispatch", rows.LOG),
            "workers": ("dispatch", rows.WORKER), "counters": ("run", rows.COUNTER)}
+# every table whose rows carry a checksum, and the columns it is of
+CHECKSUMMED = {table: columns for table, (_, columns) in _TABLES.items()}
 
 
 def _checksum_problems(store: SQLStore) -> list[str]:

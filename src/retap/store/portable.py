@@ -45,7 +45,8 @@ from retap.store.sql import SQLStore
 __all__ = ["FORMAT", "ImportRefused", "Imported", "export_run", "import_run"]
 
 FORMAT = "retap-run"
-VERSION = 1
+VERSION = 2  # 2: checksums may be marshalled (see retap.store.rows); 1 is read as well
+READS = (1, 2)
 # what travels: table -> the columns of a row, as written (checksum last where one is kept)
 TABLES: dict[str, tuple[str, ...]] = {
     "runs": (*rows.RUN, "updated", "crc"),
@@ -215,9 +216,9 @@ def _read(fh: gzip.GzipFile, where: str, raw: bool) -> Iterator[Any]:
 def _header(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(item, dict) or item.get("format") != FORMAT:
         raise ImportRefused(where, "not an exported run")
-    if item.get("version") != VERSION:
+    if type(item.get("version")) is not int or item["version"] not in READS:
         raise ImportRefused(where, f"exported in format {item.get('version')!r}; this retap "
-                                   f"reads format {VERSION}")
+                                   f"reads formats {', '.join(map(str, READS))}")
     tables = item.get("tables")
     if tables != {t: list(c) for t, c in TABLES.items()}:
         raise ImportRefused(where, "its tables are not those of this retap's stores (it was "

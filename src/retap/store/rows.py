@@ -5,16 +5,25 @@ SQLite checks its own page structure but not the bytes of a row; a flipped byte 
 a record would otherwise be read back as a different value. The CRC is computed in
 Python, from the values as Python holds them, on writing and on reading: the same on
 every backend, with no function registered in the database.
+
+Two forms of checksum exist, told apart by their range. Rows written since schema 9 carry
+``MARSHALLED + crc32(marshal.dumps(fields, 2))``: marshal's version 2 writes each value
+with its type and length and nothing else (no shared references, no interning), so equal
+rows give equal bytes, and it costs a quarter of ``repr``. Older rows, and a row whose
+fields marshal cannot write (a subclass of str, say), carry ``crc32(repr(fields))``, below
+``MARSHALLED``; both are read. Nothing is ever unmarshalled.
 """
 
 from __future__ import annotations
 
 import json
+import marshal
 import zlib
 from typing import Any
 
 __all__ = ["ATTEMPT", "COUNTER", "DISPATCH", "EVENT", "FILE", "JOIN_COUNT", "JOIN_ENTRY", "LOG",
-           "MEMO", "QUEUE", "RUN", "WORKER", "as_bytes", "crc", "holds", "matches", "refs"]
+           "MEMO", "QUEUE", "RUN", "WORKER", "as_bytes", "crc", "holds", "matches",
+           "older_crc", "refs"]
 
 RUN = ("run", "status", "created", "codec", "spec", "owner_host", "owner_pid",
        "owner_started")
@@ -39,7 +48,18 @@ def crc(*fields: Any) -> int:
     (a float for a REAL column even when it is whole), so every driver reads back what
     was checksummed. Bytes a driver returns as a buffer are taken as bytes.
     """
+    try:
+        return MARSHALLED + zlib.crc32(marshal.dumps(fields, 2))
+    except ValueError:  # a type marshal does not write exactly: the older form
+        return older_crc(*fields)
+
+
+def older_crc(*fields: Any) -> int:
+    """The checksum in the form of rows written before schema 9 (see the module's doc)."""
     return zlib.crc32(repr(fields).encode())
+
+
+MARSHALLED = 1 << 32  # a checksum at or above it is of the fields' marshal bytes (see above)
 
 
 def matches(row: Any, columns: tuple[str, ...], prefix: str = "", crc_column: str = "crc"
@@ -58,7 +78,14 @@ def holds(stored: Any, fields: tuple[Any, ...]) -> bool:
     """True when ``stored`` is the checksum of ``fields`` (a row's columns, in order)."""
     if memoryview in map(type, fields):
         fields = tuple(as_bytes(f) for f in fields)
-    return type(stored) is int and stored == crc(*fields)
+    if type(stored) is not int:
+        return False
+    if stored >= MARSHALLED:
+        try:
+            return stored == MARSHALLED + zlib.crc32(marshal.dumps(fields, 2))
+        except ValueError:
+            return False
+    return stored == older_crc(*fields)
 
 
 _KEYS: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # the names matches() reads

@@ -27,6 +27,7 @@ from retap.torture import checks
 from retap.torture import project as disk
 from retap.torture.execlog import ExecLog, Execution
 from retap.torture.features import Features, draw, feature_rng
+from retap.torture.older import as_older_retap
 from retap.torture.plans import (
     decorate,
     downstream,
@@ -72,7 +73,7 @@ class CaseResult:
     executors: Counter[str] = field(default_factory=Counter)  # those attempts by executor
     from_replays: int = 0  # done runs replayed --from a node
     prunes: int = 0  # stores pruned of all runs but the newest
-    older_stores: int = 0  # recoveries of a store as a retap before counters left it
+    older_stores: int = 0  # recoveries of a store as an older retap left it (torture.older)
     code_changes: int = 0  # runs started after the project code memoized tasks read changed
     retried_nodes: int = 0  # flaky nodes whose task retries within its session
     unordered: bool = False  # parallel, with joins that group by arrival: no reference check
@@ -255,15 +256,10 @@ class Case:
         self._check_replay()
 
     def _as_older_retap(self) -> None:
-        """Leave the store as a retap before schema 8 would have, once upgraded: no run's
-        counter (the next session reads its history for the next seq), and the versions
-        list filled from the dispatches, as the upgrade fills it."""
+        """Leave the store as an older retap would have (see ``older``)."""
         self.result.older_stores += 1
-        with self.open() as store, store.transaction():
-            store.x("DELETE FROM counters")
-            store.x("DELETE FROM versions")
-            for run in self.runs:
-                store.record_versions_txn(run)
+        with self.open() as store:
+            as_older_retap(store, self.runs)
 
     def _again_from(self, phase: Phase, wanted: Expected) -> bool:
         """Replay the done run ``--from`` a node drawn for it (faulted like any attempt) and
