@@ -11,12 +11,14 @@ stores so that a noisy spell does not hit one store only.
 
 ``chain, sqlite: its SQL alone`` is the floor under the SQLite rows: the statements one
 dispatch of the chain commits (BEGIN, the dispatch's row checked against the run's lease,
-the next dispatch's queue row, COMMIT), issued straight through ``sqlite3`` on retap's own
-schema and settings with their parameters made beforehand, and nothing else. Two variants
-of it show what that floor is made of: ``sequential ids`` gives the dispatches ids that sort
-in the order they are written (retap's are hashes, so each commit lands on a random page of
-the dispatches table), and ``no queue row`` leaves out the queue row (one table written per
-commit instead of two).
+its own queue row deleted, the next dispatch's queue row, COMMIT), issued straight through
+``sqlite3`` on retap's own schema and settings with their parameters made beforehand, and
+nothing else. Variants of it show what that floor is made of: ``sequential ids`` gives the
+dispatches ids that sort in the order they are written (retap's are hashes, so each commit
+lands on a random page of the dispatches table); ``clustered by seq`` keeps retap's ids
+but stores the rows in the order written (a rowid table) with a unique index on the id,
+the schema change that sequential ids suggest; and ``no queue row`` leaves out the queue
+rows (one table written per commit instead of two).
 """
 
 from __future__ import annotations
@@ -49,13 +51,26 @@ from retap.store.sqllog import LEASE_HELD, QUEUE_INSERT
 TARGETS = {"memory": 200_000.0, "sqlite": 20_000.0}
 EARLIER = {"memory": 50_000.0, "sqlite": 10_000.0}
 SQL_ALONE = "sqlite: its SQL alone"
-# the SQL alone and its variants: name -> (sequential ids, with the queue row, note)
+# the SQL alone and its variants: name -> (sequential ids, with the queue rows, clustered by
+# seq, note)
 SQL_VARIANTS = {
-    SQL_ALONE: (False, True, ""),
+    SQL_ALONE: (False, True, False, ""),
     f"{SQL_ALONE}, sequential ids": (
-        True, True, "the same commits with ids that sort in the order written"),
-    f"{SQL_ALONE}, no queue row": (False, False, "the same commits without the queue row"),
+        True, True, False, "the same commits with ids that sort in the order written"),
+    f"{SQL_ALONE}, clustered by seq": (
+        False, True, True, "the same commits into a rowid table with a unique index on "
+                           "(run, id)"),
+    f"{SQL_ALONE}, no queue row": (
+        False, False, False, "the same commits without the queue rows"),
 }
+# dispatches stored in the order written, found by id through an index of their own
+CLUSTERED_BY_SEQ = f"""
+DROP INDEX dispatches_not_done;
+DROP TABLE dispatches;
+CREATE TABLE dispatches ({", ".join(rows.DISPATCH)}, crc);
+CREATE UNIQUE INDEX dispatches_by_id ON dispatches (run, id);
+CREATE INDEX dispatches_not_done ON dispatches (run, status) WHERE status != 'done';
+"""
 
 
 def sizes(quick: bool) -> int:
@@ -83,21 +98,25 @@ def measure(quick: bool) -> dict[tuple[str, str], tuple[Stat, int]]:
                     key = (wf_name, store_name)
                     rates.setdefault(key, []).append(result.executed / elapsed)
                     counts[key] = result.executed
-            for name, (sequential, queue, _) in SQL_VARIANTS.items():
+            for name, (sequential, queue, clustered, _) in SQL_VARIANTS.items():
                 path = tmp / f"alone-{rep}.db"
                 rates.setdefault(("chain", name), []).append(
-                    sql_alone(n, path, sequential, queue))
+                    sql_alone(n, path, sequential, queue, clustered))
                 counts[("chain", name)] = n
                 remove_store(path)
     return {key: (Stat(values), counts[key]) for key, values in rates.items()}
 
 
-def sql_alone(n: int, path: Path, sequential: bool = False, queue: bool = True) -> float:
+def sql_alone(n: int, path: Path, sequential: bool = False, queue: bool = True,
+              clustered: bool = False) -> float:
     """Dispatches/s of the chain's commits as SQL alone (see the module's docstring): with
-    ``sequential`` ids in the order written, and without the queue row unless ``queue``."""
+    ``sequential`` ids in the order written, without the queue rows unless ``queue``, and
+    with the dispatches ``clustered`` by seq."""
     open_store(path).close()  # retap's schema, WAL, synchronous=NORMAL
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous=NORMAL")
+    if clustered:
+        conn.executescript(CLUSTERED_BY_SEQ)
     run, token = "20261130-000000-bench0", "f" * 32
     conn.execute("INSERT INTO runs (run, status, created, updated, codec, spec, crc, "
                  "lease_token) VALUES (?, 'running', 0, 0, 'json', x'', 0, ?)", (run, token))
@@ -106,19 +125,25 @@ def sql_alone(n: int, path: Path, sequential: bool = False, queue: bool = True) 
     ids = [f"{i:032x}" if sequential else hashlib.blake2b(str(i).encode(), digest_size=16)
            .hexdigest() for i in range(n + 1)]
     now = time.time()
+
+    def queued(i: int) -> tuple[Any, ...]:  # dispatch i's queue row, at the head
+        fields = (run, -i, ids[i], "1", f'["{ids[i - 1]}"]' if i else "[]", '["=6"]')
+        return (*fields, rows.crc(*fields))
+
     work: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
     for i in range(n):
         sources = f'["{ids[i - 1]}"]' if i else "[]"
         dispatch = (run, ids[i], "1", "step", sources, '["=5"]', "done", "=[0,6]", None, 1,
                     i + 1, now, now, "a2cf15a756550fbf", None, None)
-        queued = (run, -i - 1, ids[i + 1], "1", f'["{ids[i]}"]', '["=6"]')
-        work.append(((*dispatch, rows.crc(*dispatch), run, token),
-                     (*queued, rows.crc(*queued))))
+        work.append(((*dispatch, rows.crc(*dispatch), run, token), queued(i + 1)))
+    if queue:
+        conn.execute(QUEUE_INSERT, queued(0))
     start = time.perf_counter()
-    for dispatch_row, queue_row in work:
+    for i, (dispatch_row, queue_row) in enumerate(work):
         conn.execute("BEGIN")
         conn.execute(upsert, dispatch_row)
         if queue:
+            conn.execute("DELETE FROM queue WHERE run=? AND pos=?", (run, -i))
             conn.execute(QUEUE_INSERT, queue_row)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
@@ -140,7 +165,7 @@ def run(quick: bool = False) -> list[Row]:
             note = f"{count:,} commits, their parameters made beforehand"
         elif store_name.startswith(SQL_ALONE):
             ratio = f"{stat.best / results[(wf_name, SQL_ALONE)][0].best:.2f}x the SQL alone"
-            note = SQL_VARIANTS[store_name][2]
+            note = SQL_VARIANTS[store_name][3]
         if earlier is not None:
             note += ("; " if note else "") + (
                 f"the target before issue 13, >= {earlier:,.0f}/s: "

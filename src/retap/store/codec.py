@@ -62,8 +62,24 @@ class Codec(ABC):
 _SCALARS = (str, int, float, bool, type(None))
 
 
-# json.dumps with these options builds this encoder on every call
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+def _json_encoder() -> Any:
+    """``json.dumps(v, separators=(",", ":"), ensure_ascii=False)`` for what ``_to_json``
+    makes (str keys, no cycles): the C encoder built once, where json.dumps builds one on
+    every call; json's own encoder where its C part is missing."""
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    make = getattr(json.encoder, "c_make_encoder", None)  # not in the stubs: CPython's own
+    if make is None:
+        return encoder.encode
+
+    def refuse(o: Any) -> Any:
+        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+    chunks = make(None, refuse, json.encoder.encode_basestring, None, ":", ",", False, False,
+                  True)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_ENCODER = _json_encoder()
 
 
 class JsonCodec(Codec):
@@ -73,6 +89,8 @@ class JsonCodec(Codec):
 
     def encode(self, value: Any) -> bytes:
         try:
+            if type(value) is int:  # the commonest result, as JSON writes it, a tenth the cost
+                return int.__repr__(value).encode()
             return _ENCODER(_to_json(value, 0)).encode()
         except CodecError:
             raise

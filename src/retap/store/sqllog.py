@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any
 
 from retap import faults
@@ -440,7 +441,8 @@ class SQLRunLog(RunLog):
         return key
 
     def _refs(self, inputs: Iterable[Any], values: Values, memo: Memo) -> str:
-        return json.dumps([self._ref(v, values, memo) for v in inputs])
+        # json.dumps of a list of str, without the encoder's machinery (once a commit)
+        return "[" + ", ".join([_quoted(self._ref(v, values, memo)) for v in inputs]) + "]"
 
     def _queue_row(self, pos: int, d: Dispatch, inputs: str) -> tuple[Any, ...]:
         fields = (self.run, pos, d.id, self._node(d.node), _ids(d.sources), inputs)
