@@ -109,7 +109,13 @@ class JsonCodec(Codec):
     def decode_text(self, text: str) -> Any:
         """The value of JSON text (what inline values hold)."""
         try:
-            return _DECODER.decode(text)
+            try:  # the scanner alone: what retap writes has no whitespace around it
+                value, end = _SCAN(text, 0)
+            except StopIteration:
+                end = -1
+            if end == len(text):
+                return value
+            return _DECODER.decode(text)  # anything else: json's own answer, or its error
         except _DECODE_ERRORS as exc:
             raise CodecError(f"stored value is not valid retap JSON: {type(exc).__name__}: "
                              f"{_first_line(exc)}") from None
@@ -186,6 +192,7 @@ def _from_json(obj: dict[str, Any]) -> Any:
 
 
 _DECODER = json.JSONDecoder(object_hook=_from_json)
+_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]  # (text, start) -> (value, end)
 
 
 class PickleCodec(Codec):
