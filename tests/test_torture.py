@@ -13,6 +13,7 @@ import pytest
 
 from pgserver import server_url
 from retap.torture import run_case
+from retap.torture.cases import Parallel
 from retap.torture.checks import Ledger
 from retap.torture.execlog import Execution
 from retap.torture.features import CLASSIC
@@ -71,8 +72,6 @@ def test_a_torture_run_drawing_every_executor_finds_nothing_lost_or_run_twice() 
 def test_one_executor_draws_as_before_and_a_list_draws_each() -> None:
     import random
 
-    from retap.torture.cases import Parallel
-
     one, plain = random.Random(5), random.Random(5)
     for _ in range(50):  # one executor: one number per draw, as before lists were taken
         drawn = Parallel(3, "processes").draw(one)
@@ -119,6 +118,20 @@ def test_regression_seed_2026_case_145_a_signal_while_the_last_state_is_saved() 
     result = run_case(2026, 145)
     assert result.held, result.problems
     assert result.faults["sigint"]
+
+
+@pytest.mark.timeout(300)
+def test_regression_seed_12323_case_225_a_replay_releases_a_gate_before_answering_on() -> None:
+    # replay --from a gate's target on -j 3 processes: the dispatches run again finished
+    # before the answers went on, so nothing held the answers back at the point where the
+    # recorded run had drained the gate. A source of that gate, pending early (another
+    # gate's batch had been released early), was answered first and joined the batch: a
+    # target never recorded ran, and the recorded one did not.
+    # The race went the wrong way in about two runs of three: three runs must all hold.
+    for _ in range(3):
+        result = run_case(12323, 225, parallel=Parallel(3, "processes,threads,dask"))
+        assert result.held, result.problems
+        assert result.from_replays
 
 
 @pytest.mark.parametrize("retried", [False, True], ids=["memo", "memo retried"])

@@ -332,14 +332,15 @@ class App:
     # -- one turn of the loop -----------------------------------------------------------
 
     def _answer(self) -> bool:
-        """Answer the pending dispatch the store recorded first, if it has one. One that
-        took more than one attempt may have sat failed while the recorded run drained a
-        gate: a gate whose batch the recorded run had before it was done is released
-        first."""
+        """Answer the pending dispatch the store recorded first, if it has one. A gate
+        whose batch the recorded run had before that dispatch was done is released first:
+        the dispatch may have sat failed while the recorded run drained the gate, or be
+        pending early because what made it was answered or run again early (a batch of
+        another gate, a dispatch run again with ``--from`` that finished before the
+        recorded run's queue ran dry); answered first, it could join the batch."""
         if self._gates and self.cache is not None:
             d = self.sched.peek_answer()
-            if d is not None and self.cache.retried(d.id) and \
-                    self._replayed_drain(before=self.cache.seq(d.id)):
+            if d is not None and self._replayed_drain(before=self.cache.seq(d.id)):
                 return True
         d = self.sched.next_answer() if self.sched.answerable else None
         if d is None:
@@ -653,9 +654,8 @@ class App:
         """Answering from the store: release a gate whose held results form a batch the
         recorded run released (every dispatch it makes is recorded), as it did when its
         queue ran dry. Tried when nothing pending is answered from the store, and before
-        answering a dispatch that was retried (recorded done at commit ``before``): a
-        gate drained while that dispatch sat failed (``--on-error continue``) released
-        ahead of its retry. A batch the recorded run first had after that dispatch was
+        answering any dispatch (recorded done at commit ``before``; see ``_answer``). A
+        batch the recorded run first had after that dispatch was
         done, or after one pending that must run again was (``replay --from``), waits
         for it (see RecordedOrder). A gate is tried again only once what it holds or
         those bounds have changed; a batch not released is taken back untouched."""

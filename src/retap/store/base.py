@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "LogRecord",
            "Owner", "Recorded", "RunEvent", "RunInfo", "RunLog", "Store", "busy_owner",
-           "kept_attempt", "logs_of", "made_attempts", "session_of", "session_starts",
-           "was_retried", "workers_of"]
+           "kept_attempt", "logs_of", "made_attempts", "session_of", "session_starts", "workers_of"]
 
 SESSIONS = ("created", "resumed", "replayed")  # the events that start a session of a run
 
@@ -161,18 +160,6 @@ class Recorded(ABC):
     @abstractmethod
     def value(self, dispatch: str) -> Any:
         """The recorded result of a done ``dispatch`` (StoreCorrupt when it is unreadable)."""
-
-    @abstractmethod
-    def retried(self, dispatch: str) -> bool:
-        """True when the done ``dispatch`` took more than one attempt: the recorded run may
-        have gone on while it sat failed (a gate may have drained without it)."""
-
-
-def was_retried(attempts: int, reused: str | None) -> bool:
-    """Whether a done dispatch whose record counts ``attempts`` failed before it was done: a
-    result reused from another dispatch counts no attempt, so a reuse after one failure is
-    a retry as much as a second run is."""
-    return attempts > (0 if reused else 1)
 
 
 LEASE_ENV = "RETAP_LEASE_SECONDS"

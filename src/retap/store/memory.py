@@ -36,7 +36,6 @@ from retap.store.base import (
     now,
     session_of,
     session_starts,
-    was_retried,
     workers_of,
 )
 
@@ -331,11 +330,6 @@ class _MemoryRecorded(Recorded):
 
     def value(self, dispatch: str) -> Any:
         return self.state.records[dispatch].value
-
-    def retried(self, dispatch: str) -> bool:
-        record = self.state.records.get(dispatch)
-        return record is not None and record.status == "done" and \
-            was_retried(record.attempts, record.reused)
 
 
 def _audit(record: DispatchRecord, seq: int) -> AuditRecord:

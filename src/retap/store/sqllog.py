@@ -35,7 +35,6 @@ from retap.store.base import (
     now,
     session_of,
     session_starts,
-    was_retried,
     workers_of,
 )
 from retap.store.codec import Codec, JsonCodec, digest
@@ -533,16 +532,15 @@ def _running_again(fields: list[Any], before: Any) -> list[Any]:
 _DONE = (f"SELECT {_D}, d.crc, v.codec AS vcodec, v.data AS vdata FROM dispatches d "
          'LEFT JOIN "values" v ON v.digest = d.result ')
 _WIDTH = len(rows.DISPATCH)
-_ID, _RESULT, _ATTEMPTS, _REUSED = map(rows.DISPATCH.index,
-                                       ("id", "result", "attempts", "reused"))
+_ID, _RESULT, _ATTEMPTS = map(rows.DISPATCH.index, ("id", "result", "attempts"))
 
-# a done dispatch's seq, result ref, value codec and data, and whether it was retried
-Done = tuple[int, str, Any, Any, bool]
+# a done dispatch's seq, result ref, value codec and data
+Done = tuple[int, str, Any, Any]
 
 
 def _done(store: SQLStore, row: Any) -> tuple[str, Done]:
-    """A done dispatch's id, and its commit number, result ref, value and whether it was
-    retried, its row checked."""
+    """A done dispatch's id, and its commit number, result ref and value, its row
+    checked."""
     fields = store.leading(row, _WIDTH + 3)
     ident, seq, ref, attempts = fields[_ID], fields[_SEQ], fields[_RESULT], fields[_ATTEMPTS]
     if not rows.holds(fields[_WIDTH], fields[:_WIDTH]):
@@ -550,8 +548,7 @@ def _done(store: SQLStore, row: Any) -> tuple[str, Done]:
     if not isinstance(ident, str) or type(seq) is not int or not isinstance(ref, str) or \
             not ref or type(attempts) is not int:
         raise store.corrupt(f"done dispatch {ident!r} has no readable result")
-    return ident, (seq, ref, fields[_WIDTH + 1], fields[_WIDTH + 2],
-                   was_retried(attempts, fields[_REUSED]))
+    return ident, (seq, ref, fields[_WIDTH + 1], fields[_WIDTH + 2])
 
 
 class _Lookup(Recorded):
@@ -576,10 +573,6 @@ class _Lookup(Recorded):
         if hit is None:
             raise self.log.store.corrupt(f"done dispatch {dispatch} is no longer recorded")
         return self.log.store.value_of(hit[1], hit[2], hit[3])
-
-    def retried(self, dispatch: str) -> bool:
-        hit = self.find(dispatch)
-        return hit is not None and hit[4]
 
 
 class _Streamed(Recorded):
@@ -636,10 +629,6 @@ class _Streamed(Recorded):
         del self.ahead[dispatch]  # answered: it is not asked for again
         self.answered = max(self.answered, hit[0])
         return self.store.value_of(hit[1], hit[2], hit[3])
-
-    def retried(self, dispatch: str) -> bool:
-        hit = self.ahead.get(dispatch) or self._find(dispatch)
-        return hit is not None and hit[4]
 
     def close(self) -> None:
         if self.reader is not None:
