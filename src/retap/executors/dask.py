@@ -81,7 +81,10 @@ class DaskExecutor(Executor):
         else:
             self.client = _connect(distributed, address)
         self.project = os.getcwd()
-        # each job's claim file (see run_in_project), removed once its completion is in
+        # each job's claim file (see run_in_project), kept until the executor closes: a
+        # worker that dies holding a finished job's result makes Dask run the job again
+        # if its future is still wanted, and it may be still, for a moment, after the
+        # completion is in (seed 12323 case 79)
         self.claims = os.path.join(self.project, ".retap", "dask", uuid.uuid4().hex)
         self._check_project()
         try:
@@ -123,8 +126,6 @@ class DaskExecutor(Executor):
             except queue.Empty:
                 self._fail_if_no_workers()
                 return None
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.claims, key))
             future = self.futures.get(completion.dispatch)
             if future is not None and future.key == key:  # else cancelled or superseded
                 del self.futures[completion.dispatch]
