@@ -12,6 +12,8 @@ import click
 import pytest
 
 from pgserver import server_url
+from retap.dispatch import Attempt
+from retap.store.base import RunEvent
 from retap.torture import run_case
 from retap.torture.cases import Parallel
 from retap.torture.checks import Ledger
@@ -165,6 +167,19 @@ def test_a_done_dispatch_executed_again_in_its_run_is_a_problem(tmp_path: Path) 
     assert problems == ["r1/d1 (n0) was done in run r1 and executed again"]
 
 
+def test_a_dispatch_asked_to_run_again_runs_once_more_only_after_an_attempt_that_failed(
+        tmp_path: Path) -> None:
+    # seed 12525 case 183: a replay --from a flaky node that retries within its session ran
+    # each dispatch the memo had answered before twice, its first execution failing; only
+    # a failure kept from this very session allows the second execution
+    ran = [Execution("d1", "n3", "r1", ""), Execution("d1", "n3", "r1", ""),
+           Execution("d2", "n3", "r1", ""), Execution("d2", "n3", "r1", ""),
+           Execution("d3", "n3", "r1", "")]
+    problems = Ledger(set()).execution_problems(
+        ran, _OneFailureEach(), tmp_path, again={"n3"})  # type: ignore[arg-type]
+    assert problems == ["r1/d2 (n3) executed again within one replay --from"]
+
+
 def test_a_change_in_place_applied_twice_shows_as_a_repeated_line(tmp_path: Path) -> None:
     set_up(tmp_path)
     (tmp_path / "mod").mkdir()
@@ -179,6 +194,17 @@ class _EmptyStore:
 
     def dispatches(self, run: str, statuses: list[str]) -> list[object]:
         return []
+
+
+class _OneFailureEach(_EmptyStore):
+    """A run replayed in session 3 (the event that started it) that kept a failed attempt
+    of d1 from that session and one of d2 from the session before."""
+
+    def events(self, run: str) -> list[RunEvent]:
+        return [RunEvent(1, 0.0, "created", {}), RunEvent(3, 0.0, "replayed", {})]
+
+    def earlier_attempts(self, run: str) -> dict[str, list[Attempt]]:
+        return {"d1": [Attempt(1, 3, "failed")], "d2": [Attempt(1, 1, "failed")]}
 
 
 # Core bugs the runner found, each as the smallest repro, named after the case that found it.

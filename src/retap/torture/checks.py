@@ -16,6 +16,7 @@ from pathlib import Path
 
 from retap.files import digest_file
 from retap.history import attempt_history
+from retap.store.base import SESSIONS
 from retap.store.boundary import STATUSES
 from retap.store.sql import SQLStore
 from retap.torture import project as disk
@@ -54,15 +55,14 @@ class Ledger:
                            again: AbstractSet[str] = frozenset()) -> list[str]:
         """Done dispatches executed again in their run; memoized results not reused. The
         nodes labelled ``again`` were asked to run again (``replay --from``): each of their
-        dispatches may run once, whatever the store or the memo had."""
-        seen: set[tuple[str, str]] = set()
-        problems = []
-        for e in ran:
-            if e.label in again:
-                if (e.run, e.dispatch) in seen:
-                    problems.append(f"{e.run}/{e.dispatch[:12]} ({e.label}) executed again "
-                                    "within one replay --from")
-                seen.add((e.run, e.dispatch))
+        dispatches may run once, whatever the store or the memo had, and once more after
+        each attempt of this session that did not end done (a task that retries within its
+        session)."""
+        times = Counter((e.run, e.dispatch, e.label) for e in ran if e.label in again)
+        undone = {run: _undone_here(store, run) for run, _, _ in times}
+        problems = [f"{run}/{dispatch[:12]} ({label}) executed again within one replay --from"
+                    for (run, dispatch, label), n in times.items()
+                    if n > 1 + undone[run][dispatch]]
         ran = [e for e in ran if e.label not in again]
         problems += [f"{e.run}/{e.dispatch[:12]} ({e.label}) was done in run {e.run} and "
                     f"executed again" for e in ran if e.dispatch in self.done.get(e.run, ())]
@@ -71,6 +71,14 @@ class Ledger:
                      f"its files intact: the memo should have answered it"
                      for e in ran if e.key and e.key in self.intact]
         return problems + _reexecuted_within(ran, store, project, self.memoized)
+
+
+def _undone_here(store: SQLStore, run: str) -> Counter[str]:
+    """Attempts of each dispatch kept from the run's latest session that did not end done."""
+    sessions = [e.seq for e in store.events(run) if e.kind in SESSIONS]
+    latest = sessions[-1] if sessions else None
+    return Counter(dispatch for dispatch, tried in store.earlier_attempts(run).items()
+                   for a in tried if a.session == latest and a.status != "done")
 
 
 def _intact(project: Path, outputs: dict[str, str]) -> bool:
