@@ -383,6 +383,9 @@ def test_a_dask_worker_that_dies_as_it_takes_a_job_fails_it_and_a_resume_finishe
     assert first.code == 1, first.err
     assert "WorkerLost" in first.err
     assert time.monotonic() - started < 60
+    # what the user reads is retap's: one line a lost dispatch, not Dask's logs and the
+    # dying worker's tracebacks beside it
+    assert all(line.startswith("retap: ") for line in first.err.splitlines()), first.err
     result = proj.run("resume", "w", "-j", "2", "--executor", "dask", timeout=120, check=0)
     assert set(result.out.split()) <= set("abcdef")  # the dumps the first run did not do
     audit = proj.run("audit", "w", "--json", check=0).json()

@@ -67,7 +67,11 @@ class DaskExecutor(Executor):
                                 ) from None
         self.distributed = distributed
         self.cluster: Any = None
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        # a cluster of the run's own says nothing: what it would log as an error (a worker
+        # that died, the dying worker's tracebacks) reaches the user as the dispatch's
+        # one-line WorkerLost; a cluster someone else runs keeps its errors
+        quiet = logging.CRITICAL if address is None else logging.ERROR
+        logging.getLogger("distributed").setLevel(quiet)
         if address is None:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 self.cluster = distributed.LocalCluster(
@@ -75,7 +79,7 @@ class DaskExecutor(Executor):
                     # the scheduler serves HTTP even without a dashboard: on loopback,
                     # on a free port (8787 by default, and a warning when another run
                     # has it)
-                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                    dashboard_address="127.0.0.1:0", silence_logs=quiet,
                     preload=["retap.executors.daskworker"])
             self.client = distributed.Client(self.cluster)
         else:
