@@ -126,14 +126,16 @@ def sql_alone(n: int, path: Path, sequential: bool = False, queue: bool = True,
            .hexdigest() for i in range(n + 1)]
     now = time.time()
 
+    def sources(i: int) -> str:  # dispatch i's: the one before it
+        return f'["{ids[i - 1]}"]' if i else "[]"
+
     def queued(i: int) -> tuple[Any, ...]:  # dispatch i's queue row, at the head
-        fields = (run, -i, ids[i], "1", f'["{ids[i - 1]}"]' if i else "[]", '["=6"]')
+        fields = (run, -i, ids[i], "1", sources(i), '["=6"]')
         return (*fields, rows.crc(*fields))
 
     work: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
     for i in range(n):
-        sources = f'["{ids[i - 1]}"]' if i else "[]"
-        dispatch = (run, ids[i], "1", "step", sources, '["=5"]', "done", "=[0,6]", None, 1,
+        dispatch = (run, ids[i], "1", "step", sources(i), '["=5"]', "done", "=[0,6]", None, 1,
                     i + 1, now, now, "a2cf15a756550fbf", None, None)
         work.append(((*dispatch, rows.crc(*dispatch), run, token), queued(i + 1)))
     if queue:

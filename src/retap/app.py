@@ -655,9 +655,9 @@ class App:
         recorded run released (every dispatch it makes is recorded), as it did when its
         queue ran dry. Tried when nothing pending is answered from the store, and before
         answering any dispatch (recorded done at commit ``before``; see ``_answer``). A
-        batch the recorded run first had after that dispatch was
-        done, or after one pending that must run again was (``replay --from``), waits
-        for it (see RecordedOrder). A gate is tried again only once what it holds or
+        batch the recorded run first had after that dispatch was done, or after one
+        pending that must run again was (``replay --from``), waits for it (see
+        RecordedOrder). A gate is tried again only once what it holds or
         those bounds have changed; a batch not released is taken back untouched."""
         if self._order is None:
             return False

@@ -48,10 +48,17 @@ def crc(*fields: Any) -> int:
     (a float for a REAL column even when it is whole), so every driver reads back what
     was checksummed. Bytes a driver returns as a buffer are taken as bytes.
     """
+    marshalled = _marshalled(fields)
+    return older_crc(*fields) if marshalled is None else marshalled
+
+
+def _marshalled(fields: tuple[Any, ...]) -> int | None:
+    """The checksum of ``fields`` in the marshalled form; None when marshal cannot write
+    one of them exactly."""
     try:
         return MARSHALLED + zlib.crc32(marshal.dumps(fields, 2))
-    except ValueError:  # a type marshal does not write exactly: the older form
-        return older_crc(*fields)
+    except ValueError:
+        return None
 
 
 def older_crc(*fields: Any) -> int:
@@ -81,10 +88,7 @@ def holds(stored: Any, fields: tuple[Any, ...]) -> bool:
     if type(stored) is not int:
         return False
     if stored >= MARSHALLED:
-        try:
-            return stored == MARSHALLED + zlib.crc32(marshal.dumps(fields, 2))
-        except ValueError:
-            return False
+        return stored == _marshalled(fields)
     return stored == older_crc(*fields)
 
 
