@@ -19,6 +19,12 @@ lands on a random page of the dispatches table); ``clustered by seq`` keeps reta
 but stores the rows in the order written (a rowid table) with a unique index on the id,
 the schema change that sequential ids suggest; and ``no queue row`` leaves out the queue
 rows (one table written per commit instead of two).
+
+``chain, memory: its work alone`` is the floor under the in-memory rows: what every
+dispatch of the chain must do whatever the framework around it, in a bare loop with no
+App (its dispatch id hashed with retap's own function, its ``Dispatch`` made, ``Step``
+called, its result kept in a dict with two timestamps). A target above a floor cannot be
+met on that machine, and the row's note says so.
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ from benchmarks.common import (
     spread_of,
     temp_dir,
 )
+from benchmarks.tasks import Step
 from retap import open_store
+from retap.dispatch import Dispatch, join_dispatch_id, lead_dispatch_id
 from retap.store import rows
 from retap.store.base import Store
 from retap.store.dialect import SQLITE
@@ -51,6 +59,9 @@ from retap.store.sqllog import LEASE_HELD, QUEUE_INSERT
 TARGETS = {"memory": 200_000.0, "sqlite": 20_000.0}
 EARLIER = {"memory": 50_000.0, "sqlite": 10_000.0}
 SQL_ALONE = "sqlite: its SQL alone"
+WORK_ALONE = "memory: its work alone"
+# the floor under each store's chain row: a target above it cannot be met there
+FLOORS = {"memory": WORK_ALONE, "sqlite": SQL_ALONE}
 # the SQL alone and its variants: name -> (sequential ids, with the queue rows, clustered by
 # seq, note)
 SQL_VARIANTS = {
@@ -98,6 +109,8 @@ def measure(quick: bool) -> dict[tuple[str, str], tuple[Stat, int]]:
                     key = (wf_name, store_name)
                     rates.setdefault(key, []).append(result.executed / elapsed)
                     counts[key] = result.executed
+            rates.setdefault(("chain", WORK_ALONE), []).append(work_alone(n))
+            counts[("chain", WORK_ALONE)] = n
             for name, (sequential, queue, clustered, _) in SQL_VARIANTS.items():
                 path = tmp / f"alone-{rep}.db"
                 rates.setdefault(("chain", name), []).append(
@@ -105,6 +118,21 @@ def measure(quick: bool) -> dict[tuple[str, str], tuple[Stat, int]]:
                 counts[("chain", name)] = n
                 remove_store(path)
     return {key: (Stat(values), counts[key]) for key, values in rates.items()}
+
+
+def work_alone(n: int) -> float:
+    """Dispatches/s of the chain's own work without the App (see the module's docstring)."""
+    step = Step(n=n + 1)
+    kept: dict[str, tuple[Any, ...]] = {}
+    x, source = 1, lead_dispatch_id(0, 0)
+    start = time.perf_counter()
+    for _ in range(n):
+        d = Dispatch(join_dispatch_id(1, 1, (source,), 0), 1, (x,), (source,))
+        started = time.time()
+        value = step.process(*d.inputs)
+        kept[d.id] = ("done", value, started, time.time())
+        source, x = d.id, value[1]
+    return n / (time.perf_counter() - start)
 
 
 def sql_alone(n: int, path: Path, sequential: bool = False, queue: bool = True,
@@ -161,13 +189,22 @@ def run(quick: bool = False) -> list[Row]:
         target, earlier = TARGETS.get(store_name), EARLIER.get(store_name)
         ratio = "" if store_name == "memory" else f"{stat.best / memory:.2f}x memory"
         note = f"{count:,} dispatches per run" if store_name == "memory" else ""
-        if store_name == SQL_ALONE:
+        if store_name == WORK_ALONE:
+            ratio = f"chain, memory is {memory / stat.best:.2f}x it"
+            note = f"{count:,} dispatches' ids, records and task calls in a bare loop"
+        elif store_name == SQL_ALONE:
             sqlite = results[(wf_name, "sqlite")][0].best
             ratio = f"chain, sqlite is {sqlite / stat.best:.2f}x it"
             note = f"{count:,} commits, their parameters made beforehand"
         elif store_name.startswith(SQL_ALONE):
             ratio = f"{stat.best / results[(wf_name, SQL_ALONE)][0].best:.2f}x the SQL alone"
             note = SQL_VARIANTS[store_name][3]
+        floor = FLOORS.get(store_name) if wf_name == "chain" else None
+        if floor is not None and target is not None and \
+                results[(wf_name, floor)][0].best < target:
+            note += ("; " if note else "") + (
+                f"the target is above this machine's floor: {wf_name}, {floor} reaches "
+                f"{results[(wf_name, floor)][0].best:,.0f}/s")
         if earlier is not None:
             note += ("; " if note else "") + (
                 f"the target before issue 13, >= {earlier:,.0f}/s: "
