@@ -145,6 +145,15 @@ def test_an_attempt_lost_with_its_coordinator_is_kept_as_lost(proj: Project,
     wait_for(lambda: (proj.path / "started").exists())
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=20)
+    # nothing runs it any more: shown lost (not running) by show, audit and the web view's
+    # report, while the store still asks a resume to confirm it runs again
+    report = proj.run("show", "k", "--json", check=0).json()
+    assert (report["status"], report["counts"]) == ("interrupted", {"lost": 1})
+    [entry] = [a for a in proj.run("audit", "k", "--json", check=0).json() if a["node"] == 0]
+    assert (entry["status"], [a["status"] for a in entry["history"]]) == ("lost", ["lost"])
+    assert "[0 once] LOST" in proj.run("audit", "k", check=0).out
+    assert "lost 1" in proj.run("show", "k", check=0).out
+    assert "--rerun-inflight" in proj.run("resume", "k", check=2).err
     (proj.path / "go").touch()
     proj.run("resume", "k", "--rerun-inflight", check=0)
 

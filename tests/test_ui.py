@@ -39,6 +39,14 @@ class Divide(retap.Task, name="divide"):
         return 12 / x
 
 
+class Crash(retap.Task, name="crash", idempotent=False):
+    """Kills its own process with SIGKILL, as a machine dying would."""
+
+    def process(self, x):
+        import os, signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Wait(retap.Task, name="wait"):
     """Waits for the file `go`, then returns its input."""
 
@@ -135,6 +143,19 @@ def test_the_pages_data_comes_from_any_store(proj: Project, ui: str) -> None:
     assert get(base + "api/runs/nope", opener)[0] == 404
     assert get(f"{base}api/runs/t/dispatches/{'0' * 32}", opener)[0] == 404
     assert '<span class="run-id">t</span>' in get(base + "runs/t", opener)[1]
+
+
+def test_a_dispatch_in_flight_when_its_run_died_shows_lost(proj: Project, ui: str) -> None:
+    proj.run("run", "--run-id", "k", "--", "load", "x", "--:", "crash", check=-9)
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    assert get(ui, opener)[0] == 200
+    base = ui.split("?")[0]
+    state = json.loads(get(base + "api/runs/k", opener)[1])
+    assert (state["status"], state["counts"]) == ("interrupted", {"done": 1, "lost": 1})
+    [lost] = [d for d in state["dispatches"] if d["task"] == "crash"]
+    assert lost["status"] == "lost" and "s_lost" in state["graph"]
+    shown = json.loads(get(f"{base}api/runs/k/dispatches/{lost['id']}", opener)[1])
+    assert (shown["status"], [a["status"] for a in shown["history"]]) == ("lost", ["lost"])
 
 
 def test_a_long_runs_page_lists_its_first_dispatches_and_counts_them_all(

@@ -17,13 +17,21 @@ from msgspec.structs import replace
 
 from retap.dispatch import Attempt
 from retap.owner import host_name
-from retap.store.base import SESSIONS, AuditRecord, RunEvent, Store, session_of, session_starts
+from retap.store.base import (
+    LOST,
+    SESSIONS,
+    AuditRecord,
+    RunEvent,
+    Store,
+    session_of,
+    session_starts,
+)
 
 if TYPE_CHECKING:
     from retap.workflow import Workflow
 
-__all__ = ["actor", "attempt_history", "event_line", "history_problems", "recorded_code",
-           "run_summary", "session_facts"]
+__all__ = ["actor", "as_shown", "attempt_history", "event_line", "history_problems",
+           "recorded_code", "run_summary", "session_facts"]
 
 
 def session_facts(workflow: Workflow) -> dict[str, Any]:
@@ -103,12 +111,24 @@ def run_summary(events: list[RunEvent], running: bool, now: float
     return (took if events else None), command
 
 
+def as_shown(audits: list[AuditRecord], live: bool) -> list[AuditRecord]:
+    """``audits`` as a user is shown them: in a run no process runs any more (not
+    ``live``), a dispatch still recorded running was in flight when its coordinator died,
+    and reads ``lost``, as its attempt is kept once a resume runs it again (the run itself
+    reads interrupted, DESIGN §6). The store keeps it running: a resume asks for it."""
+    if live:
+        return audits
+    return [replace(a, status=LOST) if a.status == "running" else a for a in audits]
+
+
 def attempt_history(store: Store, run: str, audits: list[AuditRecord]
                     ) -> dict[str, list[Attempt]]:
     """Every attempt of each dispatch in ``audits``, in order, the latest last; a result
     answered from the memo comes last as ``reused`` (numbered 0: no attempt was made).
     Each names the process that ran it (``worker``): a worker's, else its session's
-    coordinator's (unknown for a session of an older store)."""
+    coordinator's (unknown for a session of an older store). An attempt in flight in a
+    run no process runs any more is ``lost`` (see ``as_shown``)."""
+    live = store.run_info(run, count=False).effective_status == "running"
     earlier = store.earlier_attempts(run)
     events = store.events(run)
     sessions = session_starts(events)
@@ -118,8 +138,9 @@ def attempt_history(store: Store, run: str, audits: list[AuditRecord]
     history = {}
     for a in audits:
         running = a.status == "running"  # in flight (or lost): the attempt after those counted
-        latest = Attempt(a.attempts + running, session_of(sessions, a.seq), a.status,
-                         a.started or None, a.finished or None, a.error)
+        latest = Attempt(a.attempts + running, session_of(sessions, a.seq),
+                         LOST if running and not live else a.status, a.started or None,
+                         a.finished or None, a.error)
         if a.reused is not None:  # answered from the memo: no attempt of its own
             latest.n, latest.status = 0, "reused"
         history[a.id] = [

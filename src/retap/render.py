@@ -64,7 +64,8 @@ def runs_json(runs: Iterable[RunInfo],
                 if r.run in summaries else {})} for r in runs]
 
 
-_STATUS_STYLE = {"done": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+_STATUS_STYLE = {"done": "green", "failed": "red", "interrupted": "yellow", "running": "cyan",
+                 "lost": "yellow"}
 
 
 # a command can hold control characters: a tab prints as a space, the others not at all
@@ -199,7 +200,7 @@ def audit_trail(audits: list[AuditRecord]) -> str:
     while stack:
         a, lead, rest, parent = stack.pop()
         home = next((s for s in a.sources if s in by_id), None)
-        mark = "x" if a.status in ("failed", "interrupted") else "o"
+        mark = "x" if a.status in ("failed", "interrupted", "lost") else "o"
         if parent is not None and home != parent:
             lines.append(f"{lead}{mark}-[{a.node} {a.task}] ^ {a.id[:12]}")
             continue
@@ -221,7 +222,7 @@ def upstream_trail(audits: list[AuditRecord], dispatch: str) -> str:
     stack: list[tuple[AuditRecord, str, str]] = [(by_id[dispatch], "", "")]
     while stack:
         a, lead, rest = stack.pop()
-        mark = "x" if a.status in ("failed", "interrupted") else "o"
+        mark = "x" if a.status in ("failed", "interrupted", "lost") else "o"
         if a.id in shown:
             lines.append(f"{lead}{mark}-[{a.node} {a.task}] ^ {a.id[:12]}")
             continue
@@ -253,7 +254,7 @@ def _dot_text(text: str) -> str:
 
 
 STATUS_COLOURS = {"done": "#c8e6c9", "failed": "#ffcdd2", "interrupted": "#ffe0b2",
-                  "running": "#bbdefb"}
+                  "running": "#bbdefb", "lost": "#ffe0b2"}
 
 
 def audit_mermaid(audits: list[AuditRecord], styled: bool = False) -> str:

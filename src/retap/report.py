@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from retap.history import attempt_history, event_line
+from retap.history import as_shown, attempt_history, event_line
 from retap.render import attempt_json, attempt_lines, iso, jsonable
-from retap.store.base import Store
+from retap.store.base import LOST, Store
 from retap.store.boundary import STATUSES
 
 __all__ = ["show_report"]
@@ -22,6 +22,7 @@ def show_report(store: Store, run: str) -> dict[str, Any]:
 
 def _show_report(store: Store, run: str) -> dict[str, Any]:
     info = store.run_info(run)
+    live = info.effective_status == "running"
     configs = {n["id"]: n.get("config", {}) for n in info.spec.get("nodes", [])}
     failed_records = store.dispatches(run, ["failed"])
     retried = store.earlier_attempts(run)
@@ -41,7 +42,11 @@ def _show_report(store: Store, run: str) -> dict[str, Any]:
     retries = [{"dispatch": a.id, "node": a.node, "task": a.task, "status": a.status,
                 "history": [attempt_json(t) for t in history[a.id]],
                 "lines": [line for t in history[a.id] for line in attempt_lines(t)]}
-               for a in shown]
+               for a in as_shown(shown, live)]
+    counts: dict[str, int] = {}
+    for status, n in store.counts(run).items():
+        status = status if live or status != "running" else LOST  # see as_shown
+        counts[status] = counts.get(status, 0) + n
     return {"run": info.run, "status": info.effective_status, "created": iso(info.created),
-            "counts": store.counts(run), "failed": failed, "queue": queue, "events": events,
+            "counts": counts, "failed": failed, "queue": queue, "events": events,
             "attempted_again": retries}

@@ -14,7 +14,7 @@ import click
 
 from retap.cli.main import main, one_dispatch, open_cli_store, store_option
 from retap.errors import RetapError, UsageError
-from retap.history import attempt_history, run_summary
+from retap.history import as_shown, attempt_history, run_summary
 from retap.render import (
     audit_dot,
     audit_json,
@@ -166,7 +166,8 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool, do
     the_store.check_structure()
     run = resolve_run(the_store, run)
     _import_pickled_classes(the_store, run)
-    audits = the_store.audits(run)
+    live = the_store.run_info(run, count=False).effective_status == "running"
+    audits = as_shown(the_store.audits(run), live)
     if dispatch is not None:
         chosen = one_dispatch((a.id for a in audits), dispatch,
                               f"--trail: no dispatch {dispatch!r} in this run", "--trail: ")
@@ -174,6 +175,7 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool, do
     elif fmt == "json":
         full = the_store.dispatches(run, STATUSES)  # with their inputs
         history = attempt_history(the_store, run, full)
+        full = as_shown(full, live)
         configs = {n["id"]: n.get("config", {})
                    for n in the_store.run_info(run).spec.get("nodes", [])}
         click.echo(json.dumps(audit_json(full, history, configs), indent=2,

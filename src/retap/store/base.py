@@ -23,7 +23,7 @@ from retap.owner import Owner
 if TYPE_CHECKING:
     from retap.joins import Join, JoinState
 
-__all__ = ["SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "LogRecord",
+__all__ = ["LOST", "SESSIONS", "Attempt", "AuditRecord", "DispatchRecord", "Effects", "LogRecord",
            "Owner", "Recorded", "RunEvent", "RunInfo", "RunLog", "Store", "busy_owner",
            "kept_attempt", "logs_of", "made_attempts", "session_of", "session_starts", "workers_of"]
 
@@ -428,6 +428,9 @@ def busy_owner(info: RunInfo, owner: Owner, take_over: bool) -> RunBusy | None:
     return RunBusy(info.run, str(current)) if current.alive() else None
 
 
+LOST = "lost"  # an attempt whose coordinator died while it ran
+
+
 def kept_attempt(status: str, attempts: int, started: float | None, finished: float | None,
                  error: dict[str, Any] | None, marked: bool, session: int,
                  reused: str | None = None) -> Attempt | None:
@@ -440,7 +443,7 @@ def kept_attempt(status: str, attempts: int, started: float | None, finished: fl
     if status == "running":
         if marked:
             return None
-        return Attempt(attempts + 1, session, "lost", started)
+        return Attempt(attempts + 1, session, LOST, started)
     return Attempt(attempts, session, status, started, finished, error) if attempts else None
 
 

@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from retap.errors import RetapError, UnknownRun
-from retap.history import attempt_history, run_summary
+from retap.history import as_shown, attempt_history, run_summary
 from retap.render import audit_json, audit_mermaid, iso, runs_json, spec_mermaid
 from retap.report import show_report
 from retap.store import open_existing
@@ -203,7 +203,8 @@ def _run_state(reading: Callable[[], Store], run: str) -> dict[str, Any]:
         report = show_report(store, run)
         with store.snapshot():
             info = store.run_info(run)
-            audits = store.audits(run, TABLE_LIMIT)  # polled: never the whole history
+            # polled: never the whole history
+            audits = as_shown(store.audits(run, TABLE_LIMIT), info.effective_status == "running")
             events = store.events(run)
         took, command = run_summary(events, info.effective_status == "running", time.time())
         dispatches = [{"id": a.id, "node": a.node, "task": a.task, "status": a.status,
@@ -231,9 +232,11 @@ def _dispatch(reading: Callable[[], Store], run: str, dispatch: str) -> dict[str
             found = store.dispatches(run, STATUSES, [dispatch])
             if not found:
                 return None
-            configs = {n["id"]: n.get("config", {}) for n in
-                       store.run_info(run).spec.get("nodes", [])}
-            [entry] = audit_json(found, attempt_history(store, run, found), configs)
+            info = store.run_info(run, count=False)
+            configs = {n["id"]: n.get("config", {}) for n in info.spec.get("nodes", [])}
+            history = attempt_history(store, run, found)
+            [entry] = audit_json(as_shown(found, info.effective_status == "running"), history,
+                                 configs)
             logs = [{"attempt": e.attempt, "text": e.text, "dropped": e.dropped}
                     for e in store.logs(run) if e.dispatch == dispatch]
         return {**entry, "logs": logs, "read": iso(time.time())}
