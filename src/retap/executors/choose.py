@@ -9,9 +9,16 @@ from retap.errors import ExecutorError
 from retap.executors.base import Executor
 from retap.taskdef import Task
 
-__all__ = ["EXECUTORS", "check_tasks", "make_executor"]
+__all__ = ["EXECUTORS", "KNOWN", "check_tasks", "is_executor", "make_executor"]
 
 EXECUTORS = ("inline", "threads", "processes", "dask")
+KNOWN = f"{', '.join(EXECUTORS)}, dask://HOST:PORT"  # as an error names them
+
+
+def is_executor(name: str) -> bool:
+    """``name`` names an executor retap knows: one of EXECUTORS, or a Dask scheduler's
+    address."""
+    return name in EXECUTORS or name.startswith("dask://")
 
 
 def make_executor(name: str | None, jobs: int) -> Executor:
@@ -21,6 +28,8 @@ def make_executor(name: str | None, jobs: int) -> Executor:
     if jobs < 1:
         raise ExecutorError(name or "?", f"--jobs must be 1 or more, not {jobs}")
     name = name or ("inline" if jobs == 1 else "processes")
+    if not is_executor(name):
+        raise ExecutorError(name, f"unknown executor (known: {KNOWN})")
     if name == "inline":
         if jobs != 1:
             raise ExecutorError(name, "runs one dispatch at a time; use threads or processes "
@@ -36,12 +45,9 @@ def make_executor(name: str | None, jobs: int) -> Executor:
         from retap.executors.processes import ProcessExecutor
 
         return ProcessExecutor(jobs)
-    if name == "dask" or name.startswith("dask://"):
-        from retap.executors.dask import DaskExecutor
+    from retap.executors.dask import DaskExecutor  # "dask" or a scheduler's address
 
-        return DaskExecutor(jobs, name.removeprefix("dask://") if "://" in name else None)
-    raise ExecutorError(name, f"unknown executor (known: {', '.join(EXECUTORS)}, "
-                              "dask://HOST:PORT)")
+    return DaskExecutor(jobs, name.removeprefix("dask://") if "://" in name else None)
 
 
 def check_tasks(executor: Executor, tasks: Iterable[tuple[object, Task]]) -> None:

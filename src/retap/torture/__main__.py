@@ -32,12 +32,11 @@ CATEGORIES = {
 
 def known_executors(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """``--executor``: one executor or a comma list of them, each one retap knows."""
-    from retap.executors.choose import EXECUTORS
+    from retap.executors.choose import KNOWN, is_executor
 
     for name in value.split(","):
-        if name not in EXECUTORS and not name.startswith("dask://"):
-            raise click.BadParameter(f"{name!r} is not one of {', '.join(EXECUTORS)} or "
-                                     f"dask://HOST:PORT", ctx, param)
+        if not is_executor(name):
+            raise click.BadParameter(f"{name!r} is not one of {KNOWN}", ctx, param)
     return value
 
 
