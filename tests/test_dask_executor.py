@@ -4,6 +4,7 @@ covers the same executor under the App, through the `retap` command.)"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -80,3 +81,22 @@ def test_a_job_runs_once_whatever_dask_asks(executor: DaskExecutor, tmp_path: Pa
     assert late.status == "failed" and "the second run was refused" in late.error["message"]
     executor.close()
     assert not os.path.exists(executor.claims)
+
+
+@pytest.mark.timeout(120)
+def test_the_clients_abandoned_waits_stay_off_stderr(executor: DaskExecutor,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    # On a slower machine, a result fetched with a timeout whose worker had died left a wait
+    # inside Dask's client failing with AllExit, which asyncio then logged ("Task exception
+    # was never retrieved") beside retap's one-line WorkerLost. Other asyncio errors stay.
+    from distributed.client import AllExit
+
+    loop = asyncio.new_event_loop()
+    try:
+        for exc in (AllExit(), ValueError("kept")):
+            loop.call_exception_handler({"message": "Task exception was never retrieved",
+                                         "exception": exc})
+    finally:
+        loop.close()
+    logged = [r.exc_info[1] for r in caplog.records if r.name == "asyncio" and r.exc_info]
+    assert [type(e) for e in logged] == [ValueError]

@@ -52,6 +52,27 @@ def run_in_project(job: Job, project: str, claim: str) -> Completion:
     return run_job_elsewhere(job)
 
 
+class _AbandonedWaits(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for ``exit_type`` (Dask's
+    AllExit): a wait inside the client that it gave up on, when a result fetched with a
+    timeout had lost its worker. The job's outcome reaches the user as its WorkerLost."""
+
+    def __init__(self, exit_type: type[BaseException]) -> None:
+        super().__init__()
+        self.exit_type = exit_type
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], self.exit_type))
+
+
+def quiet_abandoned_waits(exit_type: type[BaseException]) -> None:
+    """Keep the Dask client's abandoned waits (see _AbandonedWaits) off stderr; once a
+    process."""
+    asyncio_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _AbandonedWaits) for f in asyncio_logger.filters):
+        asyncio_logger.addFilter(_AbandonedWaits(exit_type))
+
+
 class DaskExecutor(Executor):
     """Futures on a distributed Client; completions come back through one queue."""
 
@@ -72,6 +93,7 @@ class DaskExecutor(Executor):
         # one-line WorkerLost; a cluster someone else runs keeps its errors
         quiet = logging.CRITICAL if address is None else logging.ERROR
         logging.getLogger("distributed").setLevel(quiet)
+        quiet_abandoned_waits(distributed.client.AllExit)
         if address is None:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 self.cluster = distributed.LocalCluster(
