@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from retap.workflow import Workflow
 
 __all__ = ["actor", "as_shown", "attempt_history", "event_line", "history_problems",
-           "recorded_code", "run_summary", "session_facts"]
+           "recorded_code", "run_summary", "session_facts", "shown_status"]
 
 
 def session_facts(workflow: Workflow) -> dict[str, Any]:
@@ -111,14 +111,20 @@ def run_summary(events: list[RunEvent], running: bool, now: float
     return (took if events else None), command
 
 
-def as_shown(audits: list[AuditRecord], live: bool) -> list[AuditRecord]:
-    """``audits`` as a user is shown them: in a run no process runs any more (not
-    ``live``), a dispatch still recorded running was in flight when its coordinator died,
-    and reads ``lost``, as its attempt is kept once a resume runs it again (the run itself
+def shown_status(status: str, live: bool) -> str:
+    """A dispatch's status as a user is shown it: in a run no process runs any more (not
+    ``live``), one still recorded running was in flight when its coordinator died, and
+    reads ``lost``, as its attempt is kept once a resume runs it again (the run itself
     reads interrupted, DESIGN §6). The store keeps it running: a resume asks for it."""
+    return LOST if status == "running" and not live else status
+
+
+def as_shown(audits: list[AuditRecord], live: bool) -> list[AuditRecord]:
+    """``audits`` with their statuses as shown (see ``shown_status``)."""
     if live:
         return audits
-    return [replace(a, status=LOST) if a.status == "running" else a for a in audits]
+    return [a if (shown := shown_status(a.status, live)) == a.status
+            else replace(a, status=shown) for a in audits]
 
 
 def attempt_history(store: Store, run: str, audits: list[AuditRecord]
@@ -127,7 +133,7 @@ def attempt_history(store: Store, run: str, audits: list[AuditRecord]
     answered from the memo comes last as ``reused`` (numbered 0: no attempt was made).
     Each names the process that ran it (``worker``): a worker's, else its session's
     coordinator's (unknown for a session of an older store). An attempt in flight in a
-    run no process runs any more is ``lost`` (see ``as_shown``)."""
+    run no process runs any more is ``lost`` (see ``shown_status``)."""
     live = store.run_info(run, count=False).effective_status == "running"
     earlier = store.earlier_attempts(run)
     events = store.events(run)
@@ -139,7 +145,7 @@ def attempt_history(store: Store, run: str, audits: list[AuditRecord]
     for a in audits:
         running = a.status == "running"  # in flight (or lost): the attempt after those counted
         latest = Attempt(a.attempts + running, session_of(sessions, a.seq),
-                         LOST if running and not live else a.status, a.started or None,
+                         shown_status(a.status, live), a.started or None,
                          a.finished or None, a.error)
         if a.reused is not None:  # answered from the memo: no attempt of its own
             latest.n, latest.status = 0, "reused"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from retap.history import as_shown, attempt_history, event_line
+from retap.history import as_shown, attempt_history, event_line, shown_status
 from retap.render import attempt_json, attempt_lines, iso, jsonable
-from retap.store.base import LOST, Store
+from retap.store.base import Store
 from retap.store.boundary import STATUSES
 
 __all__ = ["show_report"]
@@ -45,7 +45,7 @@ def _show_report(store: Store, run: str) -> dict[str, Any]:
                for a in as_shown(shown, live)]
     counts: dict[str, int] = {}
     for status, n in store.counts(run).items():
-        status = status if live or status != "running" else LOST  # see as_shown
+        status = shown_status(status, live)
         counts[status] = counts.get(status, 0) + n
     return {"run": info.run, "status": info.effective_status, "created": iso(info.created),
             "counts": counts, "failed": failed, "queue": queue, "events": events,

@@ -166,7 +166,8 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool, do
     the_store.check_structure()
     run = resolve_run(the_store, run)
     _import_pickled_classes(the_store, run)
-    live = the_store.run_info(run, count=False).effective_status == "running"
+    info = the_store.run_info(run, count=False)
+    live = info.effective_status == "running"
     audits = as_shown(the_store.audits(run), live)
     if dispatch is not None:
         chosen = one_dispatch((a.id for a in audits), dispatch,
@@ -176,8 +177,7 @@ def audit_cmd(ctx: click.Context, run: str, store: str | None, as_json: bool, do
         full = the_store.dispatches(run, STATUSES)  # with their inputs
         history = attempt_history(the_store, run, full)
         full = as_shown(full, live)
-        configs = {n["id"]: n.get("config", {})
-                   for n in the_store.run_info(run).spec.get("nodes", [])}
+        configs = {n["id"]: n.get("config", {}) for n in info.spec.get("nodes", [])}
         click.echo(json.dumps(audit_json(full, history, configs), indent=2,
                               ensure_ascii=False))
     elif fmt == "dot":

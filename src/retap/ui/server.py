@@ -203,10 +203,10 @@ def _run_state(reading: Callable[[], Store], run: str) -> dict[str, Any]:
         report = show_report(store, run)
         with store.snapshot():
             info = store.run_info(run)
-            # polled: never the whole history
-            audits = as_shown(store.audits(run, TABLE_LIMIT), info.effective_status == "running")
+            live = info.effective_status == "running"
+            audits = as_shown(store.audits(run, TABLE_LIMIT), live)  # never the whole history
             events = store.events(run)
-        took, command = run_summary(events, info.effective_status == "running", time.time())
+        took, command = run_summary(events, live, time.time())
         dispatches = [{"id": a.id, "node": a.node, "task": a.task, "status": a.status,
                        "attempts": a.attempts} for a in audits]
         # what the page shows but its running time, which changes while nothing else does
