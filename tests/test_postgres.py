@@ -174,3 +174,34 @@ def test_a_run_taken_over_between_commits_writes_nothing_more(durability: str) -
             assert store.run_info("stolen").dispatches == thief.held
         finally:
             store.close()
+
+
+def test_a_coordinator_paused_inside_a_transaction_does_not_keep_its_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a stopped VM whose coordinator had a transaction open holds the run's row: the server
+    # ends its session once it has sat idle as long as a lease, so another host takes the
+    # run over without waiting for the lock; the first learns it at its next write
+    from retap.errors import LeasePausedOut
+    from retap.owner import Owner
+
+    monkeypatch.setenv("RETAP_LEASE_SECONDS", "1")
+    spec = {"retap": 1, "nodes": [{"id": 0, "task": "x:T"}], "joins": []}
+    with fresh_schema("paused") as url:
+        first, second = open_store(url), open_store(url)
+        try:
+            log = first.create_run("r1", spec, Owner("host-a", 4242, 1.0))
+            assert isinstance(first, PostgresStore)
+            first.begin()  # paused mid-commit, the run's row locked
+            first.x("SELECT lease_token FROM runs WHERE run=? FOR UPDATE", ("r1",))
+            time.sleep(1.3)
+            started = time.monotonic()
+            second.claim_run("r1", Owner.current())
+            assert time.monotonic() - started < 1.0  # not a lock timeout's 10 s
+            for _ in range(2):  # the paused one's writes, now and after, say what happened
+                with pytest.raises(LeasePausedOut, match="r1.*taken over by another "
+                                                         "coordinator"):
+                    log.finish("done")
+            assert second.run_info("r1").owner == Owner.current()
+        finally:
+            first.close()
+            second.close()

@@ -24,6 +24,7 @@ RetapError                      base; ``exit_code`` is what the CLI exits with
 │   ├── StoreCorrupt            the store is damaged, crafted, or not a store at all
 │   ├── StoreWriteError         a write failed mid-run (disk full, I/O): exit 1, resumable
 │   ├── LeaseLost               another coordinator took the run over: exit 1, nothing written
+│   │   └── LeasePausedOut      paused in a transaction past its lease: its session ended
 │   └── StoreConnectionLost     the store's server went away mid-run: exit 1, resumable
 ├── TaskFailed                  a task reports that it failed (the built-in ``fail``)
 ├── WorkerLost                  the worker running a dispatch died (a failure of it)
@@ -323,6 +324,21 @@ class LeaseLost(StoreError):
         super().__init__(store, f"run {run} was taken over by another coordinator while this "
                                 "one was paused or cut off (its lease had expired); stopping "
                                 "without writing")
+        self.run = run
+
+
+class LeasePausedOut(LeaseLost):
+    """The server ended this coordinator's session: it sat paused or cut off inside a
+    transaction for longer than its lease (which had therefore expired), so another
+    coordinator may have taken the run over; this one stops without writing."""
+
+    def __init__(self, store: str, run: str) -> None:
+        StoreError.__init__(self, store, f"run {run}: this coordinator was paused or cut off "
+                                         "inside a transaction for longer than its lease, so "
+                                         "the server ended its session; the run may have "
+                                         "been taken over by another coordinator; stopping "
+                                         f"without writing (`retap resume {run}` continues "
+                                         "it if none did)")
         self.run = run
 
 

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from retap.errors import (
     LeaseLost,
+    LeasePausedOut,
     RetapError,
     StoreConnectionLost,
     StoreError,
@@ -39,6 +40,8 @@ from retap.errors import (
     UsageError,
 )
 from retap.store import DURABILITY
+from retap.store.base import RunLog, lease_seconds
+from retap.store.codec import Codec
 from retap.store.dialect import POSTGRES
 from retap.store.schema import SCHEMA_VERSION
 from retap.store.sql import SQLStore
@@ -82,6 +85,8 @@ class PostgresStore(SQLStore):
         self._sender: ThreadPoolExecutor | None = None  # sends group commits (batch)
         self._on_its_way: Future[Any] | None = None  # the group commit being sent
         self._fenced: str | None = None  # the run whose lease the last fence checked
+        self._leased: str | None = None  # the run whose lease this coordinator took
+        self._paused_out = False  # the server ended the session (see _log)
         self._prepared: dict[str, str] = {}  # a write's SQL -> how to execute it, prepared
         self.conn = self._connect(conninfo, timeout)
 
@@ -267,6 +272,16 @@ class PostgresStore(SQLStore):
         self.write("SELECT 1 / count(*) AS held FROM (SELECT 1 FROM runs WHERE run=? AND "
                    "lease_token=? FOR SHARE) AS held", (run, token))
 
+    def _log(self, run: str, token: str, codec: Codec | None = None) -> RunLog:
+        # A coordinator paused (a stopped VM) or cut off while a transaction of its own is
+        # open would hold row locks that keep another host from taking the run over once
+        # its lease runs out. The server ends a session that sits idle in a transaction as
+        # long as a lease; by then the lease has expired anyway.
+        timeout = int(lease_seconds() * 1000)
+        self.x(f"SET idle_in_transaction_session_timeout = '{timeout}ms'")
+        self._leased = run
+        return super()._log(run, token, codec)
+
     def _abort(self) -> None:
         self._buffer, self._open = None, False  # what was kept is dropped with the rest
         with suppress(Exception):
@@ -283,6 +298,10 @@ class PostgresStore(SQLStore):
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if isinstance(exc, psycopg.errors.DivisionByZero) and self._fenced is not None:
             return LeaseLost(self.location, self._fenced)  # see fence()
+        if self._leased is not None and (self._paused_out or isinstance(
+                exc, psycopg.errors.IdleInTransactionSessionTimeout)):
+            self._paused_out = True  # what follows on the closed connection says the same
+            return LeasePausedOut(self.location, self._leased)
         if isinstance(exc, psycopg.errors.DiskFull):
             return StoreWriteError(self.location, f"{text}: free some space on the server, "
                                                   "then `retap resume` the run")

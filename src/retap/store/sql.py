@@ -332,8 +332,10 @@ class SQLStore(Store):
             raise LeaseLost(self.location, run)
 
     def renew(self, run: str, token: str) -> bool:
-        """Extend the lease ``token`` holds on ``run``; False when it no longer holds it."""
-        with self.transaction():
+        """Extend the lease ``token`` holds on ``run``; False when it no longer holds it.
+        One statement, committed on its own: no lock on the run's row is held between
+        round trips, where a paused process would keep it from another host."""
+        with self.errors():
             renewed = self.x("UPDATE runs SET lease_expires=? WHERE run=? AND lease_token=?",
                              (now() + lease_seconds(), run, token)).rowcount
         return bool(renewed == 1)
