@@ -198,7 +198,7 @@ def test_a_coordinator_paused_inside_a_transaction_does_not_keep_its_run(
             second.claim_run("r1", Owner.current())
             assert time.monotonic() - started < 1.0  # not a lock timeout's 10 s
             for _ in range(2):  # the paused one's writes, now and after, say what happened
-                with pytest.raises(LeasePausedOut, match="r1.*taken over by another "
+                with pytest.raises(LeasePausedOut, match=r"r1.*taken over by another "
                                                          "coordinator"):
                     log.finish("done")
             assert second.run_info("r1").owner == Owner.current()
