@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -39,6 +40,16 @@ __all__ = ["DURABILITY", "SQLiteStore"]
 
 _HEADER = b"SQLite format 3\x00"
 
+# SQLite keeps POSIX locks on a store file while a connection has it open, and POSIX drops
+# every lock a process holds on a file when the process closes any descriptor of it. Had
+# retap read the header with its own open() and close() beside a connection of the same
+# process (a replay's reader, a second store object), another process closing the store
+# would find no lock, take itself for the last user, checkpoint and delete the WAL this
+# process goes on writing to: its later commits would be lost. So the header is read only
+# while no connection of this process has the file open ((device, inode) -> connections).
+_open_here: Counter[tuple[int, int]] = Counter()
+_open_lock = threading.Lock()
+
 
 class SQLiteStore(SQLStore):
     """Runs recorded in a SQLite file."""
@@ -58,6 +69,10 @@ class SQLiteStore(SQLStore):
         self.batch_seconds = batch_ms / 1000.0
         self._set_codecs(codec)
         self.conn = self._connect_readonly(timeout) if readonly else self._connect(timeout)
+        self._key: tuple[int, int] | None = self._file_key()
+        if self._key is not None:
+            with _open_lock:
+                _open_here[self._key] += 1
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -106,23 +121,41 @@ class SQLiteStore(SQLStore):
         raise AssertionError("unreachable")
 
     def _version_on_disk(self) -> int:
-        """The schema version in the file's header (0 for an empty file)."""
-        with open(self.path, "rb") as fh:
-            header = fh.read(100)
+        """The schema version in the file's header (0 for an empty file); the current one
+        when a connection of this process has the file open (it upgraded it)."""
+        header = self._header(100)
+        if header is None:
+            return SCHEMA_VERSION
         return int.from_bytes(header[60:64], "big") if len(header) == 100 else 0
+
+    def _file_key(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _header(self, size: int) -> bytes | None:
+        """The file's first ``size`` bytes; None while a connection of this process has it
+        open (see ``_open_here``: it was checked when that connection was made)."""
+        key = self._file_key()
+        with _open_lock:
+            if key is not None and _open_here[key]:
+                return None
+        with open(self.path, "rb") as fh:
+            return fh.read(size)
 
     def _check_file(self) -> None:
         if self.path.is_dir():
             raise StoreError(self.location, "is a directory, not a store file")
         try:
             size = self.path.stat().st_size
-            with open(self.path, "rb") as fh:
-                header = fh.read(16)
+            header = self._header(16)
         except FileNotFoundError:
             raise StoreError(self.location, "no such store") from None
         except OSError as exc:
             raise StoreError(self.location, f"cannot read it: {exc.strerror}") from None
-        if size and (size < 100 or header != _HEADER):
+        if header is not None and size and (size < 100 or header != _HEADER):
             raise StoreCorrupt(self.location, "not a SQLite database (damaged, truncated "
                                               "or another kind of file); move it aside")
 
@@ -232,6 +265,10 @@ class SQLiteStore(SQLStore):
 
     def close(self) -> None:
         self.conn.close()
+        key, self._key = self._key, None
+        if key is not None:
+            with _open_lock:
+                _open_here[key] -= 1
 
 
 def _translate(location: str, exc: sqlite3.Error) -> RetapError:
