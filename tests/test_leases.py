@@ -69,3 +69,28 @@ def test_take_over_needs_no_waiting_for_the_lease(proj: Project, procs: list) ->
     first.wait(timeout=10)
     proj.run("resume", "shared", "--take-over", env=host("host-b"), check=0)
     assert proj.counts() == {"a": 1, "b": 2}
+
+
+def test_a_coordinator_paused_between_dispatches_runs_nothing_once_it_wakes_taken_over(
+        proj: Project, procs: list) -> None:
+    # paused right after a's commit (a stopped VM): when it wakes, its lease has not been
+    # renewed for longer than it lasts, so before running b it asks, learns that another
+    # host took the run over, and stops without running b a second time
+    first = proj.start("run", "--run-id", "shared", "--", "a", "1", "--:", "b", "--:", "c",
+                       env=host("host-a", RETAP_FAULT="after_commit:1:stop"))
+    procs.append(first)
+    wait_for(lambda: _stopped(first.pid))
+    time.sleep(float(LEASE) + 0.5)
+    proj.run("resume", "shared", env=host("host-b"), check=0)
+    assert proj.counts() == {"a": 1, "b": 1, "c": 1}
+    os.kill(first.pid, signal.SIGCONT)
+    out, err = first.communicate(timeout=30)
+    assert first.returncode == 1, (out, err)
+    assert "taken over by another coordinator" in err.strip().splitlines()[-1], err
+    assert proj.counts() == {"a": 1, "b": 1, "c": 1}  # b did not run again
+    assert proj.run("show", "shared", "--json", check=0).json()["counts"] == {"done": 3}
+
+
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0] == "T"

@@ -395,7 +395,7 @@ class App:
         if not task.idempotent:
             self.recorder.mark_running(d, type(task).__retap__)
         else:
-            self.log.flush_if_due()
+            self.log.about_to_run()
 
     def _execute_here(self, d: Dispatch, task: Task, decision: Decision | None) -> None:
         """Run ``d`` in this thread, retrying as its task says, and record the outcome."""

@@ -381,8 +381,10 @@ class RunLog(ABC):
         """``dispatch``, recorded done, runs again (``--rerun-changed``): its done attempt
         is kept when its row is written over, and its attempts count on."""
 
-    def flush_if_due(self) -> None:
-        """Commit a pending group of commits if it has waited long enough (``batch``)."""
+    def about_to_run(self) -> None:
+        """Before a dispatch runs: commit a pending group of commits if it has waited long
+        enough (``batch``), and raise ``LeaseLost`` if the lease was not renewed when due
+        (the coordinator was paused) and another coordinator has taken the run over."""
 
     def synced(self) -> bool:
         """True when every commit made so far is durable (``batch``: the group is flushed)."""

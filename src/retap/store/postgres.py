@@ -88,6 +88,7 @@ class PostgresStore(SQLStore):
         self._leased: str | None = None  # the run whose lease this coordinator took
         self._paused_out = False  # the server ended the session (see _log)
         self._prepared: dict[str, str] = {}  # a write's SQL -> how to execute it, prepared
+        self._lock_wait = timeout  # seconds a statement waits for a lock
         self.conn = self._connect(conninfo, timeout)
 
     def _connect(self, conninfo: str, timeout: float) -> Any:
@@ -234,6 +235,11 @@ class PostgresStore(SQLStore):
         else:
             self.x(self.dialect.begin_claim if claim else "BEGIN")
         self._open = True
+        if claim:
+            # the run's row may be held by a coordinator paused inside a transaction: the
+            # server ends that session after a lease (see _log), so a claim waits that long
+            wait = max(self._lock_wait, lease_seconds() + 2.0)
+            self.write(f"SET LOCAL lock_timeout = '{int(wait * 1000)}ms'")
 
     def commit(self, wait: bool = True) -> None:
         if self._buffer is not None:
@@ -265,9 +271,11 @@ class PostgresStore(SQLStore):
     def fence(self, run: str, token: str) -> None:
         # One statement that locks the run's row (a claim waits for this commit, or this
         # waits for the claim and then finds the token changed) and fails the transaction
-        # when the token no longer holds the lease. It travels in the message that carries
-        # the commit, so it costs no round trip of its own; its error skips the COMMIT
-        # after it, and the transaction is rolled back.
+        # when the token no longer holds the lease. It comes first, so no write of a
+        # coordinator that lost its run meets the new owner's rows (a duplicate key would
+        # hide why), and travels in the message that carries the commit, so it costs no
+        # round trip of its own; its error skips the rest and the COMMIT, and the
+        # transaction is rolled back.
         self._fenced = run
         self.write("SELECT 1 / count(*) AS held FROM (SELECT 1 FROM runs WHERE run=? AND "
                    "lease_token=? FOR SHARE) AS held", (run, token))

@@ -324,9 +324,10 @@ class SQLStore(Store):
     write_checks_lease = True
 
     def fence(self, run: str, token: str) -> None:
-        """In a write transaction, after its writes: raise ``LeaseLost`` unless ``token``
-        still holds the run's lease (the transaction is then rolled back). The writes hold
-        SQLite's write lock, so no claim can come between this check and the commit."""
+        """In a write transaction, before its writes: raise ``LeaseLost`` unless ``token``
+        still holds the run's lease (the transaction is then rolled back). BEGIN IMMEDIATE
+        holds SQLite's write lock, so no claim can come between this check and the
+        commit."""
         row = self.x("SELECT lease_token FROM runs WHERE run=?", (run,)).fetchone()
         if row is None or row["lease_token"] != token:
             raise LeaseLost(self.location, run)

@@ -76,6 +76,7 @@ class SQLRunLog(RunLog):
             "dispatches", (*rows.DISPATCH, "crc"), replace_on=("run", "id"),
             only_if=LEASE_HELD if self._write_checks_lease else "")
         self._fenced = False  # the open transaction has checked the lease
+        self._renewed = time.monotonic()  # when the lease was last taken or renewed
         self._checked: Callable[[], None] | None = None  # see hold_writes_until
         self._readers: list[_Streamed] = []  # what cached() opened, closed with the log
         self._upsert_counter = store.dialect.insert("counters", (*rows.COUNTER, "crc"),
@@ -146,7 +147,7 @@ class SQLRunLog(RunLog):
                   _ids(record.sources), inputs, record.status, result, error,
                   record.attempts, self.seq, record.started, record.finished,
                   record.code_version, record.reused, outputs]
-        with self._transaction():
+        with self._transaction(row_checks_lease=True):
             self._insert_values(values)
             base = self._write_dispatch(fields, _add_attempts)
             for i, attempt in enumerate(record.earlier):  # this session's failed attempts
@@ -190,7 +191,7 @@ class SQLRunLog(RunLog):
         fields = [self.run, dispatch.id, self._node(dispatch.node), task,
                   _ids(dispatch.sources), inputs, "running", None, None, 0, self.seq,
                   now(), None, code_version, None, None]
-        with self._transaction(force=True):
+        with self._transaction(force=True, row_checks_lease=True):
             self._insert_values(values)
             self._write_dispatch(fields, _running_again)
         self._marked.add(dispatch.id)
@@ -259,9 +260,24 @@ class SQLRunLog(RunLog):
         with self._lock, self.store.errors():
             return self.store.committed()
 
-    def flush_if_due(self) -> None:
-        if self._pending and time.monotonic() - self._since >= self.store.batch_seconds:
+    def about_to_run(self) -> None:
+        now_ = time.monotonic()
+        if now_ - self._renewed > lease_seconds() * 2 / 3:
+            self._renew_now()
+        if self._pending and now_ - self._since >= self.store.batch_seconds:
             self.flush()
+
+    def _renew_now(self) -> None:
+        """The lease was not renewed when due: the coordinator was paused (a stopped VM)
+        and its run may have been taken over meanwhile, or busy groups of commits kept the
+        renewing thread out. Commit what is pending (its fence says whether the lease still
+        holds) and renew it before running anything more."""
+        with self._lock, self.store.errors():
+            if self.store.in_transaction:
+                self._commit()
+            if not self.store.renew(self.run, self.token):
+                raise LeaseLost(self.store.location, self.run)
+            self._renewed = time.monotonic()
 
     def flush(self) -> None:
         """Commit a pending batch now."""
@@ -297,8 +313,13 @@ class SQLRunLog(RunLog):
         self._checked = checked
 
     @contextmanager
-    def _transaction(self, force: bool = False) -> Iterator[None]:
-        """Statements inside run in the open transaction; committed now, or with the batch."""
+    def _transaction(self, force: bool = False, row_checks_lease: bool = False
+                     ) -> Iterator[None]:
+        """Statements inside run in the open transaction; committed now, or with the batch.
+        A transaction checks the lease before it writes anything (``fence``), so that a
+        coordinator that lost its run learns so before any of its writes can meet the new
+        owner's; where the store lets the row of a dispatch check it (``row_checks_lease``:
+        the block writes one before anything that could conflict), that row does."""
         if self._checked is not None:
             checked, self._checked = self._checked, None
             checked()
@@ -307,6 +328,9 @@ class SQLRunLog(RunLog):
                 self.store.begin()
                 self._since = time.monotonic()
                 self._fenced = False
+                if not (row_checks_lease and self._write_checks_lease):
+                    self.store.fence(self.run, self.token)
+                    self._fenced = True
             yield
             self._pending += 1
             if force or self._pending >= self.store.batch_size or \
@@ -333,6 +357,7 @@ class SQLRunLog(RunLog):
                 try:
                     if not self.store.renew(self.run, self.token):
                         return  # taken over: the next commit says so and stops the run
+                    self._renewed = time.monotonic()
                 except RetapError:
                     return  # the store failed: the run's own next commit reports it
 
