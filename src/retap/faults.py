@@ -2,7 +2,8 @@
 
 Off unless ``$RETAP_FAULT`` names a point (``POINT:N[:ACTION]``: act the N-th time
 POINT is reached; ACTION is ``kill`` (SIGKILL, the default), ``exit`` (``os._exit``)
-or ``sigint``/``sigterm`` (send that signal to itself)). Code marks a point with
+or ``sigint``/``sigterm``/``stop`` (send that signal to itself: ``stop`` pauses the
+process, as a stopped VM would, until SIGCONT)). Code marks a point with
 ``if faults.armed: faults.hit("name")``, so production pays one attribute test.
 
 Points: ``before_dispatch``, ``after_execute`` (the task returned, nothing committed),
@@ -30,7 +31,7 @@ POINTS = ("before_dispatch", "after_execute", "in_commit", "in_join_write", "aft
 JOURNAL_WRITE = "in_journal_write"  # drawn apart from POINTS, only for cases with file tasks
 IN_WORKER = "in_worker"  # drawn apart from POINTS, only for attempts on worker processes
 DISK_FULL = "disk_full"
-ACTIONS = ("kill", "exit", "sigint", "sigterm")
+ACTIONS = ("kill", "exit", "sigint", "sigterm", "stop")
 
 armed = False
 _point = ""
@@ -70,7 +71,8 @@ def hit(point: str) -> None:
     armed = False
     if _action == "exit":
         os._exit(137)
-    sig = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}[_action]
+    sig = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM,
+           "stop": signal.SIGSTOP}[_action]
     os.kill(os.getpid(), sig)
 
 

@@ -9,7 +9,8 @@ then an input file or a lead input changes and a new run on the same project and
 brought to done). The scenario runs once without faults for reference, in a folder of its
 own; then in subprocesses killed at random named fault points (SIGKILL, ``_exit``,
 SIGINT, SIGTERM: see ``retap.faults``) and continued by resume, replay or a fresh run
-until done.
+until done; some attempts are paused instead and their runs taken over by another
+coordinator (``retap.torture.pause``).
 
 After every attempt it checks the store's integrity, that no dispatch the store had as
 done in a run executed again in that run, that no memoized result with intact files was

@@ -134,6 +134,7 @@ def features(results: list[CaseResult]) -> str:
             f"{sum(r.older_stores for r in results)}, "
             f"code changes {sum(r.code_changes for r in results)}, "
             f"flaky nodes retried in their session {sum(r.retried_nodes for r in results)}, "
+            f"paused coordinators taken over {sum(r.pauses for r in results)}, "
             f"parallel attempts {sum(r.parallel_attempts for r in results)} ("
             + "".join(f"{name} {n}, " for name, n in
                       sum((r.executors for r in results), Counter()).most_common())

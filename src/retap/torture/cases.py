@@ -28,6 +28,7 @@ from retap.torture import project as disk
 from retap.torture.execlog import ExecLog, Execution
 from retap.torture.features import Features, draw, feature_rng
 from retap.torture.older import as_older_retap
+from retap.torture.pause import pausable, paused_attempt
 from retap.torture.plans import (
     decorate,
     downstream,
@@ -42,7 +43,7 @@ from retap.torture.reference import Expected, done_audit, reference
 from retap.torture.replaycheck import replay_problems
 from retap.torture.scenario import Phase, phases
 
-__all__ = ["CaseResult", "Parallel", "groups_by_arrival", "run_case"]
+__all__ = ["Case", "CaseResult", "Parallel", "draw_fault", "groups_by_arrival", "run_case"]
 
 MAX_ATTEMPTS = 40  # besides the resumes the reference needed
 ACTIONS = ("kill", "kill", "kill", "kill", "exit", "sigint", "sigterm")
@@ -76,6 +77,7 @@ class CaseResult:
     older_stores: int = 0  # recoveries of a store as an older retap left it (torture.older)
     code_changes: int = 0  # runs started after the project code memoized tasks read changed
     retried_nodes: int = 0  # flaky nodes whose task retries within its session
+    pauses: int = 0  # coordinators paused, their runs taken over, then let go on
     unordered: bool = False  # parallel, with joins that group by arrival: no reference check
     problems: list[str] = field(default_factory=list)
 
@@ -191,6 +193,7 @@ class Case:
         self.orng = random.Random(f"older-{result.seed}")  # a stream of its own, as from_rng
         self.jrng = random.Random(f"journal-{result.seed}")  # so is a kill inside a journal
         self.wrng = random.Random(f"worker-{result.seed}")  # and the loss of a worker
+        self.srng = random.Random(f"stop-{result.seed}")  # and a pause (torture.pause)
 
     def play(self, steps: list[Phase]) -> None:
         """Bring each phase's run to done, comparing it with the reference's."""
@@ -241,7 +244,7 @@ class Case:
         with self.open() as store:
             newest = store.run_info(self.runs[-1]).created
         before = datetime.fromtimestamp(newest - 0.01, UTC).isoformat()
-        code = self._attempt(["prune", "--older-than", before], None)
+        code = self.attempt(["prune", "--older-than", before], None)
         self.result.prunes += 1
         if code != 0:
             self.result.problems.append(f"prune of the runs before {self.runs[-1]} exited "
@@ -288,7 +291,7 @@ class Case:
         self.ordered = True
         rng = again[0] if again else self.rng
         for local in range(MAX_ATTEMPTS + wanted.resumes):
-            fault = _fault(rng, len(wanted.audit), local)
+            fault = draw_fault(rng, len(wanted.audit), local)
             if fault and self.features.files and self.jrng.random() < 0.25:
                 fault = _moved(fault, JOURNAL_WRITE)
             if again and local == 0:
@@ -301,9 +304,15 @@ class Case:
                 fault = _moved(fault, IN_WORKER)  # a task's worker is lost
             if args[0] != "run" and self.orng.random() < 0.15:
                 self._as_older_retap()
-            code = self._attempt(args, fault)
-            if not self._judge(args, fault, code, wanted, phase):
-                return False
+            if pausable(self, args, fault, self.srng):
+                assert fault is not None
+                going_on, code = paused_attempt(self, args, fault, wanted, phase, self.srng)
+                if not going_on:
+                    return False
+            else:
+                code = self.attempt(args, fault)
+                if not self.judge(args, fault, code, wanted, phase):
+                    return False
             if code == 0:
                 self._check_replay()
                 return True
@@ -336,7 +345,7 @@ class Case:
         self.result.problems += replay_problems(self.store, self.project, self.runs[-1],
                                                 running, self.env)
 
-    def _attempt(self, args: list[str], fault: str | None) -> int:
+    def attempt(self, args: list[str], fault: str | None) -> int:
         """Run one ``retap`` command in the project; its exit code (-1: it hung)."""
         self.result.attempts += 1
         self.log.mark(self.result.attempts)
@@ -348,13 +357,18 @@ class Case:
             code, stderr = done.returncode, done.stderr
         except subprocess.TimeoutExpired:
             code, stderr = -1, f"timed out after {TIMEOUT} s\n"
+        self.note_attempt(args, fault, code, stderr)
+        return code
+
+    def note_attempt(self, args: list[str], fault: str | None, code: int | None,
+                     stderr: str) -> None:
+        """Keep the attempt's command, fault, exit code and stderr in ``attempts.log``."""
         self.last_error = (stderr.strip().splitlines() or [""])[-1]
         with open(self.folder / "attempts.log", "a") as fh:
             fh.write(f"{self.result.attempts} {' '.join(args)} fault={fault} "
                      f"exit={code}\n{stderr}")
-        return code
 
-    def _judge(self, args: list[str], fault: str | None, code: int, wanted: Expected,
+    def judge(self, args: list[str], fault: str | None, code: int, wanted: Expected,
                phase: Phase) -> bool:
         """Check the attempt; False when the case cannot go on."""
         what = f"attempt {self.result.attempts} ({args[0]} {self.runs[-1]}, " \
@@ -367,7 +381,7 @@ class Case:
             if not any(r.run == self.runs[-1] for r in store.runs()):
                 self.result.problems.append(f"{what}: the run was not recorded (exit {code})")
                 return False
-            problems = self._problems(store, ran, code)
+            problems = self.problems_after(store, ran, code)
             if code == 0 and (self.ordered or not groups_by_arrival(phase.workplan)):
                 # files an earlier phase left may differ (its order decided their names);
                 # this phase's audit must still be the reference's
@@ -400,7 +414,7 @@ class Case:
         assert isinstance(store, SQLStore)
         return store
 
-    def _problems(self, store: SQLStore, ran: list[Execution], code: int) -> list[str]:
+    def problems_after(self, store: SQLStore, ran: list[Execution], code: int) -> list[str]:
         problems = self.ledger.execution_problems(ran, store, self.project, self.exempt)
         problems += check_store(store)
         if not problems:
@@ -426,7 +440,7 @@ def _moved(fault: str, point: str) -> str:
     return f"{point}:{fault.partition(':')[2]}"
 
 
-def _fault(rng: random.Random, size: int, attempt: int) -> str | None:
+def draw_fault(rng: random.Random, size: int, attempt: int = 0) -> str | None:
     """A fault for this attempt, less likely as attempts pile up (so every case ends)."""
     if rng.random() < attempt / 12:
         return None
