@@ -3,10 +3,15 @@
 Ctrl-C on a terminal sends SIGINT to the whole foreground process group, the cluster's
 worker processes included. Dask's workers would shut down at once, their running jobs
 lost, while retap's first SIGINT asks for what runs to finish and be committed: the
-workers ignore SIGINT and leave it to the coordinator (a second signal cancels them)."""
+workers ignore SIGINT and leave it to the coordinator (a second signal cancels them).
+
+Its workers log nothing either: Dask silences their log handlers only while a worker
+object lives, so a replacement worker closed with the cluster once printed its start-up
+lines and a traceback beside the run's one-line report; the logger's own level stays."""
 
 from __future__ import annotations
 
+import logging
 import signal
 from typing import Any
 
@@ -14,3 +19,4 @@ from typing import Any
 def dask_setup(worker: Any) -> None:
     """Called by Dask in the worker process's main thread as the worker starts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
