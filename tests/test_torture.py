@@ -25,7 +25,7 @@ from retap.torture.scenario import Phase
 
 FEATURES = ("file tasks", "memoized tasks", "memo reuse", "on-error continue",
             "rerun scenarios", "fresh runs", "parallel attempts", "code changes",
-            "flaky nodes retried in their session")
+            "flaky nodes retried in their session", "paused coordinators taken over")
 
 
 def held(*args: str) -> str:
@@ -56,6 +56,7 @@ def test_a_torture_run_on_postgres_finds_nothing_lost_or_run_twice() -> None:
     summary = held("--cases", "36", "--seed", "11", "--jobs", "3", "--store-server",
                    server_url())
     assert " 0 faults injected" not in summary
+    assert "paused coordinators taken over 0" not in summary, summary
 
 
 @pytest.mark.slow
