@@ -77,6 +77,7 @@ class SQLRunLog(RunLog):
             only_if=LEASE_HELD if self._write_checks_lease else "")
         self._fenced = False  # the open transaction has checked the lease
         self._renewed = time.monotonic()  # when the lease was last taken or renewed
+        self._overdue = lease_seconds() * 2 / 3  # a renewal this late means a pause
         self._checked: Callable[[], None] | None = None  # see hold_writes_until
         self._readers: list[_Streamed] = []  # what cached() opened, closed with the log
         self._upsert_counter = store.dialect.insert("counters", (*rows.COUNTER, "crc"),
@@ -262,7 +263,7 @@ class SQLRunLog(RunLog):
 
     def about_to_run(self) -> None:
         now_ = time.monotonic()
-        if now_ - self._renewed > lease_seconds() * 2 / 3:
+        if now_ - self._renewed > self._overdue:
             self._renew_now()
         if self._pending and now_ - self._since >= self.store.batch_seconds:
             self.flush()
