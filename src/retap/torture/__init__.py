@@ -10,7 +10,8 @@ brought to done). The scenario runs once without faults for reference, in a fold
 own; then in subprocesses killed at random named fault points (SIGKILL, ``_exit``,
 SIGINT, SIGTERM: see ``retap.faults``) and continued by resume, replay or a fresh run
 until done; some attempts are paused instead and their runs taken over by another
-coordinator (``retap.torture.pause``).
+coordinator (``retap.torture.pause``), and beside some other processes open and close the
+store (``retap.torture.neighbours``).
 
 After every attempt it checks the store's integrity, that no dispatch the store had as
 done in a run executed again in that run, that no memoized result with intact files was

@@ -135,6 +135,8 @@ def features(results: list[CaseResult]) -> str:
             f"code changes {sum(r.code_changes for r in results)}, "
             f"flaky nodes retried in their session {sum(r.retried_nodes for r in results)}, "
             f"paused coordinators taken over {sum(r.pauses for r in results)}, "
+            f"attempts with the store opened beside them "
+            f"{sum(r.neighboured for r in results)}, "
             f"parallel attempts {sum(r.parallel_attempts for r in results)} ("
             + "".join(f"{name} {n}, " for name, n in
                       sum((r.executors for r in results), Counter()).most_common())

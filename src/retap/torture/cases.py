@@ -27,6 +27,7 @@ from retap.torture import checks
 from retap.torture import project as disk
 from retap.torture.execlog import ExecLog, Execution
 from retap.torture.features import Features, draw, feature_rng
+from retap.torture.neighbours import run_beside
 from retap.torture.older import as_older_retap
 from retap.torture.pause import pausable, paused_attempt
 from retap.torture.plans import (
@@ -78,6 +79,7 @@ class CaseResult:
     code_changes: int = 0  # runs started after the project code memoized tasks read changed
     retried_nodes: int = 0  # flaky nodes whose task retries within its session
     pauses: int = 0  # coordinators paused, their runs taken over, then let go on
+    neighboured: int = 0  # attempts beside which other processes opened the store
     unordered: bool = False  # parallel, with joins that group by arrival: no reference check
     problems: list[str] = field(default_factory=list)
 
@@ -194,6 +196,7 @@ class Case:
         self.jrng = random.Random(f"journal-{result.seed}")  # so is a kill inside a journal
         self.wrng = random.Random(f"worker-{result.seed}")  # and the loss of a worker
         self.srng = random.Random(f"stop-{result.seed}")  # and a pause (torture.pause)
+        self.nrng = random.Random(f"beside-{result.seed}")  # and neighbours (.neighbours)
 
     def play(self, steps: list[Phase]) -> None:
         """Bring each phase's run to done, comparing it with the reference's."""
@@ -351,12 +354,19 @@ class Case:
         self.log.mark(self.result.attempts)
         command = [sys.executable, "-m", "retap", "--store", self.store, *args]
         env = {**self.env, "RETAP_FAULT": fault} if fault else self.env
-        try:
-            done = subprocess.run(command, cwd=self.project, env=env, capture_output=True,
-                                  text=True, timeout=TIMEOUT)
-            code, stderr = done.returncode, done.stderr
-        except subprocess.TimeoutExpired:
-            code, stderr = -1, f"timed out after {TIMEOUT} s\n"
+        if self.nrng.random() < 0.2:  # other processes open and close the store meanwhile
+            self.result.neighboured += 1
+            code, stderr, problems = run_beside(command, self.project, env, self.store,
+                                                self.nrng, TIMEOUT, self.folder / "attempt.err")
+            self.result.problems += [f"attempt {self.result.attempts} ({args[0]} "
+                                     f"{self.runs[-1]}): {p}" for p in problems]
+        else:
+            try:
+                done = subprocess.run(command, cwd=self.project, env=env, capture_output=True,
+                                      text=True, timeout=TIMEOUT)
+                code, stderr = done.returncode, done.stderr
+            except subprocess.TimeoutExpired:
+                code, stderr = -1, f"timed out after {TIMEOUT} s\n"
         self.note_attempt(args, fault, code, stderr)
         return code
 
