@@ -25,7 +25,8 @@ from retap.torture.scenario import Phase
 
 FEATURES = ("file tasks", "memoized tasks", "memo reuse", "on-error continue",
             "rerun scenarios", "fresh runs", "parallel attempts", "code changes",
-            "flaky nodes retried in their session", "paused coordinators taken over")
+            "flaky nodes retried in their session", "paused coordinators taken over",
+            "attempts with the store opened beside them")
 
 
 def held(*args: str) -> str:
