@@ -39,6 +39,7 @@ from retap.torture.plans import (
     node_features,
     plan,
 )
+from retap.torture.procs import TIMEOUT
 from retap.torture.project import set_up
 from retap.torture.reference import Expected, done_audit, reference
 from retap.torture.replaycheck import replay_problems
@@ -50,7 +51,6 @@ MAX_ATTEMPTS = 40  # besides the resumes the reference needed
 ACTIONS = ("kill", "kill", "kill", "kill", "exit", "sigint", "sigterm")
 FAULT_CODES = (-9, 137, 130, 143)
 MAX_FRESH = 2  # fresh runs a phase may start besides its first
-TIMEOUT = 300
 
 
 @dataclass

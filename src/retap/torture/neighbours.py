@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from retap.torture.procs import start, wait
+
 __all__ = ["run_beside"]
 
 # prune deletes runs created before this: none of a case's
@@ -24,9 +26,7 @@ def run_beside(command: list[str], cwd: Path, env: dict[str, str], store: str,
                ) -> tuple[int, str, list[str]]:
     """Run ``command`` while neighbours open and close ``store``: (its exit code, -1 when
     it hung; its stderr; what went wrong with the neighbours)."""
-    with open(err_path, "w") as err:  # a file: a full pipe would block the attempt
-        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=err)
+    proc = start(command, cwd, env, err_path)
     quiet = {k: v for k, v in env.items() if k != "RETAP_FAULT"}
     problems: list[str] = []
     deadline = time.monotonic() + timeout
@@ -40,10 +40,5 @@ def run_beside(command: list[str], cwd: Path, env: dict[str, str], store: str,
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or [""])[-1]
             problems.append(f"a prune beside it exited {done.returncode}: {last}")
-    try:
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        code = -1
+    code = wait(proc, max(1.0, deadline - time.monotonic()))
     return code, err_path.read_text(), problems

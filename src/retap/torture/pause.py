@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from retap.faults import IN_WORKER, JOURNAL_WRITE
 from retap.history import history_problems
 from retap.store.check import check_store
+from retap.torture.procs import TIMEOUT, start, wait
 
 if TYPE_CHECKING:
     import random
@@ -68,10 +69,8 @@ def paused_attempt(case: Case, args: list[str], fault: str, wanted: Expected, ph
     case.result.attempts += 1
     case.log.mark(case.result.attempts)
     err_path = case.folder / "paused.err"
-    with open(err_path, "w") as err:  # a file: a full pipe would block it before its stop
-        proc = subprocess.Popen([sys.executable, "-m", "retap", "--store", case.store, *args],
-                                cwd=case.project, env=env, stdout=subprocess.DEVNULL,
-                                stderr=err)
+    proc = start([sys.executable, "-m", "retap", "--store", case.store, *args], case.project,
+                 env, err_path)
     code = _until_stopped(proc)
     run = case.runs[-1]
     with case.open() as store:
@@ -82,7 +81,7 @@ def paused_attempt(case: Case, args: list[str], fault: str, wanted: Expected, ph
     if code is not None or not recorded:  # it ended before its stop, or stopped before its
         if code is None:                   # run was recorded: let it go on, judged as usual
             os.kill(proc.pid, signal.SIGCONT)
-            code = _wait(proc)
+            code = wait(proc)
         case.note_attempt(args, stop, code, err_path.read_text())
         return case.judge(args, stop, code, wanted, phase), code
     case.result.faults["stop"] += 1
@@ -113,7 +112,7 @@ def paused_attempt(case: Case, args: list[str], fault: str, wanted: Expected, ph
     case.result.attempts += 1
     case.log.mark(case.result.attempts)
     os.kill(proc.pid, signal.SIGCONT)
-    code = _wait(proc)
+    code = wait(proc)
     stderr = err_path.read_text()
     case.note_attempt(args, f"{stop} (let go on)", code, stderr)
     if not taken:  # no take-over (the taker died first, or there was no claim to take)
@@ -140,8 +139,6 @@ def paused_attempt(case: Case, args: list[str], fault: str, wanted: Expected, ph
 
 def _until_stopped(proc: subprocess.Popen[Any]) -> int | None:
     """Wait until the process stops itself (None) or exits (its exit code)."""
-    from retap.torture.cases import TIMEOUT
-
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         pid, status = os.waitpid(proc.pid, os.WUNTRACED | os.WNOHANG)
@@ -154,17 +151,6 @@ def _until_stopped(proc: subprocess.Popen[Any]) -> int | None:
     proc.kill()
     proc.wait()
     return -1
-
-
-def _wait(proc: subprocess.Popen[Any]) -> int:
-    from retap.torture.cases import TIMEOUT
-
-    try:
-        return proc.wait(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return -1
 
 
 def _let_go(proc: subprocess.Popen[Any]) -> None:
