@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import retap
 from retap import App, Middleware, Workflow
-from retap.dispatch import _digest, join_dispatch_id
+from retap.dispatch import _digest, join_dispatch_id, lead_dispatch_id
+from retap.joins import Gate, Join
 
 # Every execution of a Record task, in order: (label, inputs).
 LOG: list[tuple[str, tuple[Any, ...]]] = []
@@ -847,3 +848,18 @@ def test_a_join_dispatch_id_is_the_digest_of_its_parts_as_stores_recorded_them(
     made = join_dispatch_id(join, target, given_sources, part)
 
     assert made == _digest(("join", join, target, tuple(sources), part))
+
+
+def test_dispatch_ids_are_those_every_earlier_retap_made() -> None:
+    # a replay or resume recomputes ids and finds the recorded dispatches by them: a change to
+    # how they are hashed would orphan every store written before it
+    lead = lead_dispatch_id(0, 0)
+    assert lead == "390864680b5ae0742170f49d9c8ffd25"
+    assert join_dispatch_id(1, 2, (lead,), None) == "fe41ff5b85f102ffa2e1eaa60bcd54bc"
+    assert join_dispatch_id("g", "t", ["a", "b"], [3, 1]) == "9d6bd4507f655038c1bd3cb33ba088e4"
+    sequence = Join(1, [0], [2])
+    assert [d.id for d in sequence.receive(None, 0, lead, "v")] == [
+        "fe41ff5b85f102ffa2e1eaa60bcd54bc"]
+    gate = Gate("g", [0], ["t"], iterate=True)
+    assert [d.id for d in gate.expand("t", ["x", "y"], ("a", "b"), 3)] == [
+        join_dispatch_id("g", "t", ("a", "b"), [3, 0]), "9d6bd4507f655038c1bd3cb33ba088e4"]

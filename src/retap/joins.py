@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
-from retap.dispatch import Dispatch, NodeId, join_dispatch_id
+from retap.dispatch import Dispatch, JoinIds, NodeId
 from retap.errors import JoinError, SpecError
 
 __all__ = ["Gate", "Join", "JoinKind", "JoinState", "Switch", "Sync", "join_from_dict",
@@ -105,6 +105,7 @@ class Join:
         self.sources = list(sources)
         self.targets = list(targets)
         self.enq, self.iterate, self.splat = enq, iterate, splat
+        self._ids: dict[NodeId, JoinIds] = {}  # by target: what its dispatch ids are made by
 
     def new_state(self) -> JoinState | None:
         return None
@@ -124,11 +125,12 @@ class Join:
     def expand(self, target: NodeId, value: Any, sources: tuple[str, ...],
                part: Any) -> list[Dispatch]:
         """Apply iterate and splat: the dispatches one passed-on value makes."""
+        ids = self._ids.get(target)
+        if ids is None:
+            ids = self._ids[target] = JoinIds(self.id, target)
         if not self.iterate:
-            return [Dispatch(join_dispatch_id(self.id, target, sources, part), target,
-                             self._inputs(value), sources)]
-        return [Dispatch(join_dispatch_id(self.id, target, sources,
-                                          index if part is None else [part, index]),
+            return [Dispatch(ids(sources, part), target, self._inputs(value), sources)]
+        return [Dispatch(ids(sources, index if part is None else [part, index]),
                          target, self._inputs(item), sources)
                 for index, item in enumerate(self._items(value, "iterate"))]
 
